@@ -1,0 +1,61 @@
+# adledger: `make run` starts everything, `make test` proves it. Both do all set-up first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+SERVICES := wallet campaign invoicing order_escrow spend_consumer
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+STACK := deploy/local/stack
+PYTEST_ARGS ?=
+
+.PHONY: help setup venv stack-up stack-down stack-status run test test-unit test-integration schemas check-schemas bench lock clean
+
+help: ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+setup: venv ## Install everything: Python packages, Kafka jars, PostgreSQL, Java (idempotent).
+	$(STACK) install
+
+venv: $(VENV)/.installed ## Create .venv with the libs and every service installed (editable).
+
+$(VENV)/.installed: libs/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) requirements-dev.txt requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "adledger needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV) || { echo "error: could not create a virtualenv (on Debian: apt-get install python3-venv)" >&2; exit 1; }
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -c requirements.lock -r requirements-dev.txt \
+		-e libs $(foreach s,$(SERVICES),-e services/$(s))
+	touch $@
+
+stack-up: ## Start Kafka and PostgreSQL (installs what is missing; waits for health).
+	$(STACK) start
+
+stack-down: ## Stop Kafka and PostgreSQL.
+	$(STACK) stop
+
+stack-status: ## Show whether Kafka and PostgreSQL run, where, and their logs.
+	$(STACK) status
+
+run: venv stack-up ## Start the stack and every service in the foreground (Ctrl-C stops all).
+	$(PY) deploy/local/run_all.py
+
+test: venv stack-up ## Run every test: unit and integration, against the real Kafka and PostgreSQL.
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: venv ## Only the tests that need no broker or database.
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: venv stack-up ## Only the tests against the real stack.
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+schemas: venv ## Regenerate schemas/ from the pydantic models and the topic catalogue.
+	$(PY) -m adledger_contracts.schemagen schemas
+
+check-schemas: venv ## Fail if schemas/ drifted from the models.
+	$(PY) -m adledger_contracts.schemagen schemas --check
+
+lock: venv ## Re-pin requirements.lock from the current .venv.
+	{ echo "# Pinned versions of every third-party package (constraints for `make venv`); refresh with `make lock`."; \
+	  $(VENV)/bin/pip freeze --exclude-editable | grep -v "^-e"; } > requirements.lock
+
+clean: ## Remove the virtualenv (the stack's data stays in $$ADLEDGER_HOME; see `deploy/local/stack reset`).
+	rm -rf $(VENV)

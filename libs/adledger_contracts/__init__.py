@@ -1,0 +1,32 @@
+"""The contracts between adledger and the outside world, and between its services.
+
+Event payloads are frozen pydantic models with a description on every field; JSON Schemas in
+`schemas/` are generated from them (`make schemas`) and a test fails when they drift. The
+external names and fields are fixed by CONTRACT.md version 1: fields may be added, never
+renamed, retyped or removed.
+"""
+
+from adledger_contracts.external import (
+    BalanceBuckets,
+    BalanceChanged,
+    DeliveryDecided,
+    DeliveryStateChanged,
+    SpendReported,
+)
+from adledger_contracts.topics import CATALOGUE, TopicSpec, dead_letter_topic, topic
+
+#: Every message type that has a schema in `schemas/`. A new event is added here.
+ALL_MESSAGES = (SpendReported, DeliveryDecided, DeliveryStateChanged, BalanceChanged)
+
+__all__ = [
+    "ALL_MESSAGES",
+    "CATALOGUE",
+    "BalanceBuckets",
+    "BalanceChanged",
+    "DeliveryDecided",
+    "DeliveryStateChanged",
+    "SpendReported",
+    "TopicSpec",
+    "dead_letter_topic",
+    "topic",
+]

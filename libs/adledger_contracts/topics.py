@@ -1,0 +1,109 @@
+"""The topic catalogue: every topic, its key, partitions, cleanup policy, producers, consumers.
+
+Services create the catalogue's topics at start; `schemas/topics.json` is generated from here.
+Every topic that a service consumes has a dead-letter topic `<name>.dlq` where a record that
+fails validation goes, with the reason in the `dlq-reason` header.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+DEAD_LETTER_SUFFIX = ".dlq"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    key: str
+    partitions: int
+    cleanup_policy: Literal["delete", "compact"]
+    producers: tuple[str, ...]
+    consumers: tuple[str, ...]
+    message_types: tuple[str, ...]
+    description: str
+    configs: dict[str, str] = field(default_factory=dict)
+
+    def topic_configs(self) -> dict[str, str]:
+        return {"cleanup.policy": self.cleanup_policy, **self.configs}
+
+
+def dead_letter_topic(name: str) -> str:
+    return name + DEAD_LETTER_SUFFIX
+
+
+_BASE: tuple[TopicSpec, ...] = (
+    TopicSpec(
+        name="ads.spend.v1",
+        key="ad_account_id",
+        partitions=12,
+        cleanup_policy="delete",
+        producers=("ad servers (external)",),
+        consumers=("spend_consumer",),
+        message_types=("SpendReported",),
+        description="Spend of what ad servers served (CONTRACT.md). Partitioned by ad account.",
+    ),
+    TopicSpec(
+        name="delivery.control.v1",
+        key="ad_account_id",
+        partitions=12,
+        cleanup_policy="delete",
+        producers=("spend_consumer",),
+        consumers=("ad servers (external)",),
+        message_types=("DeliveryDecided",),
+        description="Every pause and resume, with its reason (rule S4).",
+    ),
+    TopicSpec(
+        name="delivery.state.v1",
+        key="ad_account_id, or ad_account_id/campaign_id",
+        partitions=12,
+        cleanup_policy="compact",
+        producers=("spend_consumer",),
+        consumers=("ad servers (external)",),
+        message_types=("DeliveryStateChanged",),
+        description="The latest serving state per ad account and campaign; read from the beginning at a cold start.",
+        configs={"min.cleanable.dirty.ratio": "0.1", "segment.ms": "3600000"},
+    ),
+    TopicSpec(
+        name="balances.v1",
+        key="owner_id",
+        partitions=6,
+        cleanup_policy="compact",
+        producers=("wallet", "spend_consumer"),
+        consumers=("subscribers (external)",),
+        message_types=("BalanceChanged",),
+        description="The latest balance per Business Center and ad account; `version` grows by one per change.",
+        configs={"min.cleanable.dirty.ratio": "0.1", "segment.ms": "3600000"},
+    ),
+)
+
+
+def _with_dead_letters(specs: tuple[TopicSpec, ...]) -> tuple[TopicSpec, ...]:
+    dead_letters = tuple(
+        TopicSpec(
+            name=dead_letter_topic(spec.name),
+            key=spec.key,
+            partitions=1,
+            cleanup_policy="delete",
+            producers=tuple(c for c in spec.consumers if "(external)" not in c),
+            consumers=("operators (external)",),
+            message_types=spec.message_types,
+            description=f"Records of {spec.name} that could not be handled; headers dlq-reason, dlq-topic, "
+            "dlq-partition, dlq-offset say why and where from. Kept 30 days.",
+            configs={"retention.ms": str(30 * 24 * 3600 * 1000)},
+        )
+        for spec in specs
+        if any("(external)" not in consumer for consumer in spec.consumers)
+    )
+    return specs + dead_letters
+
+
+CATALOGUE: tuple[TopicSpec, ...] = _with_dead_letters(_BASE)
+
+
+def topic(name: str) -> TopicSpec:
+    for spec in CATALOGUE:
+        if spec.name == name:
+            return spec
+    raise KeyError(f"no topic {name!r} in the catalogue")

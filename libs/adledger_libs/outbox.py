@@ -1,0 +1,239 @@
+"""The outbox: outgoing events are rows written in the same transaction as their cause, and a
+relay publishes them afterwards. There is never a dual write (commit, then publish separately).
+
+A crash after the commit and before the publish loses nothing: the rows are still there and the
+relay publishes them when it runs again. A crash after the publish and before the rows are
+deleted publishes them a second time with the same event id, and consumers drop the duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from adledger_libs.db import checked_schema
+from adledger_libs.events import Envelope, Message, encode
+from adledger_libs.logs import current_trace_id, get_logger, new_trace_id
+from adledger_libs.metrics import OUTBOX_PUBLISHED
+
+log = get_logger(__name__)
+
+HEADER_DLQ_REASON = "dlq-reason"
+HEADER_DLQ_TOPIC = "dlq-topic"
+HEADER_DLQ_PARTITION = "dlq-partition"
+HEADER_DLQ_OFFSET = "dlq-offset"
+HEADER_DLQ_GROUP = "dlq-consumer-group"
+HEADER_DLQ_FAILED_AT = "dlq-failed-at"
+
+_COLUMNS = ("event_id", "topic", "key", "value", "headers")
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    event_id: str
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+
+    def record(self) -> tuple[Any, ...]:
+        return (
+            self.event_id,
+            self.topic,
+            self.key,
+            self.value,
+            [[name, value.decode("utf-8", errors="replace")] for name, value in self.headers],
+        )
+
+
+class UnitOfWork:
+    """One database transaction: the effects (through `conn`) and the events they cause.
+
+    Events recorded with `publish` or `dead_letter` are written to the outbox when the unit of
+    work commits, in the same transaction; if anything raises, nothing is written at all.
+    """
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self._rows: list[OutboxRow] = []
+
+    def publish(
+        self,
+        message: Message,
+        *,
+        topic: str,
+        key: str | None,
+        trace_id: str | None = None,
+        event_id: str | None = None,
+    ) -> Envelope:
+        envelope = encode(message, key=key, trace_id=trace_id or current_trace_id() or new_trace_id(), event_id=event_id)
+        self._rows.append(OutboxRow(envelope.event_id, topic, envelope.key, envelope.value, envelope.headers))
+        return envelope
+
+    def dead_letter(
+        self,
+        *,
+        topic: str,
+        source_topic: str,
+        partition: int,
+        offset: int,
+        group_id: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Mapping[str, str],
+        reason: str,
+        failed_at: datetime | None = None,
+    ) -> None:
+        """Send the original record, untouched, to the dead-letter topic with the reason in a header."""
+        extra = {
+            HEADER_DLQ_REASON: reason[:1000],
+            HEADER_DLQ_TOPIC: source_topic,
+            HEADER_DLQ_PARTITION: str(partition),
+            HEADER_DLQ_OFFSET: str(offset),
+            HEADER_DLQ_GROUP: group_id,
+            HEADER_DLQ_FAILED_AT: (failed_at or datetime.now(UTC)).isoformat(),
+        }
+        merged = {**{k: v for k, v in headers.items() if not k.startswith("dlq-")}, **extra}
+        self._rows.append(
+            OutboxRow(
+                event_id=f"dlq:{source_topic}:{partition}:{offset}",
+                topic=topic,
+                key=key,
+                value=value or b"",
+                headers=tuple((name, text.encode()) for name, text in merged.items()),
+            )
+        )
+
+    @property
+    def pending_events(self) -> int:
+        return len(self._rows)
+
+    async def flush(self) -> None:
+        if not self._rows:
+            return
+        if len(self._rows) < 8:
+            await self.conn.executemany(
+                "insert into outbox (event_id, topic, key, value, headers) values ($1, $2, $3, $4, $5)",
+                [row.record() for row in self._rows],
+            )
+        else:
+            schema = await self.conn.fetchval("select current_schema()")
+            await self.conn.copy_records_to_table(
+                "outbox", records=[row.record() for row in self._rows], columns=_COLUMNS, schema_name=schema
+            )
+        self._rows.clear()
+
+
+@asynccontextmanager
+async def unit_of_work(pool: asyncpg.Pool, relay: OutboxRelay | None = None) -> AsyncIterator[UnitOfWork]:
+    """Open a transaction; commit it with the outbox rows when the block ends without error."""
+    async with pool.acquire() as conn:
+        uow = UnitOfWork(conn)
+        async with conn.transaction():
+            yield uow
+            await uow.flush()
+    if relay is not None:
+        relay.wake()
+
+
+class OutboxRelay:
+    """Publishes outbox rows in id order and deletes them once Kafka acknowledged them.
+
+    One relay per schema publishes at a time (an advisory lock), so events keep their order
+    even when several instances of a service run. A notification from the outbox trigger, or a
+    `wake()` from this process, starts a round at once; a poll interval is the safety net.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        producer: AIOKafkaProducer,
+        *,
+        schema: str,
+        batch_size: int = 2000,
+        poll_interval_s: float = 0.5,
+        after_publish: Callable[[list[int]], Awaitable[None]] | None = None,
+    ) -> None:
+        self._pool = pool
+        self._producer = producer
+        self._schema = checked_schema(schema)
+        self._batch_size = batch_size
+        self._poll_interval_s = poll_interval_s
+        self._wakeup = asyncio.Event()
+        # A test seam: called after Kafka acknowledged a batch and before the rows are deleted,
+        # so a test can crash the relay exactly there.
+        self._after_publish = after_publish
+        self._listener: asyncpg.Connection | None = None
+
+    @property
+    def channel(self) -> str:
+        return f"adledger_outbox_{self._schema}"
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        """Publish until cancelled."""
+        await self._listen()
+        try:
+            while True:
+                published = await self.publish_pending()
+                if published == 0:
+                    try:
+                        await asyncio.wait_for(self._wakeup.wait(), self._poll_interval_s)
+                    except TimeoutError:
+                        pass
+                    self._wakeup.clear()
+        finally:
+            await self._unlisten()
+
+    async def publish_pending(self) -> int:
+        """One round: publish up to one batch. Returns how many rows were published."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            locked = await conn.fetchval("select pg_try_advisory_xact_lock(hashtext($1))", self.channel)
+            if not locked:
+                return 0
+            rows = await conn.fetch(
+                f"select id, topic, key, value, headers from {self._schema}.outbox order by id limit $1",
+                self._batch_size,
+            )
+            if not rows:
+                return 0
+            futures = [
+                await self._producer.send(
+                    row["topic"],
+                    value=row["value"],
+                    key=row["key"],
+                    headers=[(name, value.encode()) for name, value in row["headers"]],
+                )
+                for row in rows
+            ]
+            await asyncio.gather(*futures)
+            ids = [row["id"] for row in rows]
+            if self._after_publish is not None:
+                await self._after_publish(ids)
+            await conn.execute(f"delete from {self._schema}.outbox where id = any($1::bigint[])", ids)
+        OUTBOX_PUBLISHED.labels(self._schema).inc(len(rows))
+        return len(rows)
+
+    async def _listen(self) -> None:
+        self._listener = await self._pool.acquire()
+        await self._listener.add_listener(self.channel, self._notified)
+
+    async def _unlisten(self) -> None:
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            try:
+                await listener.remove_listener(self.channel, self._notified)
+            finally:
+                await self._pool.release(listener)
+
+    def _notified(self, *_: object) -> None:
+        self._wakeup.set()

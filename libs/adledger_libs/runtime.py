@@ -1,0 +1,233 @@
+"""Running a service: the same start, serve and stop for all five.
+
+Start: connect to PostgreSQL, migrate (the library's tables, then the service's), create the
+catalogue's topics, start the idempotent producer and the outbox relay. Serve: the consumer
+(if the service subscribes to anything), background jobs, and HTTP, until SIGTERM or SIGINT.
+A task that fails is a bug: the service logs it and exits non-zero rather than limp on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from importlib.resources.abc import Traversable
+
+import asyncpg
+import uvicorn
+from aiokafka import AIOKafkaProducer
+from starlette.routing import BaseRoute
+
+from adledger_contracts.topics import CATALOGUE, TopicSpec
+from adledger_libs.clock import Clock, SystemClock
+from adledger_libs.consumer import Subscription, TransactionalConsumer
+from adledger_libs.db import LIBRARY_MIGRATIONS, connect, create_pool, migrate
+from adledger_libs.http import build_app
+from adledger_libs.kafka import ensure_topics, make_producer
+from adledger_libs.logs import configure_logging, get_logger
+from adledger_libs.outbox import OutboxRelay
+from adledger_libs.settings import ServiceSettings
+
+log = get_logger(__name__)
+
+BackgroundJob = Callable[[], Awaitable[None]]
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the runtime owns shutdown of every task."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    def install_signal_handlers(self) -> None:  # older uvicorn
+        return None
+
+
+class ServiceRuntime:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        migrations: Traversable | None,
+        topics: Sequence[TopicSpec] = CATALOGUE,
+        clock: Clock | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self._migrations = migrations
+        self._topics = tuple(topics)
+        self._subscriptions: list[Subscription] = []
+        self._routes: list[BaseRoute] = []
+        self._background: list[tuple[str, BackgroundJob]] = []
+        self._pool: asyncpg.Pool | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._relay: OutboxRelay | None = None
+        self.http_server: _Server | None = None
+
+    # Wiring, done by a service's inject.py before start.
+    def subscribe(self, *subscriptions: Subscription) -> None:
+        self._subscriptions.extend(subscriptions)
+
+    def add_routes(self, *routes: BaseRoute) -> None:
+        self._routes.extend(routes)
+
+    def add_background_job(self, name: str, job: BackgroundJob) -> None:
+        self._background.append((name, job))
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("the service has not started")
+        return self._pool
+
+    @property
+    def relay(self) -> OutboxRelay:
+        if self._relay is None:
+            raise RuntimeError("the service has not started")
+        return self._relay
+
+    def migration_components(self) -> list[tuple[str, Traversable]]:
+        components: list[tuple[str, Traversable]] = [("adledger_libs", LIBRARY_MIGRATIONS)]
+        if self._migrations is not None:
+            components.append((self.settings.service_name, self._migrations))
+        return components
+
+    async def migrate(self) -> list[str]:
+        conn = await connect(self.settings.database_url, self.settings.schema, application_name=self._name("migrate"))
+        try:
+            return await migrate(conn, self.settings.schema, self.migration_components())
+        finally:
+            await conn.close()
+
+    async def start(self) -> None:
+        settings = self.settings
+        await self.migrate()
+        self._pool = await create_pool(
+            settings.database_url,
+            settings.schema,
+            application_name=self._name(),
+            min_size=settings.database_pool_min_size,
+            max_size=settings.database_pool_max_size,
+        )
+        if settings.kafka_create_topics:
+            await ensure_topics(settings.kafka_bootstrap_servers, self._topics)
+        self._producer = make_producer(settings.kafka_bootstrap_servers, client_id=self._name())
+        await self._producer.start()
+        self._relay = OutboxRelay(
+            self._pool,
+            self._producer,
+            schema=settings.schema,
+            poll_interval_s=settings.outbox_poll_interval_ms / 1000,
+        )
+        log.info("service_started", service=settings.service_name, schema=settings.schema)
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def check_database(self) -> None:
+        await self.pool.fetchval("select 1")
+
+    async def check_kafka(self) -> None:
+        if self._producer is None:
+            raise RuntimeError("producer not started")
+        await self._producer.client.fetch_all_metadata()
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Run every task until `stop` is set or one of them fails."""
+        tasks: dict[asyncio.Task[None], str] = {}
+
+        def spawn(name: str, coroutine: Awaitable[None]) -> None:
+            tasks[asyncio.ensure_future(coroutine)] = name
+
+        spawn("outbox_relay", self.relay.run())
+        consumer: TransactionalConsumer | None = None
+        if self._subscriptions:
+            consumer = TransactionalConsumer(
+                self.pool,
+                bootstrap_servers=self.settings.kafka_bootstrap_servers,
+                group_id=self.settings.consumer_group,
+                subscriptions=self._subscriptions,
+                relay=self.relay,
+                max_batch_records=self.settings.consumer_max_batch_records,
+                client_id=self._name(),
+            )
+            await consumer.start()
+            spawn("consumer", consumer.run())
+        for name, job in self._background:
+            spawn(name, job())
+        app = build_app(
+            service=self.settings.service_name,
+            health_checks={"database": self.check_database, "kafka": self.check_kafka},
+            routes=self._routes,
+        )
+        self.http_server = _Server(
+            uvicorn.Config(
+                app, host=self.settings.http_host, port=self.settings.http_port, log_config=None, access_log=False, lifespan="off"
+            )
+        )
+        spawn("http", self.http_server.serve())
+        stopper = asyncio.ensure_future(stop.wait())
+        failure: BaseException | None = None
+        try:
+            done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not stopper:
+                    failure = task.exception() or RuntimeError(f"task {tasks[task]} ended unexpectedly")
+                    log.error("task_failed", task=tasks[task], error=repr(failure))
+        finally:
+            self.http_server.should_exit = True
+            for task, name in tasks.items():
+                if name != "http":
+                    task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            stopper.cancel()
+            if consumer is not None:
+                await consumer.stop()
+        if failure is not None:
+            raise failure
+
+    def _name(self, suffix: str = "") -> str:
+        return f"adledger-{self.settings.service_name}" + (f"-{suffix}" if suffix else "")
+
+
+async def _serve_until_signalled(runtime: ServiceRuntime) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await runtime.start()
+    try:
+        await runtime.serve(stop)
+    finally:
+        await runtime.close()
+        log.info("service_stopped", service=runtime.settings.service_name)
+
+
+def run_cli(build: Callable[[], ServiceRuntime], argv: Sequence[str] | None = None) -> None:
+    """The console entry point of a service: `serve` (the default) or `migrate`."""
+    runtime = build()
+    settings = runtime.settings
+    parser = argparse.ArgumentParser(prog=f"adledger-{settings.service_name.replace('_', '-')}")
+    parser.add_argument("command", nargs="?", default="serve", choices=("serve", "migrate"))
+    arguments = parser.parse_args(argv)
+    configure_logging(settings.log_level, settings.log_format, service=settings.service_name)
+    try:
+        if arguments.command == "migrate":
+            applied = asyncio.run(runtime.migrate())
+            log.info("migrate_done", applied=applied)
+        else:
+            asyncio.run(_serve_until_signalled(runtime))
+    except KeyboardInterrupt:
+        pass
+    except Exception as error:
+        log.error("service_failed", error=repr(error), exc_info=True)
+        sys.exit(1)

@@ -1,0 +1,3 @@
+from adledger_campaign.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""Translators between the campaign core and Kafka, PostgreSQL and HTTP."""

@@ -1,0 +1,1 @@
+"""Pure rules of the campaign service: no I/O, no awaits."""

@@ -1,0 +1,1 @@
+"""Interfaces the campaign core needs from the outside, in domain words."""

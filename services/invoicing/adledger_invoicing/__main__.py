@@ -1,0 +1,3 @@
+from adledger_invoicing.main import main
+
+main()

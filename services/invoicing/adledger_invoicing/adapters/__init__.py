@@ -1,0 +1,1 @@
+"""Translators between the invoicing core and Kafka, PostgreSQL and HTTP."""

@@ -1,0 +1,1 @@
+"""Interfaces the invoicing core needs from the outside, in domain words."""

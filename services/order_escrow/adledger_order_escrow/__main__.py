@@ -1,0 +1,3 @@
+from adledger_order_escrow.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""Translators between the order_escrow core and Kafka, PostgreSQL and HTTP."""

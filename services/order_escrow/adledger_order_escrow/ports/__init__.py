@@ -1,0 +1,1 @@
+"""Interfaces the order_escrow core needs from the outside, in domain words."""

@@ -1,0 +1,3 @@
+from adledger_spend_consumer.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""Translators between the spend_consumer core and Kafka, PostgreSQL and HTTP."""

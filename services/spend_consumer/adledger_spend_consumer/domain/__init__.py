@@ -1,0 +1,1 @@
+"""Pure rules of the spend_consumer service: no I/O, no awaits."""

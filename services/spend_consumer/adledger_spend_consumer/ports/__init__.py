@@ -1,0 +1,1 @@
+"""Interfaces the spend_consumer core needs from the outside, in domain words."""

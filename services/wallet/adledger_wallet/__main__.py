@@ -1,0 +1,3 @@
+from adledger_wallet.main import main
+
+main()

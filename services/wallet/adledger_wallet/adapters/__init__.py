@@ -1,0 +1,1 @@
+"""Translators between the wallet core and Kafka, PostgreSQL and HTTP."""

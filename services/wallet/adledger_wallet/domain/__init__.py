@@ -1,0 +1,1 @@
+"""Pure rules of the wallet service: no I/O, no awaits."""

@@ -1,0 +1,1 @@
+"""Interfaces the wallet core needs from the outside, in domain words."""

@@ -1,0 +1,68 @@
+"""Reading and writing test records on the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from adledger_libs.events import headers_to_dict
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, str]
+
+
+async def produce(
+    bootstrap: str, topic: str, items: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]
+) -> list[tuple[int, int]]:
+    """Produce (key, value, headers) records in order; returns (partition, offset) of each."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value=value, key=key, headers=headers) for key, value, headers in items]
+        metadata = await asyncio.gather(*futures)
+        return [(item.partition, item.offset) for item in metadata]
+    finally:
+        await producer.stop()
+
+
+async def read_all(bootstrap: str, topic: str, *, expect: int, timeout_s: float = 20.0, settle_s: float = 0.5) -> list[Record]:
+    """Read a topic from the beginning until at least `expect` records arrived, then keep
+    reading for `settle_s` more to catch any extra (a duplicate) record; fail on timeout."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed")
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        while not partitions:
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - the topic was just created
+            partitions = consumer.partitions_for_topic(topic)
+        assigned = [TopicPartition(topic, number) for number in partitions]
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        records: list[Record] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        settle_until: float | None = None
+        while True:
+            now = loop.time()
+            if settle_until is None and len(records) >= expect:
+                settle_until = now + settle_s
+            if settle_until is not None and now >= settle_until:
+                return records
+            if now > deadline:
+                raise AssertionError(f"{topic}: got {len(records)} records, expected {expect}, within {timeout_s}s")
+            batch = await consumer.getmany(timeout_ms=100)
+            for tp_records in batch.values():
+                records.extend(
+                    Record(r.topic, r.partition, r.offset, r.key, r.value, headers_to_dict(r.headers)) for r in tp_records
+                )
+    finally:
+        await consumer.stop()
