@@ -14,8 +14,7 @@ PYTEST_ARGS ?=
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-setup: venv ## Install everything: Python packages, Kafka jars, PostgreSQL, Java (idempotent).
-	$(STACK) install
+setup: venv stack-up ## Install everything (Python packages, Kafka jars, PostgreSQL, Java) and start the stack.
 
 venv: $(VENV)/.installed ## Create .venv with the libs and every service installed (editable).
 
