@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -237,3 +237,51 @@ class OutboxRelay:
 
     def _notified(self, *_: object) -> None:
         self._wakeup.set()
+
+
+class StoredAnswer(NamedTuple):
+    status_code: int
+    response: Any
+
+
+async def remembered_answer(uow: UnitOfWork, *, scope: str, key: str, fingerprint: str) -> StoredAnswer | None:
+    """The answer already given to this idempotency key, if any (rule M5).
+
+    Takes a transaction-level advisory lock on the key first, so two concurrent requests with the
+    same key serialise: the second waits, then finds the first's answer. The same key with a
+    different request is a caller's mistake and raises `IdempotencyConflict`.
+    """
+    await uow.conn.execute("select pg_advisory_xact_lock(hashtext($1))", f"idempotency:{scope}:{key}")
+    row = await uow.conn.fetchrow(
+        "select fingerprint, status_code, response from idempotent_requests where scope = $1 and idempotency_key = $2",
+        scope,
+        key,
+    )
+    if row is None:
+        return None
+    if row["fingerprint"] != fingerprint:
+        raise IdempotencyConflict(scope, key)
+    return StoredAnswer(row["status_code"], row["response"])
+
+
+async def remember_answer(
+    uow: UnitOfWork, *, scope: str, key: str, fingerprint: str, status_code: int, response: Any
+) -> None:
+    await uow.conn.execute(
+        "insert into idempotent_requests (scope, idempotency_key, fingerprint, status_code, response)"
+        " values ($1, $2, $3, $4, $5)",
+        scope,
+        key,
+        fingerprint,
+        status_code,
+        response,
+    )
+
+
+class IdempotencyConflict(Exception):
+    """The idempotency key was used before for a different request."""
+
+    def __init__(self, scope: str, key: str) -> None:
+        super().__init__(f"idempotency key {key!r} was already used for a different request ({scope})")
+        self.scope = scope
+        self.key = key
