@@ -48,6 +48,7 @@ test-integration: venv stack-up ## Only the tests against the real stack.
 
 schemas: venv ## Regenerate schemas/ from the pydantic models and the topic catalogue.
 	$(PY) -m adledger_contracts.schemagen schemas
+	$(PY) -m adledger_wallet.inject schemas/openapi
 
 check-schemas: venv ## Fail if schemas/ drifted from the models.
 	$(PY) -m adledger_contracts.schemagen schemas --check

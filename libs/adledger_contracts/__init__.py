@@ -14,12 +14,40 @@ from adledger_contracts.external import (
     SpendReported,
 )
 from adledger_contracts.topics import CATALOGUE, TopicSpec, dead_letter_topic, topic
+from adledger_contracts.wallet import (
+    AdAccountOpened,
+    AutomaticBalanceAllocationEnabled,
+    BusinessCenterOpened,
+    FundsAllocated,
+    FundsReceived,
+    InvoicePaid,
+    PrepaymentThresholdCrossed,
+)
 
 #: Every message type that has a schema in `schemas/`. A new event is added here.
-ALL_MESSAGES = (SpendReported, DeliveryDecided, DeliveryStateChanged, BalanceChanged)
+ALL_MESSAGES = (
+    SpendReported,
+    DeliveryDecided,
+    DeliveryStateChanged,
+    BalanceChanged,
+    BusinessCenterOpened,
+    AdAccountOpened,
+    AutomaticBalanceAllocationEnabled,
+    FundsAllocated,
+    FundsReceived,
+    PrepaymentThresholdCrossed,
+    InvoicePaid,
+)
 
 __all__ = [
     "ALL_MESSAGES",
+    "AdAccountOpened",
+    "AutomaticBalanceAllocationEnabled",
+    "BusinessCenterOpened",
+    "FundsAllocated",
+    "FundsReceived",
+    "InvoicePaid",
+    "PrepaymentThresholdCrossed",
     "CATALOGUE",
     "BalanceBuckets",
     "BalanceChanged",

@@ -76,6 +76,34 @@ _BASE: tuple[TopicSpec, ...] = (
         description="The latest balance per Business Center and ad account; `version` grows by one per change.",
         configs={"min.cleanable.dirty.ratio": "0.1", "segment.ms": "3600000"},
     ),
+    TopicSpec(
+        name="wallet.events.v1",
+        key="business_center_id, or the owner's id",
+        partitions=6,
+        cleanup_policy="delete",
+        producers=("wallet",),
+        consumers=("campaign", "invoicing"),
+        message_types=(
+            "BusinessCenterOpened",
+            "AdAccountOpened",
+            "AutomaticBalanceAllocationEnabled",
+            "FundsAllocated",
+            "FundsReceived",
+            "PrepaymentThresholdCrossed",
+        ),
+        description="What happened in the wallet: Business Centers and ad accounts opened, ABA enabled, "
+        "funds allocated or received, prepayment threshold crossed (W12).",
+    ),
+    TopicSpec(
+        name="invoicing.events.v1",
+        key="owner_id",
+        partitions=6,
+        cleanup_policy="delete",
+        producers=("invoicing",),
+        consumers=("wallet",),
+        message_types=("InvoicePaid",),
+        description="Invoices and payments; the wallet credits each paid invoice exactly once (I1).",
+    ),
 )
 
 

@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from adledger_contracts.topics import dead_letter_topic
-from adledger_libs.events import HEADER_EVENT_ID, HEADER_TRACE_ID, DecodeError, Message, decode, headers_to_dict
+from adledger_libs.events import HEADER_EVENT_ID, HEADER_EVENT_TYPE, HEADER_TRACE_ID, DecodeError, Message, decode, headers_to_dict
 from adledger_libs.logs import get_logger, new_trace_id
 from adledger_libs.metrics import BATCH_RECORDS, BATCH_SECONDS, CONSUMER_LAG, MESSAGES_HANDLED
 from adledger_libs.outbox import OutboxRelay, UnitOfWork, unit_of_work
@@ -88,7 +88,9 @@ class TransactionalConsumer:
     ) -> None:
         self._pool = pool
         self._group_id = group_id
-        self._subscriptions = {subscription.topic: subscription for subscription in subscriptions}
+        self._subscriptions: dict[str, list[Subscription]] = {}
+        for subscription in subscriptions:
+            self._subscriptions.setdefault(subscription.topic, []).append(subscription)
         self._relay = relay
         self._max_batch_records = max_batch_records
         self._fetch_timeout_ms = fetch_timeout_ms
@@ -154,11 +156,16 @@ class TransactionalConsumer:
                         MESSAGES_HANDLED.labels(self._group_id, tp.topic, "redelivered").inc()
             decoded = self._decode(uow, fresh)
             accepted = await self._drop_applied(uow.conn, decoded)
-            for topic, subscription in self._subscriptions.items():
-                batch = [inbound for inbound in accepted if inbound.topic == topic]
-                if batch:
-                    await subscription.handler(uow, batch)
-                    MESSAGES_HANDLED.labels(self._group_id, topic, "applied").inc(len(batch))
+            for topic, subscriptions in self._subscriptions.items():
+                for subscription in subscriptions:
+                    batch = [
+                        inbound
+                        for inbound in accepted
+                        if inbound.topic == topic and type(inbound.message) is subscription.model
+                    ]
+                    if batch:
+                        await subscription.handler(uow, batch)
+                        MESSAGES_HANDLED.labels(self._group_id, topic, "applied").inc(len(batch))
             await uow.conn.execute(
                 """update consumer_positions p set next_offset = v.next_offset, updated_at = now()
                    from unnest($2::text[], $3::int[], $4::bigint[]) as v(topic, partition, next_offset)
@@ -200,8 +207,12 @@ class TransactionalConsumer:
     def _decode(self, uow: UnitOfWork, records: list[Any]) -> list[Inbound[Any]]:
         decoded: list[Inbound[Any]] = []
         for record in records:
-            subscription = self._subscriptions[record.topic]
             headers = headers_to_dict(record.headers)
+            subscription = self._route(record.topic, headers.get(HEADER_EVENT_TYPE))
+            if subscription is None:
+                # Another event type on a shared topic, which this service does not act on.
+                MESSAGES_HANDLED.labels(self._group_id, record.topic, "ignored").inc()
+                continue
             try:
                 message = decode(subscription.model, record.value)
             except DecodeError as error:
@@ -222,12 +233,23 @@ class TransactionalConsumer:
             )
         return decoded
 
+    def _route(self, topic: str, event_type: str | None) -> Subscription | None:
+        """The subscription for a record: by its `event-type` header, or the topic's only
+        subscription when the producer (an ad server) sets no header."""
+        subscriptions = self._subscriptions[topic]
+        if event_type is None:
+            return subscriptions[0] if len(subscriptions) == 1 else None
+        for subscription in subscriptions:
+            if subscription.model.MESSAGE_TYPE == event_type:
+                return subscription
+        return None
+
     def _dead_letter(self, uow: UnitOfWork, record: Any, headers: dict[str, str], reason: str) -> None:
         log.warning(
             "record_dead_lettered", topic=record.topic, partition=record.partition, offset=record.offset, reason=reason
         )
         uow.dead_letter(
-            topic=self._subscriptions[record.topic].dlq,
+            topic=self._subscriptions[record.topic][0].dlq,
             source_topic=record.topic,
             partition=record.partition,
             offset=record.offset,
@@ -241,7 +263,7 @@ class TransactionalConsumer:
 
     async def _drop_applied(self, conn: asyncpg.Connection, decoded: list[Inbound[Any]]) -> list[Inbound[Any]]:
         """Keep the first record of each event id that this group has not applied before."""
-        candidates = [inbound for inbound in decoded if self._subscriptions[inbound.topic].dedupe_by_event_id]
+        candidates = [inbound for inbound in decoded if self._dedupes(inbound)]
         if not candidates:
             return decoded
         rows = await conn.fetch(
@@ -256,7 +278,7 @@ class TransactionalConsumer:
         new_ids = {(row["topic"], row["event_id"]) for row in rows}
         accepted: list[Inbound[Any]] = []
         for inbound in decoded:
-            if not self._subscriptions[inbound.topic].dedupe_by_event_id:
+            if not self._dedupes(inbound):
                 accepted.append(inbound)
                 continue
             identity = (inbound.topic, inbound.event_id)
@@ -266,6 +288,9 @@ class TransactionalConsumer:
             else:
                 MESSAGES_HANDLED.labels(self._group_id, inbound.topic, "duplicate").inc()
         return accepted
+
+    def _dedupes(self, inbound: Inbound[Any]) -> bool:
+        return all(subscription.dedupe_by_event_id for subscription in self._subscriptions[inbound.topic])
 
     async def _commit_offsets(self, next_offsets: dict[TopicPartition, int]) -> None:
         owned = self._consumer.assignment()

@@ -111,6 +111,18 @@ class UnitOfWork:
             )
         )
 
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A nested transaction: if the block raises, its writes and the events it recorded are
+        undone, and the rest of the unit of work carries on (one bad message in a batch)."""
+        recorded = len(self._rows)
+        try:
+            async with self.conn.transaction():
+                yield
+        except BaseException:
+            del self._rows[recorded:]
+            raise
+
     @property
     def pending_events(self) -> int:
         return len(self._rows)

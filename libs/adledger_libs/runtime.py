@@ -19,6 +19,8 @@ from importlib.resources.abc import Traversable
 import asyncpg
 import uvicorn
 from aiokafka import AIOKafkaProducer
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from adledger_contracts.topics import CATALOGUE, TopicSpec
@@ -34,6 +36,7 @@ from adledger_libs.settings import ServiceSettings
 log = get_logger(__name__)
 
 BackgroundJob = Callable[[], Awaitable[None]]
+ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
 
 
 class _Server(uvicorn.Server):
@@ -63,6 +66,9 @@ class ServiceRuntime:
         self._subscriptions: list[Subscription] = []
         self._routes: list[BaseRoute] = []
         self._background: list[tuple[str, BackgroundJob]] = []
+        self._error_handlers: dict[type[Exception], ErrorHandler] = {}
+        self._startup_jobs: list[BackgroundJob] = []
+        self._shared_schemas: list[tuple[str, list[tuple[str, Traversable]]]] = []
         self._pool: asyncpg.Pool | None = None
         self._producer: AIOKafkaProducer | None = None
         self._relay: OutboxRelay | None = None
@@ -78,6 +84,14 @@ class ServiceRuntime:
     def add_background_job(self, name: str, job: BackgroundJob) -> None:
         self._background.append((name, job))
 
+    def add_error_handler(self, error_type: type[Exception], handler: ErrorHandler) -> None:
+        """Answer an exception raised by a route (a rejected command) with a 4xx and its reason."""
+        self._error_handlers[error_type] = handler
+
+    def add_startup_job(self, job: BackgroundJob) -> None:
+        """Run once after the database, topics and producer are ready, before anything is served."""
+        self._startup_jobs.append(job)
+
     @property
     def pool(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -90,6 +104,11 @@ class ServiceRuntime:
             raise RuntimeError("the service has not started")
         return self._relay
 
+    def add_shared_schema(self, schema: str, components: list[tuple[str, Traversable]]) -> None:
+        """Migrate a schema shared with other services (the ledger) too; the runner's advisory
+        lock makes two services migrating it at the same time safe."""
+        self._shared_schemas.append((schema, components))
+
     def migration_components(self) -> list[tuple[str, Traversable]]:
         components: list[tuple[str, Traversable]] = [("adledger_libs", LIBRARY_MIGRATIONS)]
         if self._migrations is not None:
@@ -99,7 +118,10 @@ class ServiceRuntime:
     async def migrate(self) -> list[str]:
         conn = await connect(self.settings.database_url, self.settings.schema, application_name=self._name("migrate"))
         try:
-            return await migrate(conn, self.settings.schema, self.migration_components())
+            applied: list[str] = []
+            for schema, components in self._shared_schemas:
+                applied += await migrate(conn, schema, components)
+            return applied + await migrate(conn, self.settings.schema, self.migration_components())
         finally:
             await conn.close()
 
@@ -123,6 +145,8 @@ class ServiceRuntime:
             schema=settings.schema,
             poll_interval_s=settings.outbox_poll_interval_ms / 1000,
         )
+        for job in self._startup_jobs:
+            await job()
         log.info("service_started", service=settings.service_name, schema=settings.schema)
 
     async def close(self) -> None:
@@ -168,6 +192,7 @@ class ServiceRuntime:
             service=self.settings.service_name,
             health_checks={"database": self.check_database, "kafka": self.check_kafka},
             routes=self._routes,
+            error_handlers=self._error_handlers,
         )
         self.http_server = _Server(
             uvicorn.Config(

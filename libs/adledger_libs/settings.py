@@ -23,6 +23,8 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap_servers: str = "127.0.0.1:19092"
     #: Create the catalogue's topics at start (an SRE may turn it off where topics are managed).
     kafka_create_topics: bool = True
+    #: The consumer group; by default `adledger.<service>`. Tests give each run its own.
+    kafka_consumer_group: str = ""
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     log_level: str = "INFO"
@@ -37,4 +39,4 @@ class ServiceSettings(BaseSettings):
 
     @property
     def consumer_group(self) -> str:
-        return f"adledger.{self.service_name}"
+        return self.kafka_consumer_group or f"adledger.{self.service_name}"

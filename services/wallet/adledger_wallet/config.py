@@ -6,3 +6,8 @@ from adledger_libs.settings import ServiceSettings
 class Settings(ServiceSettings):
     service_name: str = "wallet"
     http_port: int = 8081
+    #: The bearer token of the platform operator (opens Business Centers, creates users, grants
+    #: credit lines and vouchers). The default is for a local stack only: set it in production.
+    platform_token: str = "local-platform-token"
+    #: The schema of the shared double-entry ledger.
+    ledger_schema: str = "ledger"

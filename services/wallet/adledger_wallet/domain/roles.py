@@ -56,6 +56,8 @@ class Action(StrEnum):
     ENABLE_ABA = "enable_aba"
     MANAGE_USERS = "manage_users"
     MANAGE_CAMPAIGNS = "manage_campaigns"
+    #: Opening an ad account under the Business Center: Admin only, like managing its users.
+    OPEN_AD_ACCOUNT = "open_ad_account"
 
 
 _EVERY_ROLE = frozenset(Role)
@@ -67,6 +69,7 @@ _ROLES_BY_OTHER_ACTION: Mapping[Action, frozenset[Role]] = MappingProxyType(
         Action.READ: _EVERY_ROLE,
         Action.ENABLE_ABA: _ADMIN_ONLY,
         Action.MANAGE_USERS: _ADMIN_ONLY,
+        Action.OPEN_AD_ACCOUNT: _ADMIN_ONLY,
         Action.MANAGE_CAMPAIGNS: frozenset({Role.ADMIN, Role.OPERATOR}),
     }
 )

@@ -1,0 +1,44 @@
+"""The wallet's Kafka inputs: paid invoices from invoicing, applied exactly once (rule I1).
+
+A payment the wallet cannot apply (unknown owner, another currency) goes to the dead-letter
+topic with the reason; its savepoint is rolled back, so no balance changes, and the rest of
+the batch is applied.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adledger_contracts.wallet import InvoicePaid
+from adledger_libs.consumer import Inbound, Subscription
+from adledger_libs.logs import get_logger
+from adledger_libs.money import CurrencyMismatchError
+from adledger_libs.outbox import UnitOfWork
+from adledger_wallet.core import UnknownOwnerError, Wallet
+
+log = get_logger(__name__)
+
+INVOICING_EVENTS_TOPIC = "invoicing.events.v1"
+
+
+def subscriptions(wallet: Wallet, group_id: str, *, topic: str = INVOICING_EVENTS_TOPIC) -> list[Subscription]:
+    async def apply_payments(uow: UnitOfWork, batch: list[Inbound[Any]]) -> None:
+        for inbound in batch:
+            try:
+                async with uow.savepoint():
+                    await wallet.receive_payment(uow, inbound.message)
+            except (UnknownOwnerError, CurrencyMismatchError) as rejection:
+                uow.dead_letter(
+                    topic=topic + ".dlq",
+                    source_topic=inbound.topic,
+                    partition=inbound.partition,
+                    offset=inbound.offset,
+                    group_id=group_id,
+                    key=inbound.key.encode() if inbound.key is not None else None,
+                    value=inbound.message.model_dump_json().encode(),
+                    headers=inbound.headers,
+                    reason=str(rejection),
+                )
+                log.warning("payment_dead_lettered", invoice_id=inbound.message.invoice_id, reason=str(rejection))
+
+    return [Subscription(topic=topic, model=InvoicePaid, handler=apply_payments)]

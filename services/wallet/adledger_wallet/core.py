@@ -1,0 +1,357 @@
+"""The wallet's use cases. Each runs inside one unit of work: the ledger transfers, the wallet's
+own rows, the balance events and the domain event commit together or not at all.
+
+The rules are in `domain` (pure) and in the shared ledger (`adledger_ledger.domain`); this
+module loads what they need, calls them, and writes what they decided.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, replace
+from adledger_contracts.wallet import (
+    AdAccountOpened,
+    AutomaticBalanceAllocationEnabled,
+    BudgetSynced,
+    BusinessCenterOpened,
+    CashMoved,
+    FundsAllocated,
+    FundsReceived,
+    InvoicePaid,
+)
+from adledger_ledger.domain import TransferRequest, raise_first_error
+from adledger_ledger.owners import (
+    OwnerBalance,
+    OwnerKind,
+    owner_account_id,
+    owner_accounts,
+    system_account_id,
+    system_accounts,
+)
+from adledger_ledger.postgres import PostgresLedger
+from adledger_ledger.publishing import publish_balances, read_owner_balances
+from adledger_libs.clock import Clock
+from adledger_libs.money import require_same_currency
+from adledger_libs.outbox import UnitOfWork
+from adledger_wallet.adapters import postgres as store
+from adledger_wallet.domain.aba import CashMoveDirection, draws_on_business_center, plan_enable_aba
+from adledger_wallet.domain.allocation import AllocationBucket, AllocationDirection, plan_allocation
+from adledger_wallet.domain.model import AdAccount, AdAccountType, BillingOption, Budget, BusinessCenter
+from adledger_wallet.domain.roles import Action, Role, User, authorize
+
+WALLET_EVENTS_TOPIC = "wallet.events.v1"
+
+
+class PlatformOperatorRequiredError(PermissionError):
+    """Only the platform (not a Business Center's user) may do this."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    user: User
+    platform_operator: bool
+
+    def require_platform(self, action: str) -> None:
+        if not self.platform_operator:
+            raise PlatformOperatorRequiredError(f"only a platform operator may {action}")
+
+
+class Wallet:
+    def __init__(self, ledger: PostgresLedger, clock: Clock, *, events_topic: str = WALLET_EVENTS_TOPIC) -> None:
+        self.ledger = ledger
+        self.clock = clock
+        self.events_topic = events_topic
+
+    # Users -------------------------------------------------------------------------------
+
+    async def create_user(self, uow: UnitOfWork, caller: Caller, user_id: str, name: str) -> str:
+        """Create a user and return their bearer token (shown once; only its hash is kept)."""
+        caller.require_platform("create users")
+        token = secrets.token_urlsafe(32)
+        await store.insert_user(uow.conn, user_id, name, token, platform_operator=False, now=self.clock.now())
+        return token
+
+    async def grant_role(self, uow: UnitOfWork, caller: Caller, business_center_id: str, user_id: str, role: Role) -> None:
+        business_center = await store.load_business_center(uow.conn, business_center_id)
+        if not caller.platform_operator:
+            authorize(caller.user, business_center, Action.MANAGE_USERS)
+        await store.require_user(uow.conn, user_id)
+        await store.add_membership(uow.conn, business_center_id, user_id, role)
+
+    # Business Centers and ad accounts (W1) ----------------------------------------------------
+
+    async def open_business_center(
+        self, uow: UnitOfWork, caller: Caller, business_center_id: str, name: str, currency: str,
+        credit_limit_micros: int, admin_user_id: str,
+    ) -> BusinessCenter:
+        caller.require_platform("open Business Centers")
+        now = self.clock.now()
+        business_center = BusinessCenter(id=business_center_id, currency=currency, credit_limit_micros=credit_limit_micros)
+        await store.require_user(uow.conn, admin_user_id)
+        if not await store.insert_business_center(uow.conn, business_center, name, now):
+            raise BusinessCenterExistsError(business_center_id)
+        await store.add_membership(uow.conn, business_center_id, admin_user_id, Role.ADMIN)
+        await self.ledger.create_accounts(
+            uow.conn, system_accounts(currency) + owner_accounts("business_center", business_center_id, currency)
+        )
+        if credit_limit_micros > 0:
+            await self._transfer(
+                uow, f"credit-line-granted:{business_center_id}:0",
+                system_account_id("platform_credit", currency),
+                owner_account_id("business_center", business_center_id, "credit_line"),
+                credit_limit_micros, currency, "credit_line_granted",
+            )
+        uow.publish(
+            BusinessCenterOpened(
+                business_center_id=business_center_id, currency=currency,
+                credit_limit_micros=credit_limit_micros, opened_at=now,
+            ),
+            topic=self.events_topic, key=business_center_id,
+        )
+        await publish_balances(uow, self.ledger, [("business_center", business_center_id)], now)
+        return business_center
+
+    async def open_ad_account(
+        self, uow: UnitOfWork, caller: Caller, business_center_id: str, ad_account_id: str, name: str,
+        type_: AdAccountType, billing_option: BillingOption, budget: Budget | None,
+    ) -> AdAccount:
+        business_center = await store.load_business_center(uow.conn, business_center_id)
+        if not caller.platform_operator:
+            authorize(caller.user, business_center, Action.OPEN_AD_ACCOUNT)
+        now = self.clock.now()
+        ad_account = AdAccount(ad_account_id, business_center_id, type_, billing_option, business_center.currency, budget)
+        if not await store.insert_ad_account(uow.conn, ad_account, name, now):
+            raise AdAccountExistsError(ad_account_id)
+        await self.ledger.create_accounts(uow.conn, owner_accounts("ad_account", ad_account_id, business_center.currency))
+        uow.publish(
+            AdAccountOpened(
+                ad_account_id=ad_account_id, business_center_id=business_center_id, type=type_.value,
+                billing_option=billing_option.value, currency=business_center.currency,
+                draws_on_business_center=draws_on_business_center(business_center, ad_account), opened_at=now,
+            ),
+            topic=self.events_topic, key=business_center_id,
+        )
+        await publish_balances(uow, self.ledger, [("ad_account", ad_account_id)], now)
+        return ad_account
+
+    async def set_credit_limit(self, uow: UnitOfWork, caller: Caller, business_center_id: str, credit_limit_micros: int) -> None:
+        """The platform sets a Business Center's credit line; lowering it below what is used is refused."""
+        caller.require_platform("set credit lines")
+        business_center = await store.load_business_center(uow.conn, business_center_id, for_update=True)
+        change = credit_limit_micros - business_center.credit_limit_micros
+        if change == 0:
+            return
+        platform = system_account_id("platform_credit", business_center.currency)
+        credit_line = owner_account_id("business_center", business_center_id, "credit_line")
+        transfer_id = f"credit-line:{business_center_id}:{business_center.credit_limit_micros}->{credit_limit_micros}:{self.clock.now().isoformat()}"
+        if change > 0:
+            await self._transfer(uow, transfer_id, platform, credit_line, change, business_center.currency, "credit_line_granted")
+        else:
+            await self._transfer(uow, transfer_id, credit_line, platform, -change, business_center.currency, "credit_line_revoked")
+        await store.set_credit_limit(uow.conn, business_center_id, credit_limit_micros)
+        await publish_balances(uow, self.ledger, [("business_center", business_center_id)], self.clock.now())
+
+    async def grant_vouchers(
+        self, uow: UnitOfWork, caller: Caller, business_center_id: str, amount_micros: int, grant_id: str
+    ) -> None:
+        """The platform grants vouchers (ad credits) to a Business Center; they never move by themselves (W6)."""
+        caller.require_platform("grant vouchers")
+        business_center = await store.load_business_center(uow.conn, business_center_id)
+        await self._transfer(
+            uow, f"vouchers-granted:{business_center_id}:{grant_id}",
+            system_account_id("platform_vouchers", business_center.currency),
+            owner_account_id("business_center", business_center_id, "vouchers"),
+            amount_micros, business_center.currency, "vouchers_granted",
+        )
+        await publish_balances(uow, self.ledger, [("business_center", business_center_id)], self.clock.now())
+
+    # ABA (W2-W5) -------------------------------------------------------------------------------
+
+    async def enable_aba(self, uow: UnitOfWork, caller: Caller, business_center_id: str) -> AutomaticBalanceAllocationEnabled:
+        business_center = await store.load_business_center(uow.conn, business_center_id, for_update=True)
+        authorize(caller.user, business_center, Action.ENABLE_ABA)
+        ad_accounts = await store.load_ad_accounts(uow.conn, business_center_id)
+        balances = {item.owner_id: item for item in await read_owner_balances(uow, self.ledger, [("ad_account", a.id) for a in ad_accounts])}
+        # What an account "has available" nets an earlier overspend against its cash (S2).
+        cash_available = {
+            account_id: item.cash_micros - item.cash_held_micros + item.overspend_micros
+            for account_id, item in balances.items()
+        }
+        plan = plan_enable_aba(business_center, ad_accounts, cash_available)
+        now = self.clock.now()
+        currency = business_center.currency
+        requests: list[TransferRequest] = []
+        for move in plan.cash_moves:
+            item = balances[move.ad_account_id]
+            requests += self._aba_cash_move(business_center_id, item, move.direction, move.amount_micros, currency)
+        if requests:
+            # One atomic operation (W4): every move applies, or none does.
+            requests = [replace(request, linked=index < len(requests) - 1) for index, request in enumerate(requests)]
+            raise_first_error(await self.ledger.create_transfers(uow.conn, requests, now))
+        await store.mark_aba_enabled(uow.conn, business_center_id, now)
+        await store.save_budgets(uow.conn, [a for a, sync in zip(plan.ad_accounts_after, plan.budget_syncs) if sync.synced])
+        event = AutomaticBalanceAllocationEnabled(
+            business_center_id=business_center_id,
+            eligible_ad_account_ids=list(plan.eligible_ad_account_ids),
+            ineligible_ad_account_ids=[item.ad_account_id for item in plan.ineligible_ad_accounts],
+            cash_moves=[
+                CashMoved(
+                    ad_account_id=move.ad_account_id,
+                    amount_micros=move.amount_micros if move.direction is CashMoveDirection.AD_ACCOUNT_TO_BUSINESS_CENTER else -move.amount_micros,
+                )
+                for move in plan.cash_moves
+            ],
+            budget_syncs=[
+                BudgetSynced(
+                    ad_account_id=sync.ad_account_id,
+                    budget_kind=sync.budget_after.kind.value if sync.budget_after else None,
+                    budget_micros=sync.budget_after.amount_micros if sync.budget_after else None,
+                    synced=sync.synced,
+                )
+                for sync in plan.budget_syncs
+            ],
+            enabled_at=now,
+        )
+        uow.publish(event, topic=self.events_topic, key=business_center_id)
+        owners: list[tuple[OwnerKind, str]] = [("business_center", business_center_id)]
+        owners += [("ad_account", move.ad_account_id) for move in plan.cash_moves]
+        await publish_balances(uow, self.ledger, owners, now)
+        return event
+
+    def _aba_cash_move(
+        self, business_center_id: str, item: OwnerBalance, direction: CashMoveDirection, amount_micros: int, currency: str
+    ) -> list[TransferRequest]:
+        """The transfers that leave an ad account at exactly zero (W4), its overspend settled first."""
+        ad_cash = owner_account_id("ad_account", item.owner_id, "cash")
+        ad_overspend = owner_account_id("ad_account", item.owner_id, "overspend")
+        bc_cash = owner_account_id("business_center", business_center_id, "cash")
+        prefix = f"aba:{business_center_id}:{item.owner_id}"
+        requests: list[TransferRequest] = []
+        own_cash = item.cash_micros - item.cash_held_micros
+        settle = min(own_cash, -item.overspend_micros)
+        if settle > 0:
+            requests.append(TransferRequest(id=f"{prefix}:settle", debit_account_id=ad_cash, credit_account_id=ad_overspend, amount_micros=settle, currency=currency, code="overspend_covered"))
+        if direction is CashMoveDirection.AD_ACCOUNT_TO_BUSINESS_CENTER:
+            requests.append(TransferRequest(id=f"{prefix}:move", debit_account_id=ad_cash, credit_account_id=bc_cash, amount_micros=amount_micros, currency=currency, code="aba_cash_moved"))
+        else:
+            requests.append(TransferRequest(id=f"{prefix}:cover", debit_account_id=bc_cash, credit_account_id=ad_overspend, amount_micros=amount_micros, currency=currency, code="overspend_covered"))
+        return requests
+
+    # Manual allocation (W6, W9) ------------------------------------------------------------------
+
+    async def allocate(
+        self, uow: UnitOfWork, caller: Caller, business_center_id: str, ad_account_id: str,
+        bucket: AllocationBucket, direction: AllocationDirection, amount_micros: int, currency: str, allocation_id: str,
+    ) -> FundsAllocated:
+        business_center = await store.load_business_center(uow.conn, business_center_id)
+        authorize(caller.user, business_center, Action.READ)
+        ad_account = await store.load_ad_account(uow.conn, ad_account_id)
+        source_kind: OwnerKind = "business_center" if direction is AllocationDirection.BUSINESS_CENTER_TO_AD_ACCOUNT else "ad_account"
+        source_id = business_center_id if source_kind == "business_center" else ad_account_id
+        [source] = await read_owner_balances(uow, self.ledger, [(source_kind, source_id)])
+        available = (
+            source.cash_micros - source.cash_held_micros
+            if bucket is AllocationBucket.CASH
+            else source.vouchers_micros - source.vouchers_held_micros
+        )
+        allocation = plan_allocation(
+            caller.user, business_center, ad_account, bucket=bucket, direction=direction,
+            amount_micros=amount_micros, currency=currency, source_available_micros=available,
+        )
+        destination_kind: OwnerKind = "ad_account" if source_kind == "business_center" else "business_center"
+        now = self.clock.now()
+        await self._transfer(
+            uow, f"allocation:{business_center_id}:{allocation_id}",
+            owner_account_id(source_kind, allocation.source_owner_id, bucket.value),
+            owner_account_id(destination_kind, allocation.destination_owner_id, bucket.value),
+            amount_micros, currency, f"allocation_{bucket.value}",
+        )
+        event = FundsAllocated(
+            business_center_id=business_center_id, ad_account_id=ad_account_id, bucket=bucket.value,
+            direction="to_ad_account" if source_kind == "business_center" else "to_business_center",
+            amount_micros=amount_micros, currency=currency, allocated_by_user_id=caller.user.id, allocated_at=now,
+        )
+        uow.publish(event, topic=self.events_topic, key=business_center_id)
+        await publish_balances(uow, self.ledger, [("business_center", business_center_id), ("ad_account", ad_account_id)], now)
+        return event
+
+    # Money in (I1, S2) -----------------------------------------------------------------------------
+
+    async def receive_payment(self, uow: UnitOfWork, paid: InvoicePaid) -> FundsReceived | None:
+        """Credit a paid invoice to its owner once: an open overspend is covered first (S2).
+
+        Raises `UnknownOwnerError` or `CurrencyMismatchError` for a payment that can't be applied;
+        the consumer sends those to the dead-letter topic and the balance is untouched.
+        """
+        found = await store.owner_kind_of(uow.conn, paid.owner_id)
+        if found is None:
+            raise UnknownOwnerError(paid.owner_id)
+        kind, business_center_id = found
+        owner_kind: OwnerKind = "business_center" if kind == "business_center" else "ad_account"
+        business_center = await store.load_business_center(uow.conn, business_center_id, for_update=True)
+        require_same_currency(business_center.currency, paid.currency)
+        [before] = await read_owner_balances(uow, self.ledger, [(owner_kind, paid.owner_id)])
+        cover = min(paid.amount_micros, -before.overspend_micros)
+        world = system_account_id("world_payments", paid.currency)
+        requests = []
+        if cover > 0:
+            requests.append(TransferRequest(id=f"payment:{paid.invoice_id}:overspend", debit_account_id=world, credit_account_id=owner_account_id(owner_kind, paid.owner_id, "overspend"), amount_micros=cover, currency=paid.currency, code="payment_covered_overspend", linked=paid.amount_micros > cover))
+        if paid.amount_micros > cover:
+            requests.append(TransferRequest(id=f"payment:{paid.invoice_id}:cash", debit_account_id=world, credit_account_id=owner_account_id(owner_kind, paid.owner_id, "cash"), amount_micros=paid.amount_micros - cover, currency=paid.currency, code="payment_received"))
+        now = self.clock.now()
+        results = await self.ledger.create_transfers(uow.conn, requests, now)
+        raise_first_error(results)
+        if all(result.replayed for result in results):
+            # The same invoice paid again (a second notification under a new event id): the
+            # ledger applied nothing (M5), so nothing happened and nothing is announced.
+            return None
+        if owner_kind == "business_center":
+            await store.record_payment(uow.conn, business_center_id, paid.amount_micros)
+        event = FundsReceived(
+            owner_id=paid.owner_id, invoice_id=paid.invoice_id, amount_micros=paid.amount_micros,
+            overspend_covered_micros=max(cover, 0), currency=paid.currency, received_at=now,
+        )
+        uow.publish(event, topic=self.events_topic, key=business_center_id)
+        await publish_balances(uow, self.ledger, [(owner_kind, paid.owner_id)], now)
+        return event
+
+    # Reading ------------------------------------------------------------------------------------------
+
+    async def balance_of(self, uow: UnitOfWork, caller: Caller, owner_id: str) -> OwnerBalance:
+        found = await store.owner_kind_of(uow.conn, owner_id)
+        if found is None:
+            raise UnknownOwnerError(owner_id)
+        kind, business_center_id = found
+        if not caller.platform_operator:
+            authorize(caller.user, await store.load_business_center(uow.conn, business_center_id), Action.READ)
+        owner_kind: OwnerKind = "business_center" if kind == "business_center" else "ad_account"
+        [item] = await read_owner_balances(uow, self.ledger, [(owner_kind, owner_id)])
+        return item
+
+    async def _transfer(
+        self, uow: UnitOfWork, transfer_id: str, debit_account_id: str, credit_account_id: str,
+        amount_micros: int, currency: str, code: str,
+    ) -> None:
+        request = TransferRequest(
+            id=transfer_id, debit_account_id=debit_account_id, credit_account_id=credit_account_id,
+            amount_micros=amount_micros, currency=currency, code=code,
+        )
+        raise_first_error(await self.ledger.create_transfers(uow.conn, [request], self.clock.now()))
+
+
+class BusinessCenterExistsError(Exception):
+    def __init__(self, business_center_id: str) -> None:
+        super().__init__(f"Business Center {business_center_id!r} exists already")
+
+
+class AdAccountExistsError(Exception):
+    def __init__(self, ad_account_id: str) -> None:
+        super().__init__(f"ad account {ad_account_id!r} exists already")
+
+
+class UnknownOwnerError(LookupError):
+    def __init__(self, owner_id: str) -> None:
+        super().__init__(f"no Business Center or ad account {owner_id!r}")
+        self.owner_id = owner_id
+
+
