@@ -9,6 +9,7 @@ deleted publishes them a second time with the same event id, and consumers drop 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -49,7 +50,7 @@ class OutboxRow:
             self.topic,
             self.key,
             self.value,
-            [[name, value.decode("utf-8", errors="replace")] for name, value in self.headers],
+            json.dumps([[name, value.decode("utf-8", errors="replace")] for name, value in self.headers]),
         )
 
 
@@ -223,7 +224,7 @@ class OutboxRelay:
                     row["topic"],
                     value=row["value"],
                     key=row["key"],
-                    headers=[(name, value.encode()) for name, value in row["headers"]],
+                    headers=[(name, value.encode()) for name, value in json.loads(row["headers"])],
                 )
                 for row in rows
             ]

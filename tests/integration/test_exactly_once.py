@@ -88,21 +88,26 @@ async def test_outbox_publishes_what_was_committed_before_a_crash_exactly_once(
 ) -> None:
     topic = await new_topic("outbox")
     async with unit_of_work(pool) as uow:
-        for index in range(5):
+        for index in range(3):
+            uow.publish(ThingCounted(thing_id=f"t{index}", amount_micros=index + 1), topic=topic, key=f"t{index}")
+    async with unit_of_work(pool) as uow:  # a bigger batch takes the COPY path
+        for index in range(3, 25):
             uow.publish(ThingCounted(thing_id=f"t{index}", amount_micros=index + 1), topic=topic, key=f"t{index}")
     # The service "crashed" here: committed, nothing published yet.
-    assert await pool.fetchval("select count(*) from outbox") == 5
+    assert await pool.fetchval("select count(*) from outbox") == 25
     producer = make_producer(stack.kafka_bootstrap_servers, "tests")
     await producer.start()
     try:
         relay = OutboxRelay(pool, producer, schema=schema)
-        assert await relay.publish_pending() == 5
+        assert await relay.publish_pending() == 25
         assert await relay.publish_pending() == 0
     finally:
         await producer.stop()
-    records = await read_all(stack.kafka_bootstrap_servers, topic, expect=5)
-    assert len(records) == 5
-    assert len({record.headers["event-id"] for record in records}) == 5
+    records = await read_all(stack.kafka_bootstrap_servers, topic, expect=25)
+    assert len(records) == 25
+    assert len({record.headers["event-id"] for record in records}) == 25
+    by_key = {record.key: int(json.loads(record.value or b"{}")["amount_micros"]) for record in records}
+    assert by_key == {f"t{index}".encode(): index + 1 for index in range(25)}
     assert all(record.headers["event-type"] == "ThingCounted" for record in records)
     assert await pool.fetchval("select count(*) from outbox") == 0
 

@@ -50,7 +50,13 @@ async def test_all_five_services_start_migrate_answer_health_and_metrics_and_sto
     try:
         for service in SERVICES:
             port, schema = _free_port(), unique(f"svc_{service}")
-            env = {**os.environ, "ADLEDGER_HTTP_PORT": str(port), "ADLEDGER_DATABASE_SCHEMA": schema}
+            env = {
+                **os.environ,
+                "ADLEDGER_HTTP_PORT": str(port),
+                "ADLEDGER_DATABASE_SCHEMA": schema,
+                "ADLEDGER_KAFKA_CONSUMER_GROUP": unique(f"group_{service}"),
+                "ADLEDGER_LEDGER_SCHEMA": unique("svc_ledger"),
+            }
             process = subprocess.Popen(
                 [sys.executable, "-m", f"adledger_{service}"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
             )
@@ -87,15 +93,18 @@ async def test_the_migrate_command_applies_the_schema_once(stack: Stack) -> None
     schema = unique("svc_migrate")
     env = {**os.environ, "ADLEDGER_DATABASE_SCHEMA": schema}
     try:
-        for _ in range(2):
-            done = subprocess.run(
-                [sys.executable, "-m", "adledger_wallet", "migrate"], env=env, capture_output=True, timeout=60
-            )
-            assert done.returncode == 0, done.stderr.decode()
+        counts = []
         conn = await asyncpg.connect(stack.database_url)
         try:
-            assert await conn.fetchval(f"select count(*) from {schema}.schema_migrations") == 1
+            for _ in range(2):
+                done = subprocess.run(
+                    [sys.executable, "-m", "adledger_wallet", "migrate"], env=env, capture_output=True, timeout=60
+                )
+                assert done.returncode == 0, done.stderr.decode()
+                counts.append(await conn.fetchval(f"select count(*) from {schema}.schema_migrations"))
+            assert counts[0] == counts[1] >= 3, "applied the first time, nothing more the second"
             assert await conn.fetchval(f"select to_regclass('{schema}.outbox') is not null")
+            assert await conn.fetchval(f"select to_regclass('{schema}.business_centers') is not null")
         finally:
             await conn.close()
     finally:

@@ -8,7 +8,8 @@ create table outbox (
     topic       text        not null,
     key         bytea,
     value       bytea       not null,
-    headers     jsonb       not null,
+    -- JSON text, [[name, value], ...]: text rather than jsonb so the batch insert can use COPY.
+    headers     text        not null,
     created_at  timestamptz not null default now()
 );
 
