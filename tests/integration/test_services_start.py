@@ -47,6 +47,7 @@ async def _healthy(port: int, process: subprocess.Popen[bytes], timeout_s: float
 
 async def test_all_five_services_start_migrate_answer_health_and_metrics_and_stop_cleanly(stack: Stack) -> None:
     started: dict[str, tuple[subprocess.Popen[bytes], int, str]] = {}
+    ledger_schema = unique("svc_ledger")
     try:
         for service in SERVICES:
             port, schema = _free_port(), unique(f"svc_{service}")
@@ -55,7 +56,7 @@ async def test_all_five_services_start_migrate_answer_health_and_metrics_and_sto
                 "ADLEDGER_HTTP_PORT": str(port),
                 "ADLEDGER_DATABASE_SCHEMA": schema,
                 "ADLEDGER_KAFKA_CONSUMER_GROUP": unique(f"group_{service}"),
-                "ADLEDGER_LEDGER_SCHEMA": unique("svc_ledger"),
+                "ADLEDGER_LEDGER_SCHEMA": ledger_schema,
             }
             process = subprocess.Popen(
                 [sys.executable, "-m", f"adledger_{service}"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -86,7 +87,7 @@ async def test_all_five_services_start_migrate_answer_health_and_metrics_and_sto
             if process.poll() is None:
                 process.kill()
                 process.wait()
-        await _drop_schemas(stack, [schema for _, _, schema in started.values()])
+        await _drop_schemas(stack, [schema for _, _, schema in started.values()] + [ledger_schema])
 
 
 async def test_the_migrate_command_applies_the_schema_once(stack: Stack) -> None:
