@@ -197,8 +197,7 @@ def funds_exhausted(funds_available_micros: int) -> bool:
 def plan_spend_batch(amounts_micros: Sequence[int], *, aba: bool, balances: BucketBalances) -> SpendBatch:
     """Apply spends in order against running balances; name the spend that exhausted the funds (W7, W8, S2).
 
-    Equivalent to calling `plan_spend` once per amount and subtracting each plan from the
-    balances, but without the per-call overhead. Funds only go down inside a batch (it holds no
+    It calls `plan_spend` once per amount and subtracts each plan from the balances. Funds only go down inside a batch (it holds no
     money in), so once exhausted they stay exhausted and every later spend is overspend.
     """
     account_vouchers, account_cash, center_vouchers, center_cash, center_credit = balances
@@ -215,57 +214,31 @@ def plan_spend_batch(amounts_micros: Sequence[int], *, aba: bool, balances: Buck
     exhausted_at_index: int | None = 0 if funds_micros <= 0 and amounts_micros else None
 
     for index, amount_micros in enumerate(amounts_micros):
-        if type(amount_micros) is not int or amount_micros < 0:
-            raise InvalidSpendAmountError(amount_micros)
-        remaining_micros = amount_micros
-
-        account_vouchers_take = account_vouchers if account_vouchers < remaining_micros else remaining_micros
-        if account_vouchers_take < 0:
-            account_vouchers_take = 0
-        remaining_micros -= account_vouchers_take
-        account_vouchers -= account_vouchers_take
-
-        account_cash_take = account_cash if account_cash < remaining_micros else remaining_micros
-        if account_cash_take < 0:
-            account_cash_take = 0
-        remaining_micros -= account_cash_take
-        account_cash -= account_cash_take
-
-        vouchers_take = cash_take = credit_take = 0
-        if aba and remaining_micros:
-            vouchers_take = center_vouchers if center_vouchers < remaining_micros else remaining_micros
-            if vouchers_take < 0:
-                vouchers_take = 0
-            remaining_micros -= vouchers_take
-            center_vouchers -= vouchers_take
-
-            cash_take = center_cash if center_cash < remaining_micros else remaining_micros
-            if cash_take < 0:
-                cash_take = 0
-            remaining_micros -= cash_take
-            center_cash -= cash_take
-
-            credit_take = center_credit if center_credit < remaining_micros else remaining_micros
-            if credit_take < 0:
-                credit_take = 0
-            remaining_micros -= credit_take
-            center_credit -= credit_take
-
-        # Overspend lands on the last cash bucket in the order, where the next payment arrives (S2).
-        if remaining_micros:
-            if aba:
-                center_cash -= remaining_micros
-            else:
-                account_cash -= remaining_micros
-            total_overspend_micros += remaining_micros
-
-        plans.append(
-            _new_tuple(
-                SpendPlan,
-                (account_vouchers_take, account_cash_take, vouchers_take, cash_take, credit_take, remaining_micros),
-            )
+        # One place holds the W7 order: the batch only carries the running balances along.
+        plan = plan_spend(
+            amount_micros,
+            aba=aba,
+            account_vouchers_micros=account_vouchers,
+            account_cash_micros=account_cash,
+            business_center_vouchers_micros=center_vouchers,
+            business_center_cash_micros=center_cash,
+            business_center_credit_available_micros=center_credit,
         )
-        funds_micros -= amount_micros - remaining_micros
+        account_vouchers -= plan[0]
+        account_cash -= plan[1]
+        center_vouchers -= plan[2]
+        center_cash -= plan[3]
+        center_credit -= plan[4]
+        overspend_micros = plan[5]
+        # Overspend lands on the last cash bucket in the order, where the next payment arrives (S2).
+        if overspend_micros:
+            if aba:
+                center_cash -= overspend_micros
+            else:
+                account_cash -= overspend_micros
+            total_overspend_micros += overspend_micros
+        plans.append(plan)
+        funds_micros -= amount_micros - overspend_micros
         if exhausted_at_index is None and funds_micros <= 0:
             exhausted_at_index = index
 
