@@ -16,8 +16,6 @@ from adledger_wallet.domain.balances import (
     day_closes_due,
     default_prepayment_threshold_micros,
     next_day_close_at,
-    payout_allowed,
-    payouts_ready,
     prepayment_invoice_needed,
     prepayment_threshold_micros,
     real_balance_micros,
@@ -121,21 +119,3 @@ def test_w13_a_snapshot_records_both_balances_at_the_close() -> None:
     snapshot = snapshot_at_day_close("acc-1", "USD", date(2026, 3, 1), figures)
     assert (snapshot.real_micros, snapshot.virtual_micros) == (70, 50)
     assert snapshot.closed_at == datetime(2026, 3, 2, tzinfo=UTC)
-
-
-def test_w14_a_payout_goes_out_only_while_the_real_balance_covers_it() -> None:
-    assert payout_allowed(100, 100)
-    assert not payout_allowed(99, 100)
-    assert not payout_allowed(-5, 1)
-
-
-def test_w14_a_payout_is_a_positive_integer_amount() -> None:
-    with pytest.raises(InvalidAmountError):
-        payout_allowed(100, 0)
-
-
-def test_w14_outstanding_payouts_go_out_oldest_first_without_jumping_the_queue() -> None:
-    assert payouts_ready(100, [60, 50, 10]) == 1
-    assert payouts_ready(120, [60, 50, 10]) == 3
-    assert payouts_ready(0, [1]) == 0
-    assert payouts_ready(0, []) == 0

@@ -23,10 +23,7 @@ Decisions the rules leave open:
   the new day, and a written snapshot is never rewritten (corrections show in later days).
   A service that was down at one or more closes takes each missed close in order when it comes
   back (`day_closes_due`), so the history has no gaps.
-- W14: "covers" means the real balance is at least the payout (`real >= amount`), so a payout
-  may bring the real balance to exactly zero but never below. Outstanding payouts go out oldest
-  first, and a payout that does not fit blocks the ones queued after it (`payouts_ready`): a
-  large old payout is never starved by a stream of small new ones.
+- W14 (the payout gate) is a ledger operation every service can call: `adledger_ledger.payouts`.
 """
 
 from __future__ import annotations
@@ -163,23 +160,3 @@ def snapshot_at_day_close(owner_id: str, currency: str, day: date, figures: Ledg
     return DailyBalanceSnapshot(
         owner_id, currency, day, day_close_at(day), balances.real_micros, balances.virtual_micros
     )
-
-
-def payout_allowed(real_balance_micros: int, amount_micros: int) -> bool:
-    """W14: a payout goes out only while the payer's real balance covers it."""
-    require_positive_micros(amount_micros)
-    return real_balance_micros >= amount_micros
-
-
-def payouts_ready(real_balance_micros: int, outstanding_amounts_micros: Sequence[int]) -> int:
-    """W14: how many outstanding payouts, oldest first, can go out now; each reduces the real balance.
-
-    The count is of a prefix of `outstanding_amounts_micros`: the first payout that does not fit
-    stops the release, so later payouts never jump the queue.
-    """
-    remaining_micros = real_balance_micros
-    for released_count, amount_micros in enumerate(outstanding_amounts_micros):
-        if not payout_allowed(remaining_micros, amount_micros):
-            return released_count
-        remaining_micros -= amount_micros
-    return len(outstanding_amounts_micros)
