@@ -87,6 +87,18 @@ async def main() -> int:
             print(f"  {name:<15} http://127.0.0.1:{port}/health   http://127.0.0.1:{port}/metrics")
         print("Kafka tools: deploy/local/kafka topics --list | consumer-groups --describe --all-groups")
         print("Press Ctrl-C to stop everything.\n", flush=True)
+        if env.get("ADLEDGER_SIMULATOR", "1") != "0":
+            # The ad-server simulator: spend in, pauses and resumes out (ADLEDGER_SIMULATOR=0 turns it off).
+            simulator = await asyncio.create_subprocess_exec(
+                sys.executable,
+                os.path.join(os.path.dirname(os.path.abspath(__file__)), "simulator.py"),
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+            processes["simulator"] = simulator
+            assert simulator.stdout is not None
+            pipes.append(asyncio.create_task(_pipe(simulator.stdout, _prefix("simulator", len(SERVICES)))))
         waits = {asyncio.create_task(process.wait()): name for name, process in processes.items()}
         stopper = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([stopper, *waits], return_when=asyncio.FIRST_COMPLETED)

@@ -11,3 +11,5 @@ class Settings(ServiceSettings):
     platform_token: str = "local-platform-token"
     #: The schema of the shared double-entry ledger.
     ledger_schema: str = "ledger"
+    #: How often the day-close job (W13) looks for a due UTC day close, in milliseconds.
+    day_close_poll_interval_ms: int = 60_000

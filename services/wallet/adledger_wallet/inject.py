@@ -13,7 +13,9 @@ from adledger_libs.runtime import ServiceRuntime
 from adledger_wallet.adapters import kafka, postgres
 from adledger_wallet.adapters.http import REJECTIONS, WalletApi, answer_rejection
 from adledger_wallet.config import Settings
-from adledger_wallet.core import Wallet
+from adledger_wallet.core import WALLET_EVENTS_TOPIC, Wallet
+from adledger_wallet.day_closes import DayCloses
+from adledger_wallet.prepayment import PrepaymentThresholds
 
 OPENAPI_TITLE = "adledger wallet"
 
@@ -29,7 +31,10 @@ def build(settings: Settings | None = None, clock: Clock | None = None) -> Servi
     runtime.add_routes(*(route(endpoint) for endpoint in endpoints), openapi_route(openapi(endpoints)))
     for rejection in REJECTIONS:
         runtime.add_error_handler(rejection, answer_rejection)
-    runtime.subscribe(*kafka.subscriptions(wallet, settings.consumer_group))
+    thresholds = PrepaymentThresholds(settings.ledger_schema, clock, WALLET_EVENTS_TOPIC)
+    runtime.subscribe(*kafka.subscriptions(wallet, settings.consumer_group, thresholds=thresholds))
+    day_closes = DayCloses(lambda: runtime.pool, settings.ledger_schema, clock, poll_interval_ms=settings.day_close_poll_interval_ms)
+    runtime.add_background_job("day_closes", day_closes.run_forever)
 
     async def ensure_platform_operator() -> None:
         async with unit_of_work(runtime.pool) as uow:

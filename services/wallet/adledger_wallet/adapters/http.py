@@ -18,6 +18,7 @@ from adledger_libs.api import Call, Endpoint, UnauthenticatedError, run_command
 from adledger_libs.http import ApiError
 from adledger_libs.money import CurrencyCode, CurrencyMismatchError, Micros, PositiveMicros
 from adledger_libs.outbox import OutboxRelay, UnitOfWork, unit_of_work
+from adledger_wallet import day_closes
 from adledger_wallet.adapters import postgres as store
 from adledger_wallet.core import (
     AdAccountExistsError,
@@ -132,6 +133,18 @@ class BalanceAnswer(_Model):
     overspend_micros: int = Field(description="Spend served after the funds ran out, not yet covered (S2); zero or negative.")
     held_micros: int = Field(description="Open holds on the owner's buckets.")
     buckets: Buckets
+
+
+class DailyBalanceAnswer(_Model):
+    """An owner's balances at the close of one UTC day (W13), never rewritten."""
+
+    owner_id: str
+    owner_kind: str
+    day: date = Field(description="The UTC day; its close is 00:00:00 UTC of the next day.")
+    currency: str
+    real_micros: int = Field(description="Real balance at the close (W11).")
+    virtual_micros: int = Field(description="Virtual balance at the close: real less the holds open then (W11).")
+    taken_at: datetime = Field(description="When the snapshot was written (later than the close after downtime).")
 
 
 class AbaEnabledAnswer(_Model):
@@ -336,6 +349,24 @@ class WalletApi:
         async def read_balance(uow: UnitOfWork, caller: Caller, call: Call) -> tuple[int, Any]:
             return 200, _balance_answer(await wallet.balance_of(uow, caller, call.path["owner_id"]))
 
+        async def read_history(uow: UnitOfWork, caller: Caller, call: Call) -> tuple[int, Any]:
+            await wallet.balance_of(uow, caller, call.path["owner_id"])  # authorizes reading
+            try:
+                from_day = date.fromisoformat(call.query["from"]) if call.query.get("from") else None
+                to_day = date.fromisoformat(call.query["to"]) if call.query.get("to") else None
+            except ValueError as error:
+                raise InvalidValue(f"from and to are days, YYYY-MM-DD: {error}") from None
+            if from_day and to_day and from_day > to_day:
+                raise InvalidValue("from is after to")
+            snapshots = await day_closes.history(uow.conn, call.path["owner_id"], from_day, to_day)
+            return 200, [
+                DailyBalanceAnswer(
+                    owner_id=item.owner_id, owner_kind=item.owner_kind, day=item.day, currency=item.currency,
+                    real_micros=item.real_micros, virtual_micros=item.virtual_micros, taken_at=item.taken_at,
+                )
+                for item in snapshots
+            ]
+
         forbidden = (PermissionDenied, NotFound)
         return [
             Endpoint("POST", "/v1/users", "Create a user and get their bearer token (platform operators)", self._command("POST", "/v1/users", create_user), UserCreated, CreateUser, 201, (PermissionDenied,), tags=("users",)),
@@ -350,6 +381,7 @@ class WalletApi:
             Endpoint("DELETE", "/v1/business-centers/{business_center_id}/aba", "Switch back to manual allocation: rejected once ABA is on (W2)", self._command("DELETE", "/v1/business-centers/{business_center_id}/aba", disable_aba), Done, None, errors=(*forbidden, AbaIsOneWay), tags=("allocation",)),
             Endpoint("POST", "/v1/business-centers/{business_center_id}/allocations", "Allocate cash or vouchers by hand (Finance Manager or Admin; W6, W9)", self._command("POST", "/v1/business-centers/{business_center_id}/allocations", allocate), BalanceAnswer, Allocate, errors=(*forbidden, InsufficientFunds, CurrencyMismatch, NotEligible, InvalidValue), tags=("allocation",)),
             Endpoint("GET", "/v1/balances/{owner_id}", "Read a Business Center's or ad account's balance (W11)", self._query(read_balance), BalanceAnswer, errors=forbidden, tags=("balances",)),
+            Endpoint("GET", "/v1/balances/{owner_id}/history", "Real and virtual balances at each UTC day close, from and to inclusive (W13)", self._query(read_history), DailyBalanceAnswer, errors=(*forbidden, InvalidValue), returns_list=True, query=("from", "to"), tags=("balances",)),
         ]
 
 

@@ -1,4 +1,5 @@
-"""The wallet's Kafka inputs: paid invoices from invoicing, applied exactly once (rule I1).
+"""The wallet's Kafka inputs: paid invoices from invoicing, applied exactly once (rule I1), and
+the balances on `balances.v1`, watched for the prepayment threshold (rule W12, `prepayment.py`).
 
 A payment the wallet cannot apply (unknown owner, another currency) goes to the dead-letter
 topic with the reason; its savepoint is rolled back, so no balance changes, and the rest of
@@ -9,19 +10,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from adledger_contracts.external import BalanceChanged
 from adledger_contracts.wallet import InvoicePaid
 from adledger_libs.consumer import Inbound, Subscription
 from adledger_libs.logs import get_logger
 from adledger_libs.money import CurrencyMismatchError
 from adledger_libs.outbox import UnitOfWork
+from adledger_ledger.publishing import BALANCES_TOPIC
 from adledger_wallet.core import UnknownOwnerError, Wallet
+from adledger_wallet.prepayment import PrepaymentThresholds
 
 log = get_logger(__name__)
 
 INVOICING_EVENTS_TOPIC = "invoicing.events.v1"
 
 
-def subscriptions(wallet: Wallet, group_id: str, *, topic: str = INVOICING_EVENTS_TOPIC) -> list[Subscription]:
+def subscriptions(
+    wallet: Wallet, group_id: str, *, topic: str = INVOICING_EVENTS_TOPIC,
+    thresholds: PrepaymentThresholds | None = None, balances_topic: str = BALANCES_TOPIC,
+) -> list[Subscription]:
     async def apply_payments(uow: UnitOfWork, batch: list[Inbound[Any]]) -> None:
         for inbound in batch:
             try:
@@ -41,4 +48,7 @@ def subscriptions(wallet: Wallet, group_id: str, *, topic: str = INVOICING_EVENT
                 )
                 log.warning("payment_dead_lettered", invoice_id=inbound.message.invoice_id, reason=str(rejection))
 
-    return [Subscription(topic=topic, model=InvoicePaid, handler=apply_payments)]
+    subscribed = [Subscription(topic=topic, model=InvoicePaid, handler=apply_payments)]
+    if thresholds is not None:
+        subscribed.append(Subscription(topic=balances_topic, model=BalanceChanged, handler=thresholds.apply))
+    return subscribed
