@@ -20,8 +20,15 @@ from adledger_contracts.wallet import (
     BusinessCenterOpened,
     FundsAllocated,
     FundsReceived,
+    HoldPlaced,
+    HoldRejected,
+    HoldResolved,
     InvoicePaid,
+    PayoutSettled,
+    PlaceHold,
     PrepaymentThresholdCrossed,
+    RequestPayout,
+    ResolveHold,
 )
 
 #: Every message type that has a schema in `schemas/`. A new event is added here.
@@ -37,6 +44,13 @@ ALL_MESSAGES = (
     FundsReceived,
     PrepaymentThresholdCrossed,
     InvoicePaid,
+    PlaceHold,
+    ResolveHold,
+    RequestPayout,
+    HoldPlaced,
+    HoldRejected,
+    HoldResolved,
+    PayoutSettled,
 )
 
 __all__ = [

@@ -90,9 +90,24 @@ _BASE: tuple[TopicSpec, ...] = (
             "FundsAllocated",
             "FundsReceived",
             "PrepaymentThresholdCrossed",
+            "HoldPlaced",
+            "HoldRejected",
+            "HoldResolved",
+            "PayoutSettled",
         ),
         description="What happened in the wallet: Business Centers and ad accounts opened, ABA enabled, "
         "funds allocated or received, prepayment threshold crossed (W12).",
+    ),
+    TopicSpec(
+        name="wallet.commands.v1",
+        key="owner_id (the payer's, for a payout)",
+        partitions=6,
+        cleanup_policy="delete",
+        producers=("campaign", "order_escrow"),
+        consumers=("wallet",),
+        message_types=("PlaceHold", "ResolveHold", "RequestPayout"),
+        description="Commands other services send the wallet (holds M4, payouts W14); each takes an "
+        "idempotency key; the answers are events on wallet.events.v1 keyed like the command.",
     ),
     TopicSpec(
         name="invoicing.events.v1",

@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from adledger_contracts.types import Identifier, UtcDatetime
-from adledger_libs.events import Event, Message
+from adledger_libs.events import Command, Event, Message
 from adledger_libs.money import CurrencyCode, Micros, PositiveMicros
 
 
@@ -117,3 +117,92 @@ class InvoicePaid(Event):
     currency: CurrencyCode = Field(description="Currency; must equal the owner's (M2).")
     purpose: str = Field(default="top_up", description="top_up, prepayment, activation_shortfall, …")
     paid_at: UtcDatetime = Field(description="When the provider confirmed the payment (UTC).")
+
+
+# Commands other services send the wallet on `wallet.commands.v1`, and the wallet's answers.
+
+
+class PlaceHold(Command):
+    """Hold money of an owner's cash for a later post or void (rule M4): campaign booking (C1), escrow (O1)."""
+
+    MESSAGE_TYPE: ClassVar[str] = "PlaceHold"
+
+    hold_id: Identifier = Field(description="The hold's id; also the ledger's pending transfer id.")
+    owner_id: Identifier = Field(description="Whose cash is held: a Business Center or an ad account.")
+    amount_micros: PositiveMicros = Field(description="How much to hold.")
+    currency: CurrencyCode = Field(description="Must be the owner's currency (M2).")
+    purpose: Literal["campaign_booking", "order_escrow"] = Field(description="What the hold is for; decides where a post goes.")
+    allow_partial: bool = Field(default=False, description="Hold what is available when it is less than the amount (C1).")
+    expires_at: UtcDatetime | None = Field(default=None, description="When the hold lapses by itself (UTC), if ever.")
+    requested_by: str = Field(min_length=1, description="The service that asks, for routing the answer.")
+
+
+class ResolveHold(Command):
+    """Post a hold (fully or partly, the rest is released) or void it (rule M4)."""
+
+    MESSAGE_TYPE: ClassVar[str] = "ResolveHold"
+
+    hold_id: Identifier = Field(description="The hold to resolve.")
+    action: Literal["post", "void"] = Field(description="Post it, or give it back.")
+    amount_micros: Micros | None = Field(default=None, ge=0, description="For a partial post; null posts all.")
+    requested_by: str = Field(min_length=1, description="The service that asks.")
+
+
+class RequestPayout(Command):
+    """Pay a payee from an owner's cash, subject to the payout gate (rule W14)."""
+
+    MESSAGE_TYPE: ClassVar[str] = "RequestPayout"
+
+    payout_id: Identifier = Field(description="The payout's id (idempotent).")
+    payer_owner_id: Identifier = Field(description="The Business Center or ad account that pays.")
+    payee_owner_id: Identifier = Field(description="The Business Center or ad account that receives.")
+    amount_micros: PositiveMicros = Field(description="How much.")
+    currency: CurrencyCode = Field(description="Currency.")
+    requested_by: str = Field(min_length=1, description="The service that asks.")
+
+
+class HoldPlaced(Event):
+    """The wallet placed a hold (possibly partial, when allowed)."""
+
+    MESSAGE_TYPE: ClassVar[str] = "HoldPlaced"
+
+    hold_id: Identifier = Field(description="The hold.")
+    owner_id: Identifier = Field(description="Whose cash is held.")
+    requested_micros: PositiveMicros = Field(description="What was asked.")
+    held_micros: Micros = Field(description="What is held (less than asked only with allow_partial).")
+    currency: CurrencyCode = Field(description="Currency.")
+    requested_by: str = Field(description="The service that asked.")
+    placed_at: UtcDatetime = Field(description="When (UTC).")
+
+
+class HoldRejected(Event):
+    """The wallet could not place or resolve a hold; nothing changed."""
+
+    MESSAGE_TYPE: ClassVar[str] = "HoldRejected"
+
+    hold_id: Identifier = Field(description="The hold.")
+    error: str = Field(description="A stable code: insufficient_funds, unknown_owner, currency_mismatch, already_resolved, …")
+    reason: str = Field(description="For people.")
+    requested_by: str = Field(description="The service that asked.")
+
+
+class HoldResolved(Event):
+    """A hold was posted (fully or partly) or voided."""
+
+    MESSAGE_TYPE: ClassVar[str] = "HoldResolved"
+
+    hold_id: Identifier = Field(description="The hold.")
+    action: Literal["post", "void"] = Field(description="What was done.")
+    posted_micros: Micros = Field(description="What was posted (0 for a void); the rest went back.")
+    requested_by: str = Field(description="The service that asked.")
+    resolved_at: UtcDatetime = Field(description="When (UTC).")
+
+
+class PayoutSettled(Event):
+    """A payout's state after a request or a payment: paid, or outstanding until funds arrive (W14)."""
+
+    MESSAGE_TYPE: ClassVar[str] = "PayoutSettled"
+
+    payout_id: Identifier = Field(description="The payout.")
+    payer_owner_id: Identifier = Field(description="Who pays.")
+    status: Literal["paid", "outstanding"] = Field(description="Paid now, or waiting for the payer's real balance.")

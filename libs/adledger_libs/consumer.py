@@ -35,6 +35,9 @@ log = get_logger(__name__)
 
 M = TypeVar("M", bound=Message)
 
+#: How often a batch is tried when PostgreSQL aborts it for a deadlock or serialisation failure.
+_TRANSIENT_ATTEMPTS = 5
+
 
 @dataclass(frozen=True)
 class Inbound(Generic[M]):
@@ -135,11 +138,24 @@ class TransactionalConsumer:
             return 0
         records = [record for partition_records in data.values() for record in partition_records]
         started = time.perf_counter()
-        next_offsets = await self._apply(data)
+        next_offsets = await self._apply_with_retry(data)
         BATCH_SECONDS.labels(self._group_id).observe(time.perf_counter() - started)
         BATCH_RECORDS.labels(self._group_id).observe(len(records))
         await self._commit_offsets(next_offsets)
         return len(records)
+
+    async def _apply_with_retry(self, data: dict[TopicPartition, list[Any]]) -> dict[TopicPartition, int]:
+        """Apply the batch; when PostgreSQL aborts it as a deadlock victim or a serialisation
+        failure, the whole transaction was rolled back, so applying it again is safe."""
+        for attempt in range(1, _TRANSIENT_ATTEMPTS + 1):
+            try:
+                return await self._apply(data)
+            except (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError) as error:
+                if attempt == _TRANSIENT_ATTEMPTS:
+                    raise
+                log.warning("batch_retried", group=self._group_id, attempt=attempt, error=repr(error))
+                await asyncio.sleep(0.01 * attempt)
+        raise AssertionError("unreachable")
 
     async def _apply(self, data: dict[TopicPartition, list[Any]]) -> dict[TopicPartition, int]:
         # A fixed order of partitions means a fixed order of row locks: no deadlock between instances.

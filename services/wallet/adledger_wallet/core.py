@@ -17,7 +17,14 @@ from adledger_contracts.wallet import (
     CashMoved,
     FundsAllocated,
     FundsReceived,
+    HoldPlaced,
+    HoldRejected,
+    HoldResolved,
     InvoicePaid,
+    PayoutSettled,
+    PlaceHold,
+    RequestPayout,
+    ResolveHold,
 )
 from adledger_ledger.domain import TransferRequest, raise_first_error
 from adledger_ledger.owners import (
@@ -28,6 +35,7 @@ from adledger_ledger.owners import (
     system_account_id,
     system_accounts,
 )
+from adledger_ledger.payouts import Payout, release_ready_payouts, request_payout
 from adledger_ledger.postgres import PostgresLedger
 from adledger_ledger.publishing import publish_balances, read_owner_balances
 from adledger_libs.clock import Clock
@@ -307,12 +315,115 @@ class Wallet:
             return None
         if owner_kind == "business_center":
             await store.record_payment(uow.conn, business_center_id, paid.amount_micros)
+        # W14: payouts waiting for this owner's money go out by themselves now.
+        released = await release_ready_payouts(uow.conn, self.ledger, owner_kind, paid.owner_id, now)
+        for payout_id in released:
+            uow.publish(PayoutSettled(payout_id=payout_id, payer_owner_id=paid.owner_id, status="paid"), topic=self.events_topic, key=paid.owner_id)
         event = FundsReceived(
             owner_id=paid.owner_id, invoice_id=paid.invoice_id, amount_micros=paid.amount_micros,
             overspend_covered_micros=max(cover, 0), currency=paid.currency, received_at=now,
         )
         uow.publish(event, topic=self.events_topic, key=business_center_id)
         await publish_balances(uow, self.ledger, [(owner_kind, paid.owner_id)], now)
+        return event
+
+    # Commands from other services (wallet.commands.v1) ------------------------------------------
+
+    async def place_hold(self, uow: UnitOfWork, command: PlaceHold) -> HoldPlaced | HoldRejected:
+        """Hold an owner's cash (M4). A hold that can't be placed is answered, not raised: the
+        asking service acts on the answer, and nothing changed."""
+        owner = await self._owner(uow, command.owner_id, command.currency)
+        if isinstance(owner, str):
+            return self._reject(uow, command.hold_id, command.owner_id, owner, command.requested_by)
+        owner_kind, _ = owner
+        [item] = await read_owner_balances(uow, self.ledger, [(owner_kind, command.owner_id)])
+        available_micros = item.cash_micros - item.cash_held_micros
+        amount_micros = command.amount_micros
+        if available_micros < amount_micros and command.allow_partial:
+            amount_micros = available_micros
+        if amount_micros <= 0:
+            return self._reject(uow, command.hold_id, command.owner_id, "insufficient_funds", command.requested_by)
+        destination = "escrow_orders" if command.purpose == "order_escrow" else "platform_revenue"
+        now = self.clock.now()
+        request = TransferRequest(
+            id=f"hold:{command.hold_id}", debit_account_id=owner_account_id(owner_kind, command.owner_id, "cash"),
+            credit_account_id=system_account_id(destination, command.currency), amount_micros=amount_micros,
+            currency=command.currency, code=command.purpose, pending=True, expires_at=command.expires_at,
+            user_data={"owner_kind": owner_kind, "owner_id": command.owner_id},
+        )
+        [result] = await self.ledger.create_transfers(uow.conn, [request], now)
+        if result.error is not None:
+            return self._reject(uow, command.hold_id, command.owner_id, _error_code(result.error), command.requested_by)
+        assert result.transfer is not None
+        event = HoldPlaced(
+            hold_id=command.hold_id, owner_id=command.owner_id, requested_micros=command.amount_micros,
+            held_micros=result.transfer.amount_micros, currency=command.currency,
+            requested_by=command.requested_by, placed_at=now,
+        )
+        uow.publish(event, topic=self.events_topic, key=command.owner_id)
+        await publish_balances(uow, self.ledger, [(owner_kind, command.owner_id)], now)
+        return event
+
+    async def resolve_hold(self, uow: UnitOfWork, command: ResolveHold) -> HoldResolved | HoldRejected:
+        pending_id = f"hold:{command.hold_id}"
+        found = (await self.ledger.lookup_transfers(uow.conn, [pending_id])).get(pending_id)
+        if found is None:
+            return self._reject(uow, command.hold_id, None, "unknown_hold", command.requested_by)
+        owner_kind: OwnerKind = found.user_data["owner_kind"]
+        owner_id = str(found.user_data["owner_id"])
+        now = self.clock.now()
+        request = TransferRequest(
+            id=f"{pending_id}:{command.action}", pending_id=pending_id, currency=found.currency, code=found.code,
+            amount_micros=command.amount_micros if command.action == "post" else None,
+            post_pending=command.action == "post", void_pending=command.action == "void",
+        )
+        [result] = await self.ledger.create_transfers(uow.conn, [request], now)
+        if result.error is not None:
+            return self._reject(uow, command.hold_id, owner_id, _error_code(result.error), command.requested_by)
+        assert result.transfer is not None
+        event = HoldResolved(
+            hold_id=command.hold_id, action=command.action,
+            posted_micros=result.transfer.amount_micros if command.action == "post" else 0,
+            requested_by=command.requested_by, resolved_at=now,
+        )
+        uow.publish(event, topic=self.events_topic, key=owner_id)
+        await publish_balances(uow, self.ledger, [(owner_kind, owner_id)], now)
+        return event
+
+    async def request_payout(self, uow: UnitOfWork, command: RequestPayout) -> PayoutSettled | HoldRejected:
+        payer = await self._owner(uow, command.payer_owner_id, command.currency)
+        payee = await self._owner(uow, command.payee_owner_id, command.currency)
+        for found in (payer, payee):
+            if isinstance(found, str):
+                return self._reject(uow, command.payout_id, command.payer_owner_id, found, command.requested_by)
+        assert not isinstance(payer, str) and not isinstance(payee, str)
+        now = self.clock.now()
+        payout = Payout(
+            id=command.payout_id, payer_kind=payer[0], payer_id=command.payer_owner_id,
+            payee_account_id=owner_account_id(payee[0], command.payee_owner_id, "cash"),
+            amount_micros=command.amount_micros, currency=command.currency, code="payout",
+        )
+        paid = await request_payout(uow.conn, self.ledger, payout, now)
+        event = PayoutSettled(payout_id=command.payout_id, payer_owner_id=command.payer_owner_id, status="paid" if paid else "outstanding")
+        uow.publish(event, topic=self.events_topic, key=command.payer_owner_id)
+        if paid:
+            await publish_balances(uow, self.ledger, [payer, (payee[0], command.payee_owner_id)], now)
+        return event
+
+    async def _owner(self, uow: UnitOfWork, owner_id: str, currency: str) -> tuple[OwnerKind, str] | str:
+        """The owner's kind and id, or the code of why it can't be used."""
+        found = await store.owner_kind_of(uow.conn, owner_id)
+        if found is None:
+            return "unknown_owner"
+        kind, business_center_id = found
+        business_center = await store.load_business_center(uow.conn, business_center_id)
+        if business_center.currency != currency:
+            return "currency_mismatch"
+        return ("business_center" if kind == "business_center" else "ad_account"), owner_id
+
+    def _reject(self, uow: UnitOfWork, hold_id: str, owner_id: str | None, error: str, requested_by: str) -> HoldRejected:
+        event = HoldRejected(hold_id=hold_id, error=error, reason=error.replace("_", " "), requested_by=requested_by)
+        uow.publish(event, topic=self.events_topic, key=owner_id or hold_id)
         return event
 
     # Reading ------------------------------------------------------------------------------------------
@@ -337,6 +448,12 @@ class Wallet:
             amount_micros=amount_micros, currency=currency, code=code,
         )
         raise_first_error(await self.ledger.create_transfers(uow.conn, [request], self.clock.now()))
+
+
+def _error_code(error: Exception) -> str:
+    """A stable code for a ledger refusal, for the answer events."""
+    name = type(error).__name__.removesuffix("Error")
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
 
 
 class BusinessCenterExistsError(Exception):

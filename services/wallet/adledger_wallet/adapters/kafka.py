@@ -1,4 +1,5 @@
-"""The wallet's Kafka inputs: paid invoices from invoicing, applied exactly once (rule I1), and
+"""The wallet's Kafka inputs: paid invoices from invoicing, applied exactly once (rule I1),
+commands from other services on `wallet.commands.v1` (holds M4, payouts W14), and
 the balances on `balances.v1`, watched for the prepayment threshold (rule W12, `prepayment.py`).
 
 A payment the wallet cannot apply (unknown owner, another currency) goes to the dead-letter
@@ -8,10 +9,11 @@ the batch is applied.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from adledger_contracts.external import BalanceChanged
-from adledger_contracts.wallet import InvoicePaid
+from adledger_contracts.wallet import InvoicePaid, PlaceHold, RequestPayout, ResolveHold
 from adledger_libs.consumer import Inbound, Subscription
 from adledger_libs.logs import get_logger
 from adledger_libs.money import CurrencyMismatchError
@@ -23,11 +25,13 @@ from adledger_wallet.prepayment import PrepaymentThresholds
 log = get_logger(__name__)
 
 INVOICING_EVENTS_TOPIC = "invoicing.events.v1"
+COMMANDS_TOPIC = "wallet.commands.v1"
 
 
 def subscriptions(
     wallet: Wallet, group_id: str, *, topic: str = INVOICING_EVENTS_TOPIC,
     thresholds: PrepaymentThresholds | None = None, balances_topic: str = BALANCES_TOPIC,
+    commands_topic: str = COMMANDS_TOPIC,
 ) -> list[Subscription]:
     async def apply_payments(uow: UnitOfWork, batch: list[Inbound[Any]]) -> None:
         for inbound in batch:
@@ -48,7 +52,24 @@ def subscriptions(
                 )
                 log.warning("payment_dead_lettered", invoice_id=inbound.message.invoice_id, reason=str(rejection))
 
-    subscribed = [Subscription(topic=topic, model=InvoicePaid, handler=apply_payments)]
+    def apply_each(command: Callable[[UnitOfWork, Any], Awaitable[object]]) -> Callable[[UnitOfWork, list[Inbound[Any]]], Awaitable[None]]:
+        async def handle(uow: UnitOfWork, batch: list[Inbound[Any]]) -> None:
+            for inbound in batch:
+                # A refusal is an answer event, not an exception; the savepoint only guards
+                # the batch against one command's partial writes.
+                async with uow.savepoint():
+                    await command(uow, inbound.message)
+
+        return handle
+
+    # Within one batch the commands are applied by type: holds placed, then resolved, then
+    # payouts, which is the order a hold's life needs.
+    subscribed = [
+        Subscription(topic=topic, model=InvoicePaid, handler=apply_payments),
+        Subscription(topic=commands_topic, model=PlaceHold, handler=apply_each(wallet.place_hold)),
+        Subscription(topic=commands_topic, model=ResolveHold, handler=apply_each(wallet.resolve_hold)),
+        Subscription(topic=commands_topic, model=RequestPayout, handler=apply_each(wallet.request_payout)),
+    ]
     if thresholds is not None:
         subscribed.append(Subscription(topic=balances_topic, model=BalanceChanged, handler=thresholds.apply))
     return subscribed

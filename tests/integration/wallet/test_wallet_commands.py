@@ -1,0 +1,86 @@
+"""Other services' commands to the wallet over `wallet.commands.v1`: holds (M4) and payouts (W14)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from adledger_contracts.wallet import PlaceHold, RequestPayout, ResolveHold
+from adledger_libs.events import Message, encode
+
+from ..conftest import unique
+from ..kafka_io import produce, read_all
+from .test_wallet_journey import PLATFORM, USD, RunningWallet, wallet  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.integration
+
+
+async def _send(running: RunningWallet, key: str, *commands: Message) -> None:
+    items = []
+    for command in commands:
+        envelope = encode(command, key=key, trace_id="trace-command")
+        items.append((envelope.key, envelope.value, list(envelope.headers)))
+    await produce(running.bootstrap, "wallet.commands.v1", items)
+
+
+async def _answers(running: RunningWallet, key: str, count: int) -> list[tuple[str, dict[str, object]]]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while True:
+        records = await read_all(running.bootstrap, "wallet.events.v1", expect=0, settle_s=0.2)
+        mine = [
+            (record.headers["event-type"], json.loads(record.value or b"{}"))
+            for record in records
+            if record.key == key.encode() and record.headers["event-type"] in {"HoldPlaced", "HoldRejected", "HoldResolved", "PayoutSettled"}
+        ]
+        if len(mine) >= count:
+            return mine
+        assert loop.time() < deadline, f"got {mine}"
+        await asyncio.sleep(0.2)
+
+
+async def test_m4_w14_holds_and_payouts_commanded_over_kafka(wallet: RunningWallet) -> None:  # noqa: F811
+    admin, token = await wallet.user("admin")
+    buyer, seller = unique("bc"), unique("bc")
+    for business_center in (buyer, seller):
+        answer = await wallet.command("POST", "/v1/business-centers", PLATFORM, {"id": business_center, "name": "x", "currency": "USD", "admin_user_id": admin})
+        assert answer.status_code == 201
+    await wallet.pay(unique("inv"), buyer, 10 * USD)
+    await wallet.balance_until(buyer, token, "real_micros", 10 * USD)
+
+    escrow, booking = unique("hold"), unique("hold")
+    await _send(
+        wallet,
+        buyer,
+        PlaceHold(idempotency_key=escrow, hold_id=escrow, owner_id=buyer, amount_micros=4 * USD, currency="USD", purpose="order_escrow", requested_by="order_escrow"),
+        PlaceHold(idempotency_key=booking, hold_id=booking, owner_id=buyer, amount_micros=20 * USD, currency="USD", purpose="campaign_booking", allow_partial=True, requested_by="campaign"),
+        PlaceHold(idempotency_key="too-much", hold_id=unique("hold"), owner_id=buyer, amount_micros=USD, currency="USD", purpose="order_escrow", requested_by="order_escrow"),
+    )
+    answers = await _answers(wallet, buyer, 3)
+    assert answers[0] == ("HoldPlaced", answers[0][1]) and answers[0][1]["held_micros"] == 4 * USD
+    assert answers[1][0] == "HoldPlaced" and answers[1][1]["held_micros"] == 6 * USD, "C1: the covered part is held"
+    assert answers[2][0] == "HoldRejected" and answers[2][1]["error"] == "insufficient_funds"
+    balance = await wallet.balance_until(buyer, token, "virtual_micros", 0)
+    assert balance["real_micros"] == 10 * USD, "W11: holds lower the virtual balance, not the real one"
+
+    resolve = ResolveHold(idempotency_key=unique("k"), hold_id=booking, action="post", amount_micros=2 * USD, requested_by="campaign")
+    await _send(wallet, buyer, resolve, resolve, ResolveHold(idempotency_key=unique("k"), hold_id=escrow, action="void", requested_by="order_escrow"))
+    answers = await _answers(wallet, buyer, 6)
+    # M5: the repeated command is answered again with the first result, and applied once (below).
+    assert [kind for kind, _ in answers[3:]] == ["HoldResolved"] * 3
+    assert answers[3][1]["posted_micros"] == answers[4][1]["posted_micros"] == 2 * USD
+    await wallet.balance_until(buyer, token, "real_micros", 8 * USD)
+    assert (await wallet.get(f"/v1/balances/{buyer}", token)).json()["virtual_micros"] == 8 * USD
+
+    # W14: a payout larger than the real balance waits, and goes out by itself when money arrives.
+    payout = unique("payout")
+    await _send(wallet, buyer, RequestPayout(idempotency_key=payout, payout_id=payout, payer_owner_id=buyer, payee_owner_id=seller, amount_micros=9 * USD, currency="USD", requested_by="order_escrow"))
+    answers = await _answers(wallet, buyer, 7)
+    assert answers[6] == ("PayoutSettled", {**answers[6][1], "status": "outstanding"})
+    await wallet.pay(unique("inv"), buyer, 5 * USD)
+    await wallet.balance_until(seller, token, "real_micros", 9 * USD)
+    answers = await _answers(wallet, buyer, 8)
+    assert answers[7][0] == "PayoutSettled" and answers[7][1]["status"] == "paid"
+    assert (await wallet.get(f"/v1/balances/{buyer}", token)).json()["real_micros"] == 4 * USD
