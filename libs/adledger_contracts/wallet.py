@@ -187,12 +187,12 @@ class HoldRejected(Event):
 
 
 class HoldResolved(Event):
-    """A hold was posted (fully or partly) or voided."""
+    """A hold was posted (fully or partly), voided, or expired at its deadline."""
 
     MESSAGE_TYPE: ClassVar[str] = "HoldResolved"
 
     hold_id: Identifier = Field(description="The hold.")
-    action: Literal["post", "void"] = Field(description="What was done.")
+    action: Literal["post", "void", "expire"] = Field(description="What was done.")
     posted_micros: Micros = Field(description="What was posted (0 for a void); the rest went back.")
     requested_by: str = Field(description="The service that asked.")
     resolved_at: UtcDatetime = Field(description="When (UTC).")

@@ -84,6 +84,18 @@ class ServiceRuntime:
     def add_background_job(self, name: str, job: BackgroundJob) -> None:
         self._background.append((name, job))
 
+    def add_periodic_job(self, name: str, job: Callable[[], Awaitable[object]], interval_ms: int) -> None:
+        """Run `job` now and then every `interval_ms` until the service stops. Deadlines are read
+        from the injectable clock inside the job, so tests call the job directly after moving
+        the clock instead of waiting for this loop (rule T1)."""
+
+        async def loop() -> None:
+            while True:
+                await job()
+                await asyncio.sleep(interval_ms / 1000)
+
+        self._background.append((name, loop))
+
     def add_error_handler(self, error_type: type[Exception], handler: ErrorHandler) -> None:
         """Answer an exception raised by a route (a rejected command) with a 4xx and its reason."""
         self._error_handlers[error_type] = handler

@@ -13,3 +13,5 @@ class Settings(ServiceSettings):
     ledger_schema: str = "ledger"
     #: How often the day-close job (W13) looks for a due UTC day close, in milliseconds.
     day_close_poll_interval_ms: int = 60_000
+    #: How often holds past their `expires_at` are released (rule M4).
+    hold_expiry_poll_interval_ms: int = 1000

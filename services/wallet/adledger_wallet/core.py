@@ -410,6 +410,24 @@ class Wallet:
             await publish_balances(uow, self.ledger, [payer, (payee[0], command.payee_owner_id)], now)
         return event
 
+    async def expire_holds(self, uow: UnitOfWork) -> list[str]:
+        """Release every hold whose `expires_at` has passed (M4), each at most once."""
+        now = self.clock.now()
+        expired = await self.ledger.expire_pending(uow.conn, now)
+        owners: list[tuple[OwnerKind, str]] = []
+        for transfer in expired:
+            owner_id = str(transfer.user_data.get("owner_id", ""))
+            if not owner_id:
+                continue  # a hold placed by another service directly on the ledger: not the wallet's to announce
+            owners.append((transfer.user_data["owner_kind"], owner_id))
+            uow.publish(
+                HoldResolved(hold_id=transfer.id.removeprefix("hold:"), action="expire", posted_micros=0, requested_by="wallet", resolved_at=now),
+                topic=self.events_topic,
+                key=owner_id,
+            )
+        await publish_balances(uow, self.ledger, owners, now)
+        return [transfer.id for transfer in expired]
+
     async def _owner(self, uow: UnitOfWork, owner_id: str, currency: str) -> tuple[OwnerKind, str] | str:
         """The owner's kind and id, or the code of why it can't be used."""
         found = await store.owner_kind_of(uow.conn, owner_id)

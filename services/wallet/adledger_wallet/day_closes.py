@@ -2,7 +2,7 @@
 
 `DayCloses.run_due_closes()` takes every close that is due by the injectable clock's `now`,
 oldest first, one database transaction per day: the snapshots of every Business Center and ad
-account, then the `day_closes` row. The background loop (`run_forever`) calls it every
+account, then the `day_closes` row. The runtime's periodic job calls it every
 `day_close_poll_interval_ms`; tests move a ManualClock and call it directly, never sleeping.
 
 Figures are computed from the ledger's immutable transfers timestamped before the close
@@ -24,7 +24,6 @@ write each day once.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -53,17 +52,10 @@ class Snapshot:
 
 
 class DayCloses:
-    def __init__(self, pool: Callable[[], asyncpg.Pool], ledger_schema: str, clock: Clock, *, poll_interval_ms: int = 60_000) -> None:
+    def __init__(self, pool: Callable[[], asyncpg.Pool], ledger_schema: str, clock: Clock) -> None:
         self._pool = pool
         self._ledger = ledger_schema
         self._clock = clock
-        self._poll_interval_s = poll_interval_ms / 1000
-
-    async def run_forever(self) -> None:
-        """The background job: take the due closes, then wait one poll interval, until cancelled."""
-        while True:
-            await self.run_due_closes()
-            await asyncio.sleep(self._poll_interval_s)
 
     async def run_due_closes(self) -> list[date]:
         """Snapshot every day whose close is due by now, oldest first; returns the days this call closed."""

@@ -33,8 +33,14 @@ def build(settings: Settings | None = None, clock: Clock | None = None) -> Servi
         runtime.add_error_handler(rejection, answer_rejection)
     thresholds = PrepaymentThresholds(settings.ledger_schema, clock, WALLET_EVENTS_TOPIC)
     runtime.subscribe(*kafka.subscriptions(wallet, settings.consumer_group, thresholds=thresholds))
-    day_closes = DayCloses(lambda: runtime.pool, settings.ledger_schema, clock, poll_interval_ms=settings.day_close_poll_interval_ms)
-    runtime.add_background_job("day_closes", day_closes.run_forever)
+    day_closes = DayCloses(lambda: runtime.pool, settings.ledger_schema, clock)
+    runtime.add_periodic_job("day_closes", day_closes.run_due_closes, settings.day_close_poll_interval_ms)
+
+    async def expire_holds() -> None:
+        async with unit_of_work(runtime.pool, runtime.relay) as uow:
+            await wallet.expire_holds(uow)
+
+    runtime.add_periodic_job("hold_expiry", expire_holds, settings.hold_expiry_poll_interval_ms)
 
     async def ensure_platform_operator() -> None:
         async with unit_of_work(runtime.pool) as uow:

@@ -84,3 +84,32 @@ async def test_m4_w14_holds_and_payouts_commanded_over_kafka(wallet: RunningWall
     answers = await _answers(wallet, buyer, 8)
     assert answers[7][0] == "PayoutSettled" and answers[7][1]["status"] == "paid"
     assert (await wallet.get(f"/v1/balances/{buyer}", token)).json()["real_micros"] == 4 * USD
+
+
+async def test_m4_t1_a_hold_past_its_deadline_is_released_once(wallet: RunningWallet) -> None:  # noqa: F811
+    from datetime import timedelta
+
+    from adledger_ledger.postgres import PostgresLedger
+    from adledger_libs.outbox import unit_of_work
+    from adledger_wallet.core import Wallet
+
+    admin, token = await wallet.user("admin")
+    buyer = unique("bc")
+    await wallet.command("POST", "/v1/business-centers", PLATFORM, {"id": buyer, "name": "x", "currency": "USD", "admin_user_id": admin})
+    await wallet.pay(unique("inv"), buyer, 5 * USD)
+    await wallet.balance_until(buyer, token, "real_micros", 5 * USD)
+    hold = unique("hold")
+    expires_at = wallet.clock.now() + timedelta(hours=48)
+    await _send(wallet, buyer, PlaceHold(idempotency_key=hold, hold_id=hold, owner_id=buyer, amount_micros=2 * USD, currency="USD", purpose="order_escrow", expires_at=expires_at, requested_by="order_escrow"))
+    await wallet.balance_until(buyer, token, "virtual_micros", 3 * USD)
+
+    sweeper = Wallet(PostgresLedger(wallet.runtime.settings.ledger_schema), wallet.clock)  # type: ignore[attr-defined]
+    async with unit_of_work(wallet.runtime.pool) as uow:
+        assert await sweeper.expire_holds(uow) == [], "not yet due"
+    wallet.clock.advance(timedelta(hours=48))
+    async with unit_of_work(wallet.runtime.pool) as uow:
+        assert await sweeper.expire_holds(uow) == [f"hold:{hold}"]
+    async with unit_of_work(wallet.runtime.pool) as uow:
+        assert await sweeper.expire_holds(uow) == [], "a hold expires at most once"
+    balance = (await wallet.get(f"/v1/balances/{buyer}", token)).json()
+    assert (balance["real_micros"], balance["virtual_micros"]) == (5 * USD, 5 * USD)

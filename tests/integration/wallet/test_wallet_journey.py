@@ -92,6 +92,9 @@ async def wallet(stack: Stack) -> AsyncIterator[RunningWallet]:
         platform_token=PLATFORM,
         kafka_consumer_group=unique("wallet-group"),
         outbox_poll_interval_ms=100,
+        # Tests run the clock-driven jobs themselves after moving the ManualClock (T1).
+        day_close_poll_interval_ms=3_600_000,
+        hold_expiry_poll_interval_ms=3_600_000,
     )
     clock = ManualClock(datetime(2026, 11, 21, 9, tzinfo=UTC))
     runtime = build(settings, clock)
