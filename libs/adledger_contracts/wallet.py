@@ -131,7 +131,12 @@ class PlaceHold(Command):
     owner_id: Identifier = Field(description="Whose cash is held: a Business Center or an ad account.")
     amount_micros: PositiveMicros = Field(description="How much to hold.")
     currency: CurrencyCode = Field(description="Must be the owner's currency (M2).")
-    purpose: Literal["campaign_booking", "order_escrow"] = Field(description="What the hold is for; decides where a post goes.")
+    purpose: Literal["campaign_booking", "order_escrow"] = Field(description="What the hold is for.")
+    payee_owner_id: Identifier | None = Field(
+        default=None,
+        description="Where a post goes: this owner's cash (an escrowed order's seller, O1). "
+        "Null: the platform (campaign spend) for campaign_booking, escrow for order_escrow.",
+    )
     allow_partial: bool = Field(default=False, description="Hold what is available when it is less than the amount (C1).")
     expires_at: UtcDatetime | None = Field(default=None, description="When the hold lapses by itself (UTC), if ever.")
     requested_by: str = Field(min_length=1, description="The service that asks, for routing the answer.")

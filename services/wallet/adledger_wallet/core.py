@@ -343,13 +343,20 @@ class Wallet:
             amount_micros = available_micros
         if amount_micros <= 0:
             return self._reject(uow, command.hold_id, command.owner_id, "insufficient_funds", command.requested_by)
-        destination = "escrow_orders" if command.purpose == "order_escrow" else "platform_revenue"
+        if command.payee_owner_id is not None:
+            payee = await self._owner(uow, command.payee_owner_id, command.currency)
+            if isinstance(payee, str):
+                return self._reject(uow, command.hold_id, command.owner_id, f"payee_{payee}", command.requested_by)
+            destination_account_id = owner_account_id(payee[0], command.payee_owner_id, "cash")
+        else:
+            system = "escrow_orders" if command.purpose == "order_escrow" else "platform_revenue"
+            destination_account_id = system_account_id(system, command.currency)
         now = self.clock.now()
         request = TransferRequest(
             id=f"hold:{command.hold_id}", debit_account_id=owner_account_id(owner_kind, command.owner_id, "cash"),
-            credit_account_id=system_account_id(destination, command.currency), amount_micros=amount_micros,
+            credit_account_id=destination_account_id, amount_micros=amount_micros,
             currency=command.currency, code=command.purpose, pending=True, expires_at=command.expires_at,
-            user_data={"owner_kind": owner_kind, "owner_id": command.owner_id},
+            user_data={"owner_kind": owner_kind, "owner_id": command.owner_id, "payee_owner_id": command.payee_owner_id or ""},
         )
         [result] = await self.ledger.create_transfers(uow.conn, [request], now)
         if result.error is not None:
@@ -387,7 +394,13 @@ class Wallet:
             requested_by=command.requested_by, resolved_at=now,
         )
         uow.publish(event, topic=self.events_topic, key=owner_id)
-        await publish_balances(uow, self.ledger, [(owner_kind, owner_id)], now)
+        owners: list[tuple[OwnerKind, str]] = [(owner_kind, owner_id)]
+        payee_owner_id = str(found.user_data.get("payee_owner_id") or "")
+        if payee_owner_id and command.action == "post":
+            payee = await store.owner_kind_of(uow.conn, payee_owner_id)
+            if payee is not None:
+                owners.append(("business_center" if payee[0] == "business_center" else "ad_account", payee_owner_id))
+        await publish_balances(uow, self.ledger, owners, now)
         return event
 
     async def request_payout(self, uow: UnitOfWork, command: RequestPayout) -> PayoutSettled | HoldRejected:

@@ -113,3 +113,20 @@ async def test_m4_t1_a_hold_past_its_deadline_is_released_once(wallet: RunningWa
         assert await sweeper.expire_holds(uow) == [], "a hold expires at most once"
     balance = (await wallet.get(f"/v1/balances/{buyer}", token)).json()
     assert (balance["real_micros"], balance["virtual_micros"]) == (5 * USD, 5 * USD)
+
+
+async def test_m4_an_escrow_hold_with_a_payee_posts_to_the_seller_and_a_partial_post_splits(wallet: RunningWallet) -> None:  # noqa: F811
+    admin, token = await wallet.user("admin")
+    buyer, seller = unique("bc"), unique("bc")
+    for business_center in (buyer, seller):
+        await wallet.command("POST", "/v1/business-centers", PLATFORM, {"id": business_center, "name": "x", "currency": "USD", "admin_user_id": admin})
+    await wallet.pay(unique("inv"), buyer, 10 * USD)
+    await wallet.balance_until(buyer, token, "real_micros", 10 * USD)
+    order = unique("order")
+    await _send(wallet, buyer, PlaceHold(idempotency_key=order, hold_id=order, owner_id=buyer, payee_owner_id=seller, amount_micros=6 * USD, currency="USD", purpose="order_escrow", requested_by="order_escrow"))
+    await wallet.balance_until(buyer, token, "virtual_micros", 4 * USD)
+    # An admin's split: 4 USD to the seller, the other 2 back to the buyer.
+    await _send(wallet, buyer, ResolveHold(idempotency_key=unique("k"), hold_id=order, action="post", amount_micros=4 * USD, requested_by="order_escrow"))
+    await wallet.balance_until(seller, token, "real_micros", 4 * USD)
+    balance = await wallet.balance_until(buyer, token, "real_micros", 6 * USD)
+    assert balance["virtual_micros"] == 6 * USD
