@@ -73,12 +73,12 @@ async def test_all_five_services_start_migrate_answer_health_and_metrics_and_sto
                 assert traced.headers["x-trace-id"] == "trace-42"
         conn = await asyncpg.connect(stack.database_url)
         try:
-            for service, (_, _, schema) in started.items():
+            for _, _, schema in started.values():
                 applied = await conn.fetch(f"select component, name from {schema}.schema_migrations")
                 assert ("adledger_libs", "0001_messaging.sql") in {(row["component"], row["name"]) for row in applied}
         finally:
             await conn.close()
-        for service, (process, _, _) in started.items():
+        for process, _, _ in started.values():
             process.send_signal(signal.SIGTERM)
         for service, (process, _, _) in started.items():
             assert process.wait(timeout=30) == 0, f"{service} did not stop cleanly: {process.stderr.read().decode()[-2000:]}"  # type: ignore[union-attr]

@@ -197,7 +197,7 @@ class Wallet:
             requests = [replace(request, linked=index < len(requests) - 1) for index, request in enumerate(requests)]
             raise_first_error(await self.ledger.create_transfers(uow.conn, requests, now))
         await store.mark_aba_enabled(uow.conn, business_center_id, now)
-        await store.save_budgets(uow.conn, [a for a, sync in zip(plan.ad_accounts_after, plan.budget_syncs) if sync.synced])
+        await store.save_budgets(uow.conn, [a for a, sync in zip(plan.ad_accounts_after, plan.budget_syncs, strict=True) if sync.synced])
         event = AutomaticBalanceAllocationEnabled(
             business_center_id=business_center_id,
             eligible_ad_account_ids=list(plan.eligible_ad_account_ids),

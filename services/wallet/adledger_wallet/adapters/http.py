@@ -31,7 +31,8 @@ from adledger_wallet.core import (
 from adledger_wallet.domain import errors as domain_errors
 from adledger_wallet.domain.allocation import AllocationBucket, AllocationDirection
 from adledger_wallet.domain.model import AdAccount, AdAccountType, BillingOption, Budget, BudgetKind
-from adledger_wallet.domain.roles import Role
+from adledger_wallet.domain.aba import check_switch_to_manual_allocation
+from adledger_wallet.domain.roles import Action, Role, authorize
 
 # Requests and answers ----------------------------------------------------------------------------
 
@@ -318,9 +319,6 @@ class WalletApi:
 
         async def disable_aba(uow: UnitOfWork, caller: Caller, call: Call) -> tuple[int, BaseModel]:
             business_center = await store.load_business_center(uow.conn, call.path["business_center_id"])
-            from adledger_wallet.domain.aba import check_switch_to_manual_allocation
-            from adledger_wallet.domain.roles import Action, authorize
-
             authorize(caller.user, business_center, Action.ENABLE_ABA)
             check_switch_to_manual_allocation(business_center)
             return 200, Done()
@@ -422,4 +420,3 @@ def _balance_answer(item: OwnerBalance) -> BalanceAnswer:
     )
 
 
-__all__ = ["REJECTIONS", "WalletApi", "answer_rejection", "datetime"]

@@ -28,12 +28,11 @@ Decisions the rules leave open:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from adledger_wallet.domain.budget_caps import utc_day_ends_at, utc_day_of
-from adledger_wallet.domain.model import BusinessCenter, require_micros, require_positive_micros
+from adledger_wallet.domain.model import BusinessCenter, require_micros
 
 #: W12: the default prepayment threshold is this percentage of the last payment received.
 DEFAULT_PREPAYMENT_THRESHOLD_PERCENT = 50
