@@ -9,7 +9,7 @@ PYTHON ?= python3
 STACK := deploy/local/stack
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv stack-up stack-down stack-status run test test-unit test-integration schemas check-schemas bench lock clean
+.PHONY: help setup venv stack-up stack-down stack-status run test test-unit test-integration lint schemas check-schemas bench lock clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ test-unit: venv ## Only the tests that need no broker or database.
 test-integration: venv stack-up ## Only the tests against the real stack.
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
+lint: venv ## Static checks that catch real bugs: undefined names, unused imports, bug-prone patterns.
+	$(VENV)/bin/ruff check --select F,E9,B --ignore B008 libs services tests deploy bench
+
 schemas: venv ## Regenerate schemas/ from the pydantic models and the topic catalogue.
 	$(PY) -m adledger_contracts.schemagen schemas
 	$(PY) -m adledger_wallet.inject schemas/openapi
@@ -54,7 +57,7 @@ check-schemas: venv ## Fail if schemas/ drifted from the models.
 	$(PY) -m adledger_contracts.schemagen schemas --check
 
 lock: venv ## Re-pin requirements.lock from the current .venv.
-	{ echo "# Pinned versions of every third-party package (constraints for `make venv`); refresh with `make lock`."; \
+	{ echo '# Pinned versions of every third-party package (constraints for make venv); refresh with make lock.'; \
 	  $(VENV)/bin/pip freeze --exclude-editable | grep -v "^-e"; } > requirements.lock
 
 clean: ## Remove the virtualenv (the stack's data stays in $$ADLEDGER_HOME; see `deploy/local/stack reset`).
