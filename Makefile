@@ -52,9 +52,14 @@ lint: venv ## Static checks that catch real bugs: undefined names, unused import
 schemas: venv ## Regenerate schemas/ from the pydantic models and the topic catalogue.
 	$(PY) -m adledger_contracts.schemagen schemas
 	$(PY) -m adledger_wallet.inject schemas/openapi
+	$(PY) -m adledger_order_escrow.inject schemas/openapi
 
 check-schemas: venv ## Fail if schemas/ drifted from the models.
 	$(PY) -m adledger_contracts.schemagen schemas --check
+
+BENCH_ARGS ?=
+bench: venv stack-up ## Benchmark the spend path against the running stack (see docs/performance.md).
+	$(PY) bench/spend.py $(BENCH_ARGS)
 
 lock: venv ## Re-pin requirements.lock from the current .venv.
 	{ echo '# Pinned versions of every third-party package (constraints for make venv); refresh with make lock.'; \

@@ -13,6 +13,7 @@ from adledger_contracts.external import (
     DeliveryStateChanged,
     SpendReported,
 )
+from adledger_contracts.orders import EmailRequested, OrderPlaced, OrderStatusChanged
 from adledger_contracts.topics import CATALOGUE, TopicSpec, dead_letter_topic, topic
 from adledger_contracts.wallet import (
     AdAccountOpened,
@@ -51,6 +52,9 @@ ALL_MESSAGES = (
     HoldRejected,
     HoldResolved,
     PayoutSettled,
+    OrderPlaced,
+    OrderStatusChanged,
+    EmailRequested,
 )
 
 __all__ = [
@@ -67,6 +71,9 @@ __all__ = [
     "BalanceChanged",
     "DeliveryDecided",
     "DeliveryStateChanged",
+    "EmailRequested",
+    "OrderPlaced",
+    "OrderStatusChanged",
     "SpendReported",
     "TopicSpec",
     "dead_letter_topic",

@@ -48,6 +48,12 @@ class DeliveryDecided(Event):
     business_center_id: Identifier | None = Field(description="The Business Center whose funds are shared, if any.")
     decided_at: UtcDatetime = Field(description="When the decision was made (UTC).")
     cause_event_id: str | None = Field(description="The spend event that tipped it, when one did.")
+    overspend_micros: Micros | None = Field(
+        default=None,
+        ge=0,
+        description="Rule S2, for an insufficient_funds pause: on the pause, the overspend already recorded from "
+        "the cause event on; on its resume, the total overspend accrued while it lasted. Null otherwise.",
+    )
 
 
 class DeliveryStateChanged(Event):

@@ -71,7 +71,7 @@ _BASE: tuple[TopicSpec, ...] = (
         partitions=6,
         cleanup_policy="compact",
         producers=("wallet", "spend_consumer"),
-        consumers=("wallet", "subscribers (external)"),
+        consumers=("wallet", "spend_consumer", "subscribers (external)"),
         message_types=("BalanceChanged",),
         description="The latest balance per Business Center and ad account; `version` grows by one per change.",
         configs={"min.cleanable.dirty.ratio": "0.1", "segment.ms": "3600000"},
@@ -82,7 +82,7 @@ _BASE: tuple[TopicSpec, ...] = (
         partitions=6,
         cleanup_policy="delete",
         producers=("wallet",),
-        consumers=("campaign", "invoicing"),
+        consumers=("campaign", "invoicing", "spend_consumer", "order_escrow"),
         message_types=(
             "BusinessCenterOpened",
             "AdAccountOpened",
@@ -108,6 +108,17 @@ _BASE: tuple[TopicSpec, ...] = (
         message_types=("PlaceHold", "ResolveHold", "RequestPayout"),
         description="Commands other services send the wallet (holds M4, payouts W14); each takes an "
         "idempotency key; the answers are events on wallet.events.v1 keyed like the command.",
+    ),
+    TopicSpec(
+        name="orders.events.v1",
+        key="order_id",
+        partitions=6,
+        cleanup_policy="delete",
+        producers=("order_escrow",),
+        consumers=("invoicing",),
+        message_types=("OrderPlaced", "OrderStatusChanged", "EmailRequested"),
+        description="Escrowed orders (O1-O6): every order placed and every change of its status, and the "
+        "e-mails they ask for (O4), which the invoicing service's e-mail adapter renders and sends.",
     ),
     TopicSpec(
         name="invoicing.events.v1",

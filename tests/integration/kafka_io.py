@@ -47,13 +47,18 @@ async def read_all(bootstrap: str, topic: str, *, expect: int, timeout_s: float 
         assigned = [TopicPartition(topic, number) for number in partitions]
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)
+        # Everything already on the topic is read, however much that is, before settling.
+        ends = await consumer.end_offsets(assigned)
         records: list[Record] = []
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         settle_until: float | None = None
         while True:
             now = loop.time()
-            if settle_until is None and len(records) >= expect:
+            caught_up = True
+            for tp, end in ends.items():
+                caught_up = caught_up and await consumer.position(tp) >= end
+            if settle_until is None and len(records) >= expect and caught_up:
                 settle_until = now + settle_s
             if settle_until is not None and now >= settle_until:
                 return records
@@ -66,3 +71,35 @@ async def read_all(bootstrap: str, topic: str, *, expect: int, timeout_s: float 
                 )
     finally:
         await consumer.stop()
+
+
+async def end_offsets(bootstrap: str, topics: list[str]) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, number) for topic in topics for number in consumer.partitions_for_topic(topic) or ()]
+        # An assigned consumer, as in read_all: aiokafka's stop() of an unassigned one is cancelled.
+        consumer.assign(partitions)
+        offsets = dict(await consumer.end_offsets(partitions))
+        # Let the consumer's own start-up tasks run once before it is stopped (as read_all does).
+        await consumer.getmany(timeout_ms=10)
+        return offsets
+    finally:
+        await consumer.stop()
+
+
+async def start_at_end(bootstrap: str, database_url: str, schema: str, group: str, topics: list[str]) -> None:
+    """Store a fresh consumer group's positions at the end of shared topics (the database is the
+    truth for positions), so a test's service reads only what the test sends, and does not
+    replay, and dead-letter, everything earlier runs left on the shared topics."""
+    import asyncpg
+
+    offsets = await end_offsets(bootstrap, topics)
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.executemany(
+            f"insert into {schema}.consumer_positions (group_id, topic, partition, next_offset) values ($1, $2, $3, $4)",
+            [(group, tp.topic, tp.partition, offset) for tp, offset in offsets.items()],
+        )
+    finally:
+        await conn.close()

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -33,7 +34,7 @@ async def _healthy(port: int, process: subprocess.Popen[bytes], timeout_s: float
     async with httpx.AsyncClient() as client:
         while True:
             if process.poll() is not None:
-                raise AssertionError(f"service exited with {process.returncode}: {process.stderr.read().decode()[-3000:]}")  # type: ignore[union-attr]
+                raise AssertionError(f"service exited with {process.returncode}: {_tail(process)}")
             try:
                 answer = await client.get(f"http://127.0.0.1:{port}/health", timeout=2.0)
                 if answer.status_code == 200:
@@ -45,7 +46,14 @@ async def _healthy(port: int, process: subprocess.Popen[bytes], timeout_s: float
             await asyncio.sleep(0.2)
 
 
-async def test_all_five_services_start_migrate_answer_health_and_metrics_and_stop_cleanly(stack: Stack) -> None:
+def _tail(process: subprocess.Popen[bytes]) -> str:
+    assert process.stderr is not None
+    process.stderr.flush()
+    return Path(process.stderr.name).read_bytes().decode(errors="replace")[-3000:]
+
+
+async def test_all_five_services_start_migrate_answer_health_and_metrics_and_stop_cleanly(stack: Stack, tmp_path: Path) -> None:
+    log_directory = tmp_path
     started: dict[str, tuple[subprocess.Popen[bytes], int, str]] = {}
     ledger_schema = unique("svc_ledger")
     try:
@@ -59,7 +67,9 @@ async def test_all_five_services_start_migrate_answer_health_and_metrics_and_sto
                 "ADLEDGER_LEDGER_SCHEMA": ledger_schema,
             }
             process = subprocess.Popen(
-                [sys.executable, "-m", f"adledger_{service}"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+                # Logs go to a file, not a pipe nobody reads: a full pipe would block the service.
+                [sys.executable, "-m", f"adledger_{service}"], env=env, stdout=subprocess.DEVNULL,
+                stderr=(log_directory / f"{service}.log").open("wb"),
             )
             started[service] = (process, port, schema)
         for service, (process, port, _) in started.items():
@@ -81,7 +91,7 @@ async def test_all_five_services_start_migrate_answer_health_and_metrics_and_sto
         for process, _, _ in started.values():
             process.send_signal(signal.SIGTERM)
         for service, (process, _, _) in started.items():
-            assert process.wait(timeout=30) == 0, f"{service} did not stop cleanly: {process.stderr.read().decode()[-2000:]}"  # type: ignore[union-attr]
+            assert process.wait(timeout=30) == 0, f"{service} did not stop cleanly: {_tail(process)}"
     finally:
         for process, _, _ in started.values():
             if process.poll() is None:

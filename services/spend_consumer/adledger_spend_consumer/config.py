@@ -6,3 +6,10 @@ from adledger_libs.settings import ServiceSettings
 class Settings(ServiceSettings):
     service_name: str = "spend_consumer"
     http_port: int = 8085
+    #: The schema of the shared double-entry ledger (the wallet's; tests give each run its own).
+    ledger_schema: str = "ledger"
+    spend_topic: str = "ads.spend.v1"
+    wallet_events_topic: str = "wallet.events.v1"
+    balances_topic: str = "balances.v1"
+    delivery_control_topic: str = "delivery.control.v1"
+    delivery_state_topic: str = "delivery.state.v1"

@@ -2,10 +2,27 @@
 
 from importlib.resources import files
 
-from adledger_libs.clock import Clock
+from adledger_ledger.postgres import LEDGER_MIGRATIONS, PostgresLedger
+from adledger_libs.clock import Clock, SystemClock
 from adledger_libs.runtime import ServiceRuntime
+
+from adledger_spend_consumer.adapters import kafka
 from adledger_spend_consumer.config import Settings
+from adledger_spend_consumer.core import SpendConsumer, Topics
 
 
 def build(settings: Settings | None = None, clock: Clock | None = None) -> ServiceRuntime:
-    return ServiceRuntime(settings or Settings(), migrations=files("adledger_spend_consumer") / "migrations", clock=clock)
+    settings = settings or Settings()
+    clock = clock or SystemClock()
+    runtime = ServiceRuntime(settings, migrations=files("adledger_spend_consumer") / "migrations", clock=clock)
+    # The same ledger tables as the wallet (not a copy); whoever starts first migrates them.
+    runtime.add_shared_schema(settings.ledger_schema, [("adledger_ledger", LEDGER_MIGRATIONS)])
+    topics = Topics(
+        spend=settings.spend_topic,
+        delivery_control=settings.delivery_control_topic,
+        delivery_state=settings.delivery_state_topic,
+        balances=settings.balances_topic,
+    )
+    consumer = SpendConsumer(PostgresLedger(settings.ledger_schema), clock, settings.consumer_group, topics)
+    runtime.subscribe(*kafka.subscriptions(consumer, settings))
+    return runtime

@@ -23,7 +23,7 @@ from adledger_wallet.config import Settings
 from adledger_wallet.inject import build
 
 from ..conftest import Stack, unique
-from ..kafka_io import produce, read_all
+from ..kafka_io import produce, read_all, start_at_end
 
 pytestmark = pytest.mark.integration
 USD = 1_000_000
@@ -99,6 +99,10 @@ async def wallet(stack: Stack) -> AsyncIterator[RunningWallet]:
     clock = ManualClock(datetime(2026, 11, 21, 9, tzinfo=UTC))
     runtime = build(settings, clock)
     await runtime.start()
+    await start_at_end(
+        stack.kafka_bootstrap_servers, stack.database_url, schema, settings.consumer_group,
+        ["invoicing.events.v1", "wallet.commands.v1", "balances.v1"],
+    )
     stop = asyncio.Event()
     serving = asyncio.ensure_future(runtime.serve(stop))
     client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10.0)
@@ -212,7 +216,18 @@ async def test_w6_m2_allocation_and_a_payment_in_another_currency_goes_to_the_de
     assert mixed.status_code == 422 and mixed.json()["error"] == "currency_mismatch"
     floats = await wallet.command("POST", f"/v1/business-centers/{bc}/allocations", alice_token, {"ad_account_id": account, "bucket": "cash", "direction": "to_ad_account", "amount_micros": 1.5, "currency": "EUR"})
     assert floats.status_code == 422 and floats.json()["error"] == "invalid_request"
-    dead = await read_all(wallet.bootstrap, "invoicing.events.v1.dlq", expect=1, timeout_s=30, settle_s=0.5)
-    reasons = [record.headers["dlq-reason"] for record in dead if record.key == bc.encode()]
+    group = wallet.runtime.settings.consumer_group
+
+    async def dead_letters() -> list[str]:
+        dead = await read_all(wallet.bootstrap, "invoicing.events.v1.dlq", expect=0, timeout_s=30, settle_s=0.2)
+        return [
+            record.headers["dlq-reason"]
+            for record in dead
+            if record.key == bc.encode() and record.headers["dlq-consumer-group"] == group
+        ]
+
+    deadline = asyncio.get_running_loop().time() + 30
+    while not (reasons := await dead_letters()) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.2)
     assert reasons == ["currency mismatch: expected EUR, got USD"]
     assert (await wallet.get(f"/v1/balances/{bc}", alice_token)).json()["real_micros"] == 5 * USD

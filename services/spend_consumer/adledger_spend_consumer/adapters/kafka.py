@@ -1,0 +1,30 @@
+"""The spend consumer's Kafka inputs, all in one consumer group so that one batch is one
+transaction: the wallet's events (the ad accounts it may charge), the spend itself, and the
+balances (to resume delivery when funds return).
+
+The subscriptions are listed in that order on purpose: the consumer runs the handlers of a
+batch in the order of their topics, so an ad account opened in the same batch as its first
+spend is known before the spend is taken, and a resume sees the balances after the batch's spend.
+A malformed record is dead-lettered by the consumer itself (rule S5).
+"""
+
+from __future__ import annotations
+
+from adledger_contracts.external import BalanceChanged, SpendReported
+from adledger_contracts.wallet import AdAccountOpened, AutomaticBalanceAllocationEnabled, BusinessCenterOpened
+from adledger_libs.consumer import Subscription
+
+from adledger_spend_consumer.config import Settings
+from adledger_spend_consumer.core import SpendConsumer
+
+
+def subscriptions(consumer: SpendConsumer, settings: Settings) -> list[Subscription]:
+    return [
+        Subscription(topic=settings.wallet_events_topic, model=BusinessCenterOpened, handler=consumer.apply_business_centers),
+        Subscription(topic=settings.wallet_events_topic, model=AdAccountOpened, handler=consumer.apply_ad_accounts),
+        Subscription(
+            topic=settings.wallet_events_topic, model=AutomaticBalanceAllocationEnabled, handler=consumer.apply_aba_enabled
+        ),
+        Subscription(topic=settings.spend_topic, model=SpendReported, handler=consumer.apply_spends),
+        Subscription(topic=settings.balances_topic, model=BalanceChanged, handler=consumer.apply_balances),
+    ]

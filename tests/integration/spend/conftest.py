@@ -1,0 +1,234 @@
+"""The wallet and the spend consumer, both in-process against the real Kafka and PostgreSQL,
+sharing one isolated ledger schema and one ManualClock; each with its own schema and consumer group.
+
+Spend goes to a topic of the test's own, laid out like `ads.spend.v1` (with its `.dlq`), so what
+other runs, a simulator or a benchmark produce on the shared topic cannot disturb a test. The
+spend consumer's stored positions on the shared `wallet.events.v1` and `balances.v1` are set to
+their end before it starts (the database is the truth for positions), so it reads only what the
+test's wallet publishes from then on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest_asyncio
+from adledger_contracts.external import SpendReported
+from adledger_contracts.topics import topic
+from adledger_contracts.wallet import InvoicePaid
+from adledger_libs.clock import ManualClock
+from adledger_libs.events import encode
+from adledger_libs.kafka import ensure_topics
+from adledger_libs.runtime import ServiceRuntime
+from adledger_spend_consumer.config import Settings as SpendSettings
+from adledger_spend_consumer.inject import build as build_spend_consumer
+from adledger_wallet.config import Settings as WalletSettings
+from adledger_wallet.inject import build as build_wallet
+
+from ..conftest import Stack, unique
+from ..kafka_io import start_at_end, Record, produce, read_all
+
+USD = 1_000_000
+PLATFORM = "test-platform-token"
+SPEND_TOPIC = "ads.spend.v1"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def _until(check: Callable[[], Any], what: str, timeout_s: float = 30.0) -> Any:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        result = await check()
+        if result:
+            return result
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+@dataclass
+class Services:
+    wallet: ServiceRuntime
+    spend: ServiceRuntime
+    client: httpx.AsyncClient
+    clock: ManualClock
+    bootstrap: str
+    spend_schema: str
+    database_url: str
+    spend_topic: str
+    admin_token: str = ""
+    admin_id: str = ""
+    events: int = field(default=0)
+
+    async def command(self, method: str, path: str, token: str, body: dict[str, object] | None = None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": unique("key")}
+        answer = await self.client.request(method, path, json=body, headers=headers)
+        assert answer.status_code < 300, answer.text
+        return answer
+
+    async def business_center(self, currency: str = "USD") -> str:
+        business_center_id = unique("bc")
+        await self.command("POST", "/v1/business-centers", PLATFORM, {"id": business_center_id, "name": "Acme", "currency": currency, "admin_user_id": self.admin_id})
+        return business_center_id
+
+    async def ad_account(self, business_center_id: str, *, aba_eligible: bool = False) -> str:
+        account_id = unique("acc")
+        kind = {"type": "auction", "billing_option": "monthly_invoicing"} if aba_eligible else {"type": "reservation", "billing_option": "prepaid"}
+        await self.command("POST", f"/v1/business-centers/{business_center_id}/ad-accounts", self.admin_token, {"id": account_id, "name": "x", **kind})
+        return account_id
+
+    async def known_to_spend_consumer(self, account_id: str, *, aba: bool = False) -> None:
+        async def check() -> bool:
+            row = await self.fetchrow(f"select draws_on_business_center from {self.spend_schema}.ad_accounts where ad_account_id = $1", account_id)
+            return row is not None and row["draws_on_business_center"] == aba
+
+        await _until(check, f"{account_id} known to the spend consumer")
+
+    async def pay(self, owner_id: str, amount_micros: int, currency: str = "USD") -> None:
+        event = InvoicePaid(invoice_id=unique("inv"), owner_id=owner_id, amount_micros=amount_micros, currency=currency, paid_at=self.clock.now())
+        envelope = encode(event, key=owner_id, trace_id="trace-payment")
+        await produce(self.bootstrap, "invoicing.events.v1", [(envelope.key, envelope.value, list(envelope.headers))])
+
+    def spend_event(self, account_id: str, amount_micros: int, *, currency: str = "USD", event_id: str | None = None, charge_id: str | None = None) -> SpendReported:
+        return SpendReported(
+            event_id=event_id or unique("spend"), ad_account_id=account_id, campaign_id="campaign-1", amount_micros=amount_micros,
+            currency=currency, occurred_at=self.clock.now(), charge_id=charge_id,
+        )
+
+    async def send_spends(self, spends: list[SpendReported]) -> None:
+        """Produce as an ad server does: the contract's JSON, keyed by ad account, with no headers."""
+        await produce(self.bootstrap, self.spend_topic, [(spend.ad_account_id.encode(), spend.model_dump_json().encode(), []) for spend in spends])
+
+    async def send_raw(self, key: str, value: bytes) -> None:
+        await produce(self.bootstrap, self.spend_topic, [(key.encode(), value, [])])
+
+    async def balance(self, owner_id: str) -> dict[str, Any]:
+        answer = await self.client.get(f"/v1/balances/{owner_id}", headers={"Authorization": f"Bearer {self.admin_token}"})
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    async def balance_until(self, owner_id: str, field_name: str, expected: int) -> dict[str, Any]:
+        async def check() -> dict[str, Any] | None:
+            current = await self.balance(owner_id)
+            return current if current[field_name] == expected else None
+
+        try:
+            return dict(await _until(check, f"{owner_id}.{field_name} == {expected}"))
+        except AssertionError as error:
+            raise AssertionError(f"{error}: {await self.balance(owner_id)}") from None
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            return list(await conn.fetch(query, *args))
+        finally:
+            await conn.close()
+
+    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        rows = await self.fetch(query, *args)
+        return rows[0] if rows else None
+
+    async def pauses_until(self, account_id: str, predicate: Callable[[list[asyncpg.Record]], bool]) -> list[asyncpg.Record]:
+        async def check() -> list[asyncpg.Record] | None:
+            rows = await self.fetch(f"select * from {self.spend_schema}.pauses where ad_account_id = $1 order by id", account_id)
+            return rows if predicate(rows) else None
+
+        return list(await _until(check, f"pauses of {account_id}"))
+
+    async def records_for(self, topic: str, keys: set[str], expect: int) -> list[Record]:
+        """The records of `topic` keyed by one of `keys`, once at least `expect` arrived (and a moment more)."""
+
+        async def check() -> list[Record] | None:
+            records = [record for record in await read_all(self.bootstrap, topic, expect=0, settle_s=0.3) if record.key is not None and record.key.decode() in keys]
+            return records if len(records) >= expect else None
+
+        await _until(check, f"{expect} records on {topic}")
+        await asyncio.sleep(0.5)
+        return [record for record in await read_all(self.bootstrap, topic, expect=0, settle_s=0.5) if record.key is not None and record.key.decode() in keys]
+
+
+def values(records: list[Record]) -> list[dict[str, Any]]:
+    return [json.loads(record.value or b"{}") for record in records]
+
+
+async def _healthy(client: httpx.AsyncClient) -> None:
+    async def check() -> bool:
+        try:
+            return (await client.get("/health")).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    await _until(check, "a healthy service")
+
+
+@pytest_asyncio.fixture
+async def services(stack: Stack) -> AsyncIterator[Services]:
+    wallet_schema, spend_schema, ledger_schema = unique("t_wallet"), unique("t_spend"), unique("t_ledger")
+    clock = ManualClock(datetime(2026, 11, 21, 9, tzinfo=UTC))
+    common: dict[str, Any] = {"database_url": stack.database_url, "kafka_bootstrap_servers": stack.kafka_bootstrap_servers, "outbox_poll_interval_ms": 100}
+    wallet_port, spend_port = _free_port(), _free_port()
+    wallet_group = unique("wallet-group")
+    wallet = build_wallet(
+        WalletSettings(
+            **common, database_schema=wallet_schema, ledger_schema=ledger_schema, http_port=wallet_port, platform_token=PLATFORM,
+            kafka_consumer_group=wallet_group, day_close_poll_interval_ms=3_600_000, hold_expiry_poll_interval_ms=3_600_000,
+        ),
+        clock,
+    )
+    spend_group = unique("spend-group")
+    # A spend topic of its own, laid out like ads.spend.v1 (key: ad account): other runs, a
+    # simulator or a benchmark producing on the shared topic meanwhile cannot disturb the test.
+    spend_topic = unique(SPEND_TOPIC)
+    await ensure_topics(stack.kafka_bootstrap_servers, [replace(topic(SPEND_TOPIC), name=spend_topic, partitions=3), replace(topic(SPEND_TOPIC + ".dlq"), name=spend_topic + ".dlq")])
+    spend = build_spend_consumer(
+        SpendSettings(
+            **common, database_schema=spend_schema, ledger_schema=ledger_schema, http_port=spend_port, kafka_consumer_group=spend_group,
+            spend_topic=spend_topic,
+        ),
+        clock,
+    )
+    await wallet.start()
+    await spend.start()
+    # Both start at the end of the shared topics, so neither replays (and dead-letters) what
+    # other runs left there: the wallet would otherwise re-reject every earlier run's payments.
+    await start_at_end(stack.kafka_bootstrap_servers, stack.database_url, spend_schema, spend_group, ["wallet.events.v1", "balances.v1"])
+    await start_at_end(stack.kafka_bootstrap_servers, stack.database_url, wallet_schema, wallet_group, ["invoicing.events.v1", "wallet.commands.v1", "balances.v1"])
+    stop = asyncio.Event()
+    serving = [asyncio.ensure_future(wallet.serve(stop)), asyncio.ensure_future(spend.serve(stop))]
+    client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{wallet_port}", timeout=10.0)
+    try:
+        await _healthy(client)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{spend_port}", timeout=10.0) as spend_client:
+            await _healthy(spend_client)
+        running = Services(wallet, spend, client, clock, stack.kafka_bootstrap_servers, spend_schema, stack.database_url, spend_topic)
+        admin_id = unique("alice")
+        answer = await running.command("POST", "/v1/users", PLATFORM, {"id": admin_id, "name": "Alice"})
+        running.admin_id, running.admin_token = admin_id, answer.json()["token"]
+        yield running
+        for task in serving:
+            assert not task.done(), f"a service stopped during the test: {task.exception() if task.done() else ''}"
+    finally:
+        stop.set()
+        await asyncio.gather(*serving, return_exceptions=True)
+        await client.aclose()
+        await wallet.close()
+        await spend.close()
+        conn = await asyncpg.connect(stack.database_url)
+        try:
+            for schema in (wallet_schema, spend_schema, ledger_schema):
+                await conn.execute(f"drop schema if exists {schema} cascade")
+        finally:
+            await conn.close()
