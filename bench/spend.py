@@ -55,6 +55,8 @@ BOOTSTRAP = os.environ.get("ADLEDGER_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092"
 DATABASE_URL = os.environ.get("ADLEDGER_DATABASE_URL", "postgresql://adledger:adledger@127.0.0.1:15432/adledger")
 CURRENCY = "USD"
 PLENTY_MICROS = 10**15
+#: No phase waits longer than this for something to start happening: a stuck run fails, loudly.
+PHASE_LIMIT_S = 120
 
 
 @dataclass(frozen=True)
@@ -186,7 +188,10 @@ async def measure_raw(topic: str, events: int) -> float:
     try:
         seen = 0
         started = None
+        give_up_at = time.perf_counter() + PHASE_LIMIT_S
         while seen < events:
+            if time.perf_counter() > give_up_at:
+                raise RuntimeError(f"raw consumption read {seen} of {events} events within {PHASE_LIMIT_S} s")
             batch = await consumer.getmany(timeout_ms=500, max_records=5000)
             if started is None and batch:
                 started = time.perf_counter()
@@ -227,14 +232,19 @@ async def measure_consumer(run: Run, profiles: list[AccountProfile], funds: dict
     settings = consumer_settings(run, schema, ledger_schema, f"bench-{label}-{run.tag}", max_batch_records)
     runtime, stop, serving = await start_consumer(settings, profiles)
     try:
+        give_up_at = time.perf_counter() + PHASE_LIMIT_S
         while (first := await applied(schema, run.topic("spend"))) == 0:
             if serving.done():
                 serving.result()
+            if time.perf_counter() > give_up_at:
+                raise RuntimeError(f"the {label} consumer applied nothing within {PHASE_LIMIT_S} s")
             await asyncio.sleep(0.005)
         started = time.perf_counter()
         while (done := await applied(schema, run.topic("spend"))) < events:
             if serving.done():
                 serving.result()
+            if time.perf_counter() > give_up_at + 600:
+                raise RuntimeError(f"the {label} consumer applied {done} of {events} events in time")
             await asyncio.sleep(0.01)
         return (time.perf_counter() - started) * events / max(done - first, 1)
     finally:
@@ -288,7 +298,12 @@ async def measure_pauses(run: Run, profiles: list[AccountProfile], rate_per_s: i
         sent = {account: 0 for account in accounts}
         interval = 1 / rate_per_s
         next_at = time.perf_counter()
+        give_up_at = time.perf_counter() + PHASE_LIMIT_S
         while len(paused_at) < len(accounts):
+            if serving.done():
+                serving.result()
+            if time.perf_counter() > give_up_at:
+                raise RuntimeError(f"only {len(paused_at)} of {len(accounts)} pauses seen within {PHASE_LIMIT_S} s")
             live = [account for account in accounts if account not in paused_at]
             account = live[random.randrange(len(live))]
             key, value, _ = spend_record(account, amount_micros)
