@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 from pydantic import BaseModel, ValidationError
@@ -275,3 +275,41 @@ async def run_command(
             response=answer.model_dump(mode="json"),
         )
         return status, answer
+
+
+CallerT = TypeVar("CallerT")
+Apply = Callable[[UnitOfWork, CallerT, Call], Awaitable[tuple[int, Any]]]
+
+
+class AuthenticatedApi(Generic[CallerT]):
+    """A service's endpoints whose handlers get the caller its bearer token maps to: commands run
+    once per idempotency key (scoped to the token), queries in a read transaction."""
+
+    def __init__(self, pool: Callable[[], asyncpg.Pool], relay: Callable[[], OutboxRelay], *, service: str) -> None:
+        self._pool = pool
+        self._relay = relay
+        self._service = service
+
+    async def caller(self, uow: UnitOfWork, call: Call) -> CallerT:
+        """The caller the bearer token belongs to; raise `UnauthenticatedError` when none."""
+        raise NotImplementedError
+
+    def command(self, method: str, path: str, apply: Apply[CallerT]) -> Handler:
+        async def handle(call: Call) -> tuple[int, Any]:
+            async def apply_once(uow: UnitOfWork) -> tuple[int, Any]:
+                return await apply(uow, await self.caller(uow, call), call)
+
+            token_digest = hashlib.sha256((call.bearer_token or "").encode()).hexdigest()
+            return await run_command(
+                self._pool(), self._relay(), call, scope=f"{self._service}:{token_digest}",
+                fingerprint=call.request_fingerprint(method, path.format(**call.path)), apply=apply_once,
+            )
+
+        return handle
+
+    def query(self, read: Apply[CallerT]) -> Handler:
+        async def handle(call: Call) -> tuple[int, Any]:
+            async with unit_of_work(self._pool()) as uow:
+                return await read(uow, await self.caller(uow, call), call)
+
+        return handle

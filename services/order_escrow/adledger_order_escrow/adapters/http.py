@@ -9,7 +9,7 @@ channel."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -18,10 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from adledger_libs.api import Call, Endpoint, UnauthenticatedError, run_command
+from adledger_libs.api import AuthenticatedApi, Call, Endpoint, UnauthenticatedError
 from adledger_libs.http import ApiError
 from adledger_libs.money import CurrencyCode, PositiveMicros
-from adledger_libs.outbox import OutboxRelay, UnitOfWork, unit_of_work
+from adledger_libs.outbox import OutboxRelay, UnitOfWork
 from adledger_order_escrow.adapters import postgres as store
 from adledger_order_escrow.core import AlreadyExistsError, Caller, OrderEscrow, PermissionDeniedError
 from adledger_order_escrow.domain import orders as domain
@@ -181,36 +181,16 @@ REJECTIONS: tuple[type[Exception], ...] = (domain.OrderError, PermissionDeniedEr
 # Endpoints --------------------------------------------------------------------------------------------
 
 
-class OrderEscrowApi:
+class OrderEscrowApi(AuthenticatedApi[Caller]):
     def __init__(self, pool: Callable[[], asyncpg.Pool], relay: Callable[[], OutboxRelay], escrow: OrderEscrow) -> None:
-        self._pool = pool
-        self._relay = relay
+        super().__init__(pool, relay, service="order_escrow")
         self._escrow = escrow
 
-    async def _caller(self, uow: UnitOfWork, call: Call) -> Caller:
+    async def caller(self, uow: UnitOfWork, call: Call) -> Caller:
         found = await store.user_by_token(uow.conn, call.bearer_token or "")
         if found is None:
             raise UnauthenticatedError("the bearer token is not known")
         return Caller(found)
-
-    def _command(self, method: str, path: str, apply: Callable[[UnitOfWork, Caller, Call], Awaitable[tuple[int, BaseModel]]]) -> Callable[[Call], Awaitable[tuple[int, Any]]]:
-        async def handle(call: Call) -> tuple[int, Any]:
-            async def apply_once(uow: UnitOfWork) -> tuple[int, BaseModel]:
-                return await apply(uow, await self._caller(uow, call), call)
-
-            return await run_command(
-                self._pool(), self._relay(), call, scope=f"order_escrow:{call.bearer_token and store.token_digest(call.bearer_token)}",
-                fingerprint=call.request_fingerprint(method, path.format(**call.path)), apply=apply_once,
-            )
-
-        return handle
-
-    def _query(self, read: Callable[[UnitOfWork, Caller, Call], Awaitable[tuple[int, Any]]]) -> Callable[[Call], Awaitable[tuple[int, Any]]]:
-        async def handle(call: Call) -> tuple[int, Any]:
-            async with unit_of_work(self._pool()) as uow:
-                return await read(uow, await self._caller(uow, call), call)
-
-        return handle
 
     def endpoints(self) -> list[Endpoint]:
         escrow = self._escrow
@@ -263,17 +243,17 @@ class OrderEscrowApi:
         transition = (*forbidden, IllegalTransition)
         order_path = "/v1/orders/{order_id}"
         return [
-            Endpoint("POST", "/v1/users", "Create a user and get their bearer token (admins)", self._command("POST", "/v1/users", create_user), UserCreated, CreateUser, 201, (PermissionDenied, AlreadyExists), tags=("users",)),
-            Endpoint("POST", "/v1/channels", "Register a seller's channel (admins)", self._command("POST", "/v1/channels", register_channel), ChannelAnswer, RegisterChannel, 201, (*forbidden, AlreadyExists), tags=("channels",)),
-            Endpoint("POST", "/v1/orders", "Place an order; its price is held in escrow (buyer; O1)", self._command("POST", "/v1/orders", place_order), OrderAnswer, PlaceOrder, 201, (*forbidden, InvalidValue), tags=("orders",)),
-            Endpoint("GET", order_path, "Read an order (its buyer, its seller, admins)", self._query(read_order), OrderAnswer, errors=forbidden, tags=("orders",)),
-            Endpoint("POST", order_path + "/reorder", "Place a new order copying a past one: same seller and price (buyer)", self._command("POST", order_path + "/reorder", reorder), OrderAnswer, None, 201, (*forbidden, InvalidValue), tags=("orders",)),
-            Endpoint("POST", order_path + "/accept", "Accept within 48 hours (seller; O2)", self._command("POST", order_path + "/accept", accept), OrderAnswer, None, errors=(*transition, AnswerWindowClosed), tags=("orders",)),
-            Endpoint("POST", order_path + "/decline", "Decline within 48 hours with a short reason; the hold goes back (seller; O2)", self._command("POST", order_path + "/decline", decline), OrderAnswer, Decline, errors=(*transition, AnswerWindowClosed, InvalidValue), tags=("orders",)),
-            Endpoint("POST", order_path + "/ready", "Creatives approved (seller; O3)", self._command("POST", order_path + "/ready", ready), OrderAnswer, None, errors=transition, tags=("orders",)),
-            Endpoint("POST", order_path + "/complete", "Complete: the buyer is e-mailed, 48 hours to dispute start (seller; O3-O5)", self._command("POST", order_path + "/complete", complete), OrderAnswer, None, errors=transition, tags=("orders",)),
-            Endpoint("POST", order_path + "/dispute", "Dispute within 48 hours of Complete; the funds stay frozen (buyer; O5)", self._command("POST", order_path + "/dispute", dispute), OrderAnswer, Dispute, errors=(*transition, DisputeWindowClosed), tags=("orders",)),
-            Endpoint("POST", order_path + "/resolution", "Resolve a dispute: release, refund or split (admins; O5)", self._command("POST", order_path + "/resolution", resolve), OrderAnswer, ResolveDispute, errors=(*transition, InvalidSplit), tags=("orders",)),
+            Endpoint("POST", "/v1/users", "Create a user and get their bearer token (admins)", self.command("POST", "/v1/users", create_user), UserCreated, CreateUser, 201, (PermissionDenied, AlreadyExists), tags=("users",)),
+            Endpoint("POST", "/v1/channels", "Register a seller's channel (admins)", self.command("POST", "/v1/channels", register_channel), ChannelAnswer, RegisterChannel, 201, (*forbidden, AlreadyExists), tags=("channels",)),
+            Endpoint("POST", "/v1/orders", "Place an order; its price is held in escrow (buyer; O1)", self.command("POST", "/v1/orders", place_order), OrderAnswer, PlaceOrder, 201, (*forbidden, InvalidValue), tags=("orders",)),
+            Endpoint("GET", order_path, "Read an order (its buyer, its seller, admins)", self.query(read_order), OrderAnswer, errors=forbidden, tags=("orders",)),
+            Endpoint("POST", order_path + "/reorder", "Place a new order copying a past one: same seller and price (buyer)", self.command("POST", order_path + "/reorder", reorder), OrderAnswer, None, 201, (*forbidden, InvalidValue), tags=("orders",)),
+            Endpoint("POST", order_path + "/accept", "Accept within 48 hours (seller; O2)", self.command("POST", order_path + "/accept", accept), OrderAnswer, None, errors=(*transition, AnswerWindowClosed), tags=("orders",)),
+            Endpoint("POST", order_path + "/decline", "Decline within 48 hours with a short reason; the hold goes back (seller; O2)", self.command("POST", order_path + "/decline", decline), OrderAnswer, Decline, errors=(*transition, AnswerWindowClosed, InvalidValue), tags=("orders",)),
+            Endpoint("POST", order_path + "/ready", "Creatives approved (seller; O3)", self.command("POST", order_path + "/ready", ready), OrderAnswer, None, errors=transition, tags=("orders",)),
+            Endpoint("POST", order_path + "/complete", "Complete: the buyer is e-mailed, 48 hours to dispute start (seller; O3-O5)", self.command("POST", order_path + "/complete", complete), OrderAnswer, None, errors=transition, tags=("orders",)),
+            Endpoint("POST", order_path + "/dispute", "Dispute within 48 hours of Complete; the funds stay frozen (buyer; O5)", self.command("POST", order_path + "/dispute", dispute), OrderAnswer, Dispute, errors=(*transition, DisputeWindowClosed), tags=("orders",)),
+            Endpoint("POST", order_path + "/resolution", "Resolve a dispute: release, refund or split (admins; O5)", self.command("POST", order_path + "/resolution", resolve), OrderAnswer, ResolveDispute, errors=(*transition, InvalidSplit), tags=("orders",)),
         ]
 
 

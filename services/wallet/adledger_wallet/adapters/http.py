@@ -3,7 +3,7 @@ idempotency key per command (M5), and a typed 4xx for every rejection."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, Literal
 
@@ -14,10 +14,10 @@ from starlette.responses import JSONResponse, Response
 
 from adledger_ledger import domain as ledger_domain
 from adledger_ledger.owners import OwnerBalance
-from adledger_libs.api import Call, Endpoint, UnauthenticatedError, run_command
+from adledger_libs.api import AuthenticatedApi, Call, Endpoint, UnauthenticatedError
 from adledger_libs.http import ApiError
 from adledger_libs.money import CurrencyCode, CurrencyMismatchError, Micros, PositiveMicros
-from adledger_libs.outbox import OutboxRelay, UnitOfWork, unit_of_work
+from adledger_libs.outbox import OutboxRelay, UnitOfWork
 from adledger_wallet import day_closes
 from adledger_wallet.adapters import postgres as store
 from adledger_wallet.core import (
@@ -239,37 +239,17 @@ REJECTIONS: tuple[type[Exception], ...] = (
 # Endpoints --------------------------------------------------------------------------------------------
 
 
-class WalletApi:
+class WalletApi(AuthenticatedApi[Caller]):
     def __init__(self, pool: Callable[[], asyncpg.Pool], relay: Callable[[], OutboxRelay], wallet: Wallet) -> None:
-        self._pool = pool
-        self._relay = relay
+        super().__init__(pool, relay, service="wallet")
         self._wallet = wallet
 
-    async def _caller(self, uow: UnitOfWork, call: Call) -> Caller:
+    async def caller(self, uow: UnitOfWork, call: Call) -> Caller:
         found = await store.user_by_token(uow.conn, call.bearer_token or "")
         if found is None:
             raise UnauthenticatedError("the bearer token is not known")
         user, platform_operator = found
         return Caller(user, platform_operator)
-
-    def _command(self, method: str, path: str, apply: Callable[[UnitOfWork, Caller, Call], Awaitable[tuple[int, BaseModel]]]) -> Callable[[Call], Awaitable[tuple[int, Any]]]:
-        async def handle(call: Call) -> tuple[int, Any]:
-            async def apply_once(uow: UnitOfWork) -> tuple[int, BaseModel]:
-                return await apply(uow, await self._caller(uow, call), call)
-
-            return await run_command(
-                self._pool(), self._relay(), call, scope=f"wallet:{call.bearer_token and store.token_digest(call.bearer_token)}",
-                fingerprint=call.request_fingerprint(method, path.format(**call.path)), apply=apply_once,
-            )
-
-        return handle
-
-    def _query(self, read: Callable[[UnitOfWork, Caller, Call], Awaitable[tuple[int, Any]]]) -> Callable[[Call], Awaitable[tuple[int, Any]]]:
-        async def handle(call: Call) -> tuple[int, Any]:
-            async with unit_of_work(self._pool()) as uow:
-                return await read(uow, await self._caller(uow, call), call)
-
-        return handle
 
     def endpoints(self) -> list[Endpoint]:
         wallet = self._wallet
@@ -367,19 +347,19 @@ class WalletApi:
 
         forbidden = (PermissionDenied, NotFound)
         return [
-            Endpoint("POST", "/v1/users", "Create a user and get their bearer token (platform operators)", self._command("POST", "/v1/users", create_user), UserCreated, CreateUser, 201, (PermissionDenied,), tags=("users",)),
-            Endpoint("POST", "/v1/business-centers", "Open a Business Center (platform operators; W1)", self._command("POST", "/v1/business-centers", open_business_center), BusinessCenterAnswer, OpenBusinessCenter, 201, (PermissionDenied, NotFound, AlreadyExists), tags=("business centers",)),
-            Endpoint("GET", "/v1/business-centers/{business_center_id}", "Read a Business Center (any of its roles)", self._query(read_business_center), BusinessCenterAnswer, errors=forbidden, tags=("business centers",)),
-            Endpoint("PUT", "/v1/business-centers/{business_center_id}/members/{user_id}", "Give a user a role in the Business Center (Admin; W9)", self._command("PUT", "/v1/business-centers/{business_center_id}/members/{user_id}", grant_role), Done, GrantRole, errors=forbidden, tags=("business centers",)),
-            Endpoint("PUT", "/v1/business-centers/{business_center_id}/credit-line", "Set the credit line (platform operators)", self._command("PUT", "/v1/business-centers/{business_center_id}/credit-line", set_credit_line), BusinessCenterAnswer, SetCreditLine, errors=(*forbidden, InsufficientFunds), tags=("business centers",)),
-            Endpoint("POST", "/v1/business-centers/{business_center_id}/vouchers", "Grant vouchers (platform operators; W6)", self._command("POST", "/v1/business-centers/{business_center_id}/vouchers", grant_vouchers), BalanceAnswer, GrantVouchers, errors=forbidden, tags=("business centers",)),
-            Endpoint("POST", "/v1/business-centers/{business_center_id}/ad-accounts", "Open an ad account (Admin; W1)", self._command("POST", "/v1/business-centers/{business_center_id}/ad-accounts", open_ad_account), AdAccountAnswer, OpenAdAccount, 201, (*forbidden, AlreadyExists, InvalidValue), tags=("ad accounts",)),
-            Endpoint("GET", "/v1/business-centers/{business_center_id}/ad-accounts", "List the Business Center's ad accounts", self._query(list_ad_accounts), AdAccountAnswer, errors=forbidden, returns_list=True, tags=("ad accounts",)),
-            Endpoint("POST", "/v1/business-centers/{business_center_id}/aba", "Enable Automatic Balance Allocation, one-way (Admin; W2-W5)", self._command("POST", "/v1/business-centers/{business_center_id}/aba", enable_aba), AbaEnabledAnswer, None, errors=(*forbidden, AbaAlreadyEnabled, InsufficientFunds), tags=("allocation",)),
-            Endpoint("DELETE", "/v1/business-centers/{business_center_id}/aba", "Switch back to manual allocation: rejected once ABA is on (W2)", self._command("DELETE", "/v1/business-centers/{business_center_id}/aba", disable_aba), Done, None, errors=(*forbidden, AbaIsOneWay), tags=("allocation",)),
-            Endpoint("POST", "/v1/business-centers/{business_center_id}/allocations", "Allocate cash or vouchers by hand (Finance Manager or Admin; W6, W9)", self._command("POST", "/v1/business-centers/{business_center_id}/allocations", allocate), BalanceAnswer, Allocate, errors=(*forbidden, InsufficientFunds, CurrencyMismatch, NotEligible, InvalidValue), tags=("allocation",)),
-            Endpoint("GET", "/v1/balances/{owner_id}", "Read a Business Center's or ad account's balance (W11)", self._query(read_balance), BalanceAnswer, errors=forbidden, tags=("balances",)),
-            Endpoint("GET", "/v1/balances/{owner_id}/history", "Real and virtual balances at each UTC day close, from and to inclusive (W13)", self._query(read_history), DailyBalanceAnswer, errors=(*forbidden, InvalidValue), returns_list=True, query=("from", "to"), tags=("balances",)),
+            Endpoint("POST", "/v1/users", "Create a user and get their bearer token (platform operators)", self.command("POST", "/v1/users", create_user), UserCreated, CreateUser, 201, (PermissionDenied,), tags=("users",)),
+            Endpoint("POST", "/v1/business-centers", "Open a Business Center (platform operators; W1)", self.command("POST", "/v1/business-centers", open_business_center), BusinessCenterAnswer, OpenBusinessCenter, 201, (PermissionDenied, NotFound, AlreadyExists), tags=("business centers",)),
+            Endpoint("GET", "/v1/business-centers/{business_center_id}", "Read a Business Center (any of its roles)", self.query(read_business_center), BusinessCenterAnswer, errors=forbidden, tags=("business centers",)),
+            Endpoint("PUT", "/v1/business-centers/{business_center_id}/members/{user_id}", "Give a user a role in the Business Center (Admin; W9)", self.command("PUT", "/v1/business-centers/{business_center_id}/members/{user_id}", grant_role), Done, GrantRole, errors=forbidden, tags=("business centers",)),
+            Endpoint("PUT", "/v1/business-centers/{business_center_id}/credit-line", "Set the credit line (platform operators)", self.command("PUT", "/v1/business-centers/{business_center_id}/credit-line", set_credit_line), BusinessCenterAnswer, SetCreditLine, errors=(*forbidden, InsufficientFunds), tags=("business centers",)),
+            Endpoint("POST", "/v1/business-centers/{business_center_id}/vouchers", "Grant vouchers (platform operators; W6)", self.command("POST", "/v1/business-centers/{business_center_id}/vouchers", grant_vouchers), BalanceAnswer, GrantVouchers, errors=forbidden, tags=("business centers",)),
+            Endpoint("POST", "/v1/business-centers/{business_center_id}/ad-accounts", "Open an ad account (Admin; W1)", self.command("POST", "/v1/business-centers/{business_center_id}/ad-accounts", open_ad_account), AdAccountAnswer, OpenAdAccount, 201, (*forbidden, AlreadyExists, InvalidValue), tags=("ad accounts",)),
+            Endpoint("GET", "/v1/business-centers/{business_center_id}/ad-accounts", "List the Business Center's ad accounts", self.query(list_ad_accounts), AdAccountAnswer, errors=forbidden, returns_list=True, tags=("ad accounts",)),
+            Endpoint("POST", "/v1/business-centers/{business_center_id}/aba", "Enable Automatic Balance Allocation, one-way (Admin; W2-W5)", self.command("POST", "/v1/business-centers/{business_center_id}/aba", enable_aba), AbaEnabledAnswer, None, errors=(*forbidden, AbaAlreadyEnabled, InsufficientFunds), tags=("allocation",)),
+            Endpoint("DELETE", "/v1/business-centers/{business_center_id}/aba", "Switch back to manual allocation: rejected once ABA is on (W2)", self.command("DELETE", "/v1/business-centers/{business_center_id}/aba", disable_aba), Done, None, errors=(*forbidden, AbaIsOneWay), tags=("allocation",)),
+            Endpoint("POST", "/v1/business-centers/{business_center_id}/allocations", "Allocate cash or vouchers by hand (Finance Manager or Admin; W6, W9)", self.command("POST", "/v1/business-centers/{business_center_id}/allocations", allocate), BalanceAnswer, Allocate, errors=(*forbidden, InsufficientFunds, CurrencyMismatch, NotEligible, InvalidValue), tags=("allocation",)),
+            Endpoint("GET", "/v1/balances/{owner_id}", "Read a Business Center's or ad account's balance (W11)", self.query(read_balance), BalanceAnswer, errors=forbidden, tags=("balances",)),
+            Endpoint("GET", "/v1/balances/{owner_id}/history", "Real and virtual balances at each UTC day close, from and to inclusive (W13)", self.query(read_history), DailyBalanceAnswer, errors=(*forbidden, InvalidValue), returns_list=True, query=("from", "to"), tags=("balances",)),
         ]
 
 
