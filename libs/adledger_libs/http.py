@@ -99,3 +99,19 @@ def build_app(
     )
     app.add_middleware(TraceIdMiddleware)
     return app
+
+
+RejectionTable = Sequence[tuple[tuple[type[Exception], ...], type[ApiError]]]
+
+
+def rejection_handler(table: RejectionTable) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """An exception handler that answers the core's typed rejections with their 4xx, in the
+    order of `table` (the first matching row wins); anything else is a bug and re-raised (500)."""
+
+    async def answer(request: Request, error: Exception) -> Response:
+        for types, api_error in table:
+            if isinstance(error, types):
+                return await _api_error(request, api_error(str(error)))
+        raise error
+
+    return answer

@@ -15,11 +15,9 @@ from typing import Any, Literal
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 
 from adledger_libs.api import AuthenticatedApi, Call, Endpoint, UnauthenticatedError
-from adledger_libs.http import ApiError
+from adledger_libs.http import ApiError, RejectionTable, rejection_handler
 from adledger_libs.money import CurrencyCode, PositiveMicros
 from adledger_libs.outbox import OutboxRelay, UnitOfWork
 from adledger_order_escrow.adapters import postgres as store
@@ -150,29 +148,18 @@ class InvalidValue(ApiError):
     status_code, code = 422, "invalid_value"
 
 
-def translate(error: Exception) -> ApiError | None:
-    """The API's answer to a rejection the core raised; None for a bug (a 500)."""
-    table: list[tuple[tuple[type[Exception], ...], type[ApiError]]] = [
-        ((PermissionDeniedError,), PermissionDenied),
-        ((store.UnknownOrderError, store.UnknownChannelError, store.UnknownUserError), NotFound),
-        ((AlreadyExistsError,), AlreadyExists),
-        ((domain.IllegalTransitionError,), IllegalTransition),
-        ((domain.AnswerWindowClosedError,), AnswerWindowClosed),
-        ((domain.DisputeWindowClosedError,), DisputeWindowClosed),
-        ((domain.InvalidSplitError,), InvalidSplit),
-        ((domain.InvalidDeclineReasonError, domain.InvalidOrderError), InvalidValue),
-    ]
-    for types, api_error in table:
-        if isinstance(error, types):
-            return api_error(str(error))
-    return None
-
-
-async def answer_rejection(request: Request, error: Exception) -> Response:
-    translated = translate(error)
-    if translated is None:
-        raise error
-    return JSONResponse({"error": translated.code, "reason": translated.reason}, status_code=translated.status_code)
+#: The core's rejections and their answers; the first matching row wins.
+REJECTION_TABLE: RejectionTable = [
+    ((PermissionDeniedError,), PermissionDenied),
+    ((store.UnknownOrderError, store.UnknownChannelError, store.UnknownUserError), NotFound),
+    ((AlreadyExistsError,), AlreadyExists),
+    ((domain.IllegalTransitionError,), IllegalTransition),
+    ((domain.AnswerWindowClosedError,), AnswerWindowClosed),
+    ((domain.DisputeWindowClosedError,), DisputeWindowClosed),
+    ((domain.InvalidSplitError,), InvalidSplit),
+    ((domain.InvalidDeclineReasonError, domain.InvalidOrderError), InvalidValue),
+]
+answer_rejection = rejection_handler(REJECTION_TABLE)
 
 
 REJECTIONS: tuple[type[Exception], ...] = (domain.OrderError, PermissionDeniedError, AlreadyExistsError, LookupError)

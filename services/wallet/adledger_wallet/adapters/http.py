@@ -9,13 +9,11 @@ from typing import Any, Literal
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 
 from adledger_ledger import domain as ledger_domain
 from adledger_ledger.owners import OwnerBalance
 from adledger_libs.api import AuthenticatedApi, Call, Endpoint, UnauthenticatedError
-from adledger_libs.http import ApiError
+from adledger_libs.http import ApiError, RejectionTable, rejection_handler
 from adledger_libs.money import CurrencyCode, CurrencyMismatchError, Micros, PositiveMicros
 from adledger_libs.outbox import OutboxRelay, UnitOfWork
 from adledger_wallet import day_closes
@@ -199,30 +197,19 @@ class InvalidValue(ApiError):
     status_code, code = 422, "invalid_value"
 
 
-def translate(error: Exception) -> ApiError | None:
-    """The API's answer to a rejection the core raised; None for a bug (a 500)."""
-    table: list[tuple[tuple[type[Exception], ...], type[ApiError]]] = [
-        ((domain_errors.PermissionDeniedError, PlatformOperatorRequiredError), PermissionDenied),
-        ((store.UnknownBusinessCenterError, store.UnknownAdAccountError, store.UnknownUserError, UnknownOwnerError), NotFound),
-        ((BusinessCenterExistsError, AdAccountExistsError), AlreadyExists),
-        ((domain_errors.InsufficientFundsError, ledger_domain.InsufficientFundsError), InsufficientFunds),
-        ((CurrencyMismatchError,), CurrencyMismatch),
-        ((domain_errors.AbaAlreadyEnabledError,), AbaAlreadyEnabled),
-        ((domain_errors.AbaIsOneWayError,), AbaIsOneWay),
-        ((domain_errors.ManualCashAllocationUnderAbaError, domain_errors.AdAccountNotOwnedError), NotEligible),
-        ((domain_errors.InvalidAmountError, domain_errors.InvalidBudgetError, ledger_domain.InvalidTransferError), InvalidValue),
-    ]
-    for types, api_error in table:
-        if isinstance(error, types):
-            return api_error(str(error))
-    return None
-
-
-async def answer_rejection(request: Request, error: Exception) -> Response:
-    translated = translate(error)
-    if translated is None:
-        raise error
-    return JSONResponse({"error": translated.code, "reason": translated.reason}, status_code=translated.status_code)
+#: The core's rejections and their answers; the first matching row wins.
+REJECTION_TABLE: RejectionTable = [
+    ((domain_errors.PermissionDeniedError, PlatformOperatorRequiredError), PermissionDenied),
+    ((store.UnknownBusinessCenterError, store.UnknownAdAccountError, store.UnknownUserError, UnknownOwnerError), NotFound),
+    ((BusinessCenterExistsError, AdAccountExistsError), AlreadyExists),
+    ((domain_errors.InsufficientFundsError, ledger_domain.InsufficientFundsError), InsufficientFunds),
+    ((CurrencyMismatchError,), CurrencyMismatch),
+    ((domain_errors.AbaAlreadyEnabledError,), AbaAlreadyEnabled),
+    ((domain_errors.AbaIsOneWayError,), AbaIsOneWay),
+    ((domain_errors.ManualCashAllocationUnderAbaError, domain_errors.AdAccountNotOwnedError), NotEligible),
+    ((domain_errors.InvalidAmountError, domain_errors.InvalidBudgetError, ledger_domain.InvalidTransferError), InvalidValue),
+]
+answer_rejection = rejection_handler(REJECTION_TABLE)
 
 
 REJECTIONS: tuple[type[Exception], ...] = (
