@@ -58,6 +58,25 @@ class ApiError(Exception):
         self.details = details
 
 
+# The rejections every service answers alike; a service adds its own next to its routes.
+
+
+class PermissionDenied(ApiError):
+    status_code, code = 403, "permission_denied"
+
+
+class NotFound(ApiError):
+    status_code, code = 404, "not_found"
+
+
+class AlreadyExists(ApiError):
+    status_code, code = 409, "already_exists"
+
+
+class InvalidValue(ApiError):
+    status_code, code = 422, "invalid_value"
+
+
 async def _api_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, ApiError)
     return JSONResponse(

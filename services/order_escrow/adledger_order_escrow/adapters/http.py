@@ -17,7 +17,15 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
 from adledger_libs.api import AuthenticatedApi, Call, Endpoint, UnauthenticatedError
-from adledger_libs.http import ApiError, RejectionTable, rejection_handler
+from adledger_libs.http import (
+    AlreadyExists,
+    ApiError,
+    InvalidValue,
+    NotFound,
+    PermissionDenied,
+    RejectionTable,
+    rejection_handler,
+)
 from adledger_libs.money import CurrencyCode, PositiveMicros
 from adledger_libs.outbox import OutboxRelay, UnitOfWork
 from adledger_order_escrow.adapters import postgres as store
@@ -116,18 +124,6 @@ class OrderAnswer(_Model):
 # Typed errors ---------------------------------------------------------------------------------------
 
 
-class PermissionDenied(ApiError):
-    status_code, code = 403, "permission_denied"
-
-
-class NotFound(ApiError):
-    status_code, code = 404, "not_found"
-
-
-class AlreadyExists(ApiError):
-    status_code, code = 409, "already_exists"
-
-
 class IllegalTransition(ApiError):
     status_code, code = 409, "illegal_transition"
 
@@ -142,10 +138,6 @@ class DisputeWindowClosed(ApiError):
 
 class InvalidSplit(ApiError):
     status_code, code = 422, "invalid_split"
-
-
-class InvalidValue(ApiError):
-    status_code, code = 422, "invalid_value"
 
 
 #: The core's rejections and their answers; the first matching row wins.

@@ -13,7 +13,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from adledger_ledger import domain as ledger_domain
 from adledger_ledger.owners import OwnerBalance
 from adledger_libs.api import AuthenticatedApi, Call, Endpoint, UnauthenticatedError
-from adledger_libs.http import ApiError, RejectionTable, rejection_handler
+from adledger_libs.http import (
+    AlreadyExists,
+    ApiError,
+    InvalidValue,
+    NotFound,
+    PermissionDenied,
+    RejectionTable,
+    rejection_handler,
+)
 from adledger_libs.money import CurrencyCode, CurrencyMismatchError, Micros, PositiveMicros
 from adledger_libs.outbox import OutboxRelay, UnitOfWork
 from adledger_wallet import day_closes
@@ -161,18 +169,6 @@ class Done(_Model):
 # Typed errors ---------------------------------------------------------------------------------------
 
 
-class PermissionDenied(ApiError):
-    status_code, code = 403, "permission_denied"
-
-
-class NotFound(ApiError):
-    status_code, code = 404, "not_found"
-
-
-class AlreadyExists(ApiError):
-    status_code, code = 409, "already_exists"
-
-
 class InsufficientFunds(ApiError):
     status_code, code = 409, "insufficient_funds"
 
@@ -191,10 +187,6 @@ class AbaIsOneWay(ApiError):
 
 class NotEligible(ApiError):
     status_code, code = 409, "not_eligible"
-
-
-class InvalidValue(ApiError):
-    status_code, code = 422, "invalid_value"
 
 
 #: The core's rejections and their answers; the first matching row wins.
