@@ -13,7 +13,11 @@ from adledger_contracts.external import (
     DeliveryStateChanged,
     SpendReported,
 )
-from adledger_contracts.orders import EmailRequested, OrderPlaced, OrderStatusChanged
+from adledger_contracts.campaigns import AdAccountBudgetCapChanged, CampaignChanged
+from adledger_contracts.invoicing import IssueInvoice
+from adledger_contracts.notifications import EmailRequested
+from adledger_contracts.orders import OrderPlaced, OrderStatusChanged
+from adledger_contracts.spending import SpendPosted
 from adledger_contracts.topics import CATALOGUE, TopicSpec, dead_letter_topic, topic
 from adledger_contracts.wallet import (
     AdAccountOpened,
@@ -29,6 +33,7 @@ from adledger_contracts.wallet import (
     PlaceHold,
     PrepaymentThresholdCrossed,
     RequestPayout,
+    ResizeHold,
     ResolveHold,
 )
 
@@ -55,10 +60,20 @@ ALL_MESSAGES = (
     OrderPlaced,
     OrderStatusChanged,
     EmailRequested,
+    ResizeHold,
+    CampaignChanged,
+    AdAccountBudgetCapChanged,
+    IssueInvoice,
+    SpendPosted,
 )
 
 __all__ = [
     "ALL_MESSAGES",
+    "AdAccountBudgetCapChanged",
+    "CampaignChanged",
+    "IssueInvoice",
+    "ResizeHold",
+    "SpendPosted",
     "AdAccountOpened",
     "AutomaticBalanceAllocationEnabled",
     "BusinessCenterOpened",

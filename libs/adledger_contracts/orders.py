@@ -1,8 +1,9 @@
 """Events of the order-escrow service on `orders.events.v1` (rules O1-O6).
 
 Every change of an order is one `OrderStatusChanged` with the order's new status; the e-mail of
-rule O4 is asked for with `EmailRequested`, whose rendering lives in one place (the invoicing
-service's e-mail adapter), so order_escrow never holds a template's text.
+rule O4 is asked for with `adledger_contracts.notifications.EmailRequested` on this topic, whose
+rendering lives in one place (the invoicing service's e-mail adapter), so order_escrow never holds
+a template's text.
 """
 
 from __future__ import annotations
@@ -65,17 +66,3 @@ class OrderStatusChanged(Event):
     seller_micros: Micros | None = Field(default=None, description="On a release, refund or split: what goes to the seller.")
     buyer_micros: Micros | None = Field(default=None, description="On a release, refund or split: what goes back to the buyer.")
     changed_at: UtcDatetime = Field(description="When (UTC).")
-
-
-class EmailRequested(Event):
-    """An e-mail was asked for (rules O4, I8); the invoicing service's e-mail adapter renders and sends it."""
-
-    MESSAGE_TYPE: ClassVar[str] = "EmailRequested"
-
-    template: Literal["order_completed"] = Field(description="The template to render.")
-    recipient_user_id: Identifier = Field(description="The user to e-mail (the order's buyer).")
-    order_id: Identifier = Field(description="The order the e-mail is about.")
-    user_name: str = Field(description="Template field USER_NAME: the buyer's name.")
-    channel_name: str = Field(description="Template field CHANNEL_NAME: the seller's channel.")
-    order_number: int = Field(description="Template field ORDER_NUMBER.")
-    requested_at: UtcDatetime = Field(description="When (UTC).")

@@ -105,7 +105,7 @@ _BASE: tuple[TopicSpec, ...] = (
         cleanup_policy="delete",
         producers=("campaign", "order_escrow"),
         consumers=("wallet",),
-        message_types=("PlaceHold", "ResolveHold", "RequestPayout"),
+        message_types=("PlaceHold", "ResolveHold", "ResizeHold", "RequestPayout"),
         description="Commands other services send the wallet (holds M4, payouts W14); each takes an "
         "idempotency key; the answers are events on wallet.events.v1 keyed like the command.",
     ),
@@ -126,9 +126,41 @@ _BASE: tuple[TopicSpec, ...] = (
         partitions=6,
         cleanup_policy="delete",
         producers=("invoicing",),
-        consumers=("wallet",),
-        message_types=("InvoicePaid",),
-        description="Invoices and payments; the wallet credits each paid invoice exactly once (I1).",
+        consumers=("wallet", "campaign", "invoicing"),
+        message_types=("InvoicePaid", "EmailRequested"),
+        description="Invoices, payments, alerts and e-mails (I8); the wallet credits each paid invoice exactly once (I1).",
+    ),
+    TopicSpec(
+        name="invoicing.commands.v1",
+        key="owner_id",
+        partitions=6,
+        cleanup_policy="delete",
+        producers=("campaign",),
+        consumers=("invoicing",),
+        message_types=("IssueInvoice",),
+        description="Invoices other services ask for, e.g. an activation shortfall (C1); idempotent by invoice_id.",
+    ),
+    TopicSpec(
+        name="campaign.events.v1",
+        key="ad_account_id",
+        partitions=12,
+        cleanup_policy="delete",
+        producers=("campaign",),
+        consumers=("spend_consumer", "wallet"),
+        message_types=("CampaignChanged", "AdAccountBudgetCapChanged"),
+        description="Every change of a campaign and of an ad account's budget cap, as versioned snapshots "
+        "(C1-C5, W5, W10); the spend consumer keeps budgets and caps from them (S3).",
+    ),
+    TopicSpec(
+        name="spend.posted.v1",
+        key="ad_account_id",
+        partitions=12,
+        cleanup_policy="delete",
+        producers=("spend_consumer",),
+        consumers=("invoicing", "campaign"),
+        message_types=("SpendPosted",),
+        description="Spend the spend consumer took, summed per ad account and campaign per batch: monthly "
+        "invoices (I7), delivered totals of prepaid campaigns (C3, C4), spend rates for runway alerts.",
     ),
 )
 

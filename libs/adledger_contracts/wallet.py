@@ -153,6 +153,19 @@ class ResolveHold(Command):
     requested_by: str = Field(min_length=1, description="The service that asks.")
 
 
+class ResizeHold(Command):
+    """Release part of a hold at once and keep the rest held (rule C2), atomically: the hold is voided
+    and a new hold for `amount_micros` is placed in one linked ledger chain, so no spend can take the
+    money in between. Answered with `HoldResolved` (void) for the old hold and `HoldPlaced` for the new."""
+
+    MESSAGE_TYPE: ClassVar[str] = "ResizeHold"
+
+    hold_id: Identifier = Field(description="The hold to shrink.")
+    new_hold_id: Identifier = Field(description="The id of the smaller hold that replaces it (idempotent).")
+    amount_micros: PositiveMicros = Field(description="What stays held; less than the hold's amount.")
+    requested_by: str = Field(min_length=1, description="The service that asks.")
+
+
 class RequestPayout(Command):
     """Pay a payee from an owner's cash, subject to the payout gate (rule W14)."""
 

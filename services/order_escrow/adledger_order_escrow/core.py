@@ -19,7 +19,8 @@ from typing import Literal
 
 import asyncpg
 
-from adledger_contracts.orders import EmailRequested, OrderPlaced, OrderStatusChanged
+from adledger_contracts.notifications import EmailRequested
+from adledger_contracts.orders import OrderPlaced, OrderStatusChanged
 from adledger_contracts.wallet import HoldPlaced, HoldRejected, HoldResolved, PlaceHold, ResolveHold
 from adledger_libs.clock import Clock
 from adledger_libs.logs import get_logger
@@ -239,8 +240,10 @@ class OrderEscrow:
                 channel = await store.load_channel(uow.conn, after.channel_id)
                 uow.publish(
                     EmailRequested(
-                        template="order_completed", recipient_user_id=buyer.id, order_id=after.id,
-                        user_name=buyer.name, channel_name=channel.name, order_number=after.number, requested_at=now,
+                        email_id=f"order:{after.id}:completed", template="order_completed",
+                        recipient_user_id=buyer.id, subject_id=after.id,
+                        fields={"user_name": buyer.name, "channel_name": channel.name, "order_number": str(after.number)},
+                        requested_at=now,
                     ),
                     topic=self.orders_topic, key=after.id,
                 )
