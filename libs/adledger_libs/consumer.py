@@ -222,6 +222,10 @@ class TransactionalConsumer:
 
     def _decode(self, uow: UnitOfWork, records: list[Any]) -> list[Inbound[Any]]:
         decoded: list[Inbound[Any]] = []
+        # Records that came without a trace id (ad servers set none) share one for the batch:
+        # the batch is the unit of work that handles them, and a new id per record cost 10% of
+        # the spend path's time in a profile.
+        batch_trace_id = new_trace_id()
         for record in records:
             headers = headers_to_dict(record.headers)
             subscription = self._route(record.topic, headers.get(HEADER_EVENT_TYPE))
@@ -244,7 +248,7 @@ class TransactionalConsumer:
                     headers=headers,
                     message=message,
                     event_id=event_id or f"{record.topic}:{record.partition}:{record.offset}",
-                    trace_id=headers.get(HEADER_TRACE_ID) or new_trace_id(),
+                    trace_id=headers.get(HEADER_TRACE_ID) or batch_trace_id,
                 )
             )
         return decoded
