@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 
@@ -45,3 +45,25 @@ def _require_utc(moment: datetime) -> datetime:
     if moment.tzinfo is None or moment.utcoffset() != timedelta(0):
         raise ValueError("times are timezone-aware and in UTC (rule T1)")
     return moment.astimezone(UTC)
+
+
+def utc_day_of(moment: datetime) -> date:
+    """The UTC calendar day `moment` falls in (T1); a naive moment has no UTC day and is refused."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("times are timezone-aware (rule T1); a naive datetime has no UTC day")
+    return moment.astimezone(UTC).date()
+
+
+def utc_day_starts_at(utc_day: date) -> datetime:
+    return datetime(utc_day.year, utc_day.month, utc_day.day, tzinfo=UTC)
+
+
+def utc_day_ends_at(utc_day: date) -> datetime:
+    """The first instant after `utc_day`: the day is `[utc_day_starts_at, utc_day_ends_at)`."""
+    return utc_day_starts_at(utc_day) + timedelta(days=1)
+
+
+def utc_month_ends_at(moment: datetime) -> datetime:
+    """The first instant of the UTC month after the one `moment` falls in (the end of "that month")."""
+    day = utc_day_of(moment)
+    return datetime(day.year + day.month // 12, day.month % 12 + 1, 1, tzinfo=UTC)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, replace
+from adledger_contracts.campaigns import AdAccountBudgetCapChanged
 from adledger_contracts.wallet import (
     AdAccountOpened,
     AutomaticBalanceAllocationEnabled,
@@ -24,6 +25,7 @@ from adledger_contracts.wallet import (
     PayoutSettled,
     PlaceHold,
     RequestPayout,
+    ResizeHold,
     ResolveHold,
 )
 from adledger_ledger.domain import TransferRequest, raise_first_error
@@ -44,7 +46,8 @@ from adledger_libs.outbox import UnitOfWork
 from adledger_wallet.adapters import postgres as store
 from adledger_wallet.domain.aba import CashMoveDirection, draws_on_business_center, plan_enable_aba
 from adledger_wallet.domain.allocation import AllocationBucket, AllocationDirection, plan_allocation
-from adledger_wallet.domain.model import AdAccount, AdAccountType, BillingOption, Budget, BusinessCenter
+from adledger_wallet.domain.errors import InvalidBudgetError
+from adledger_wallet.domain.model import AdAccount, AdAccountType, BillingOption, Budget, BudgetKind, BusinessCenter
 from adledger_wallet.domain.roles import Action, Role, User, authorize
 
 WALLET_EVENTS_TOPIC = "wallet.events.v1"
@@ -402,6 +405,57 @@ class Wallet:
                 owners.append(("business_center" if payee[0] == "business_center" else "ad_account", payee_owner_id))
         await publish_balances(uow, self.ledger, owners, now)
         return event
+
+    async def resize_hold(self, uow: UnitOfWork, command: ResizeHold) -> list[HoldResolved | HoldPlaced] | HoldRejected:
+        """Shrink a hold (C2): void it and place the smaller `new_hold_id` in ONE linked ledger
+        chain, so the difference goes back at once and nothing can take the rest in between.
+        A repeat applies nothing and answers the same two events again (M5); a hold that is
+        unknown, already resolved or not larger than the new amount is refused, nothing changed."""
+        pending_id = f"hold:{command.hold_id}"
+        found = (await self.ledger.lookup_transfers(uow.conn, [pending_id])).get(pending_id)
+        if found is None or not found.pending:
+            return self._reject(uow, command.hold_id, None, "unknown_hold", command.requested_by)
+        owner_kind: OwnerKind = found.user_data["owner_kind"]
+        owner_id = str(found.user_data["owner_id"])
+        if command.amount_micros >= found.amount_micros:
+            return self._reject(uow, command.hold_id, owner_id, "resize_not_smaller", command.requested_by)
+        now = self.clock.now()
+        # The void's id names the resize, not a plain void: a hold voided earlier by ResolveHold
+        # must refuse this chain (already resolved), never be held again by it.
+        requests = [
+            TransferRequest(
+                id=f"{pending_id}:resize:{command.new_hold_id}", pending_id=pending_id, currency=found.currency,
+                code=found.code, void_pending=True, linked=True,
+            ),
+            TransferRequest(
+                id=f"hold:{command.new_hold_id}", debit_account_id=found.debit_account_id,
+                credit_account_id=found.credit_account_id, amount_micros=command.amount_micros, currency=found.currency,
+                code=found.code, pending=True, expires_at=found.expires_at,
+                user_data={**found.user_data, "resized_from": command.hold_id},
+            ),
+        ]
+        results = await self.ledger.create_transfers(uow.conn, requests, now)
+        failed = next((result.error for result in results if result.error is not None), None)
+        if failed is not None:
+            return self._reject(uow, command.hold_id, owner_id, _error_code(failed), command.requested_by)
+        resolved = HoldResolved(hold_id=command.hold_id, action="void", posted_micros=0, requested_by=command.requested_by, resolved_at=now)
+        placed = HoldPlaced(
+            hold_id=command.new_hold_id, owner_id=owner_id, requested_micros=command.amount_micros,
+            held_micros=command.amount_micros, currency=found.currency, requested_by=command.requested_by, placed_at=now,
+        )
+        uow.publish(resolved, topic=self.events_topic, key=owner_id)
+        uow.publish(placed, topic=self.events_topic, key=owner_id)
+        await publish_balances(uow, self.ledger, [(owner_kind, owner_id)], now)
+        return [resolved, placed]
+
+    async def copy_budget_cap(self, uow: UnitOfWork, event: AdAccountBudgetCapChanged) -> bool:
+        """Keep the campaign service's cap of an ad account (W10), so Budget Sync (W5) knows whether
+        a budget is set; the newest version wins, an account of another wallet is ignored."""
+        try:
+            budget = Budget(BudgetKind(event.kind), event.amount_micros, event.starts_on, event.ends_on)
+        except InvalidBudgetError:
+            return False  # not a cap the campaign service publishes (it validates its caps); nothing to keep
+        return await store.copy_budget_cap(uow.conn, event.ad_account_id, budget, event.version)
 
     async def request_payout(self, uow: UnitOfWork, command: RequestPayout) -> PayoutSettled | HoldRejected:
         payer = await self._owner(uow, command.payer_owner_id, command.currency)

@@ -35,7 +35,7 @@ from adledger_libs.clock import Clock
 from adledger_libs.logs import get_logger
 from adledger_libs.outbox import unit_of_work
 from adledger_wallet.domain.balances import day_close_at, day_closes_due
-from adledger_wallet.domain.budget_caps import utc_day_of
+from adledger_libs.clock import utc_day_of
 
 log = get_logger(__name__)
 

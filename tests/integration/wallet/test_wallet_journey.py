@@ -101,7 +101,7 @@ async def wallet(stack: Stack) -> AsyncIterator[RunningWallet]:
     await runtime.start()
     await start_at_end(
         stack.kafka_bootstrap_servers, stack.database_url, schema, settings.consumer_group,
-        ["invoicing.events.v1", "wallet.commands.v1", "balances.v1"],
+        ["invoicing.events.v1", "wallet.commands.v1", "balances.v1", "campaign.events.v1"],
     )
     stop = asyncio.Event()
     serving = asyncio.ensure_future(runtime.serve(stop))

@@ -195,3 +195,14 @@ async def owner_kind_of(conn: asyncpg.Connection, owner_id: str) -> tuple[str, s
     if business_center_id is not None:
         return "ad_account", str(business_center_id)
     return None
+
+
+async def copy_budget_cap(conn: asyncpg.Connection, ad_account_id: str, budget: Budget, version: int) -> bool:
+    """Keep the campaign service's cap of an ad account (the newest version wins); False when the
+    account is not this wallet's or the copy is already as new."""
+    updated = await conn.fetchval(
+        "update ad_accounts set budget_kind = $2, budget_micros = $3, budget_starts_on = $4, budget_ends_on = $5,"
+        " budget_version = $6 where id = $1 and budget_version < $6 returning true",
+        ad_account_id, budget.kind.value, budget.amount_micros, budget.starts_on, budget.ends_on, version,
+    )
+    return bool(updated)

@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from adledger_wallet.domain.budget_caps import utc_day_ends_at, utc_day_of
+from adledger_libs.clock import utc_day_ends_at, utc_day_of
 from adledger_wallet.domain.model import BusinessCenter, require_micros
 
 #: W12: the default prepayment threshold is this percentage of the last payment received.

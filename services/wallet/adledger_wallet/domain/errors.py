@@ -8,7 +8,6 @@ every service shares, rather than with a wallet-specific class.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -136,17 +135,3 @@ class InsufficientFundsError(WalletError):
         self.bucket = bucket
         self.requested_micros = requested_micros
         self.available_micros = available_micros
-
-
-class TooManyCapChangesError(WalletError):
-    """An ad account's budget cap was already changed the maximum number of times this UTC day (W10)."""
-
-    def __init__(self, ad_account_id: str, utc_day: date, changes_today_count: int, maximum_changes_count: int) -> None:
-        super().__init__(
-            f"the budget cap of ad account {ad_account_id} was already changed {changes_today_count} times "
-            f"on {utc_day.isoformat()} (UTC); at most {maximum_changes_count} changes are allowed per UTC day"
-        )
-        self.ad_account_id = ad_account_id
-        self.utc_day = utc_day
-        self.changes_today_count = changes_today_count
-        self.maximum_changes_count = maximum_changes_count
