@@ -13,6 +13,7 @@ from adledger_contracts.external import (
     DeliveryStateChanged,
     SpendReported,
 )
+from adledger_contracts.alerts import BalanceAlertRaised, EmailSent, LowBalanceThresholdSet
 from adledger_contracts.campaigns import AdAccountBudgetCapChanged, CampaignChanged
 from adledger_contracts.invoicing import IssueInvoice
 from adledger_contracts.notifications import EmailRequested
@@ -65,6 +66,9 @@ ALL_MESSAGES = (
     AdAccountBudgetCapChanged,
     IssueInvoice,
     SpendPosted,
+    EmailSent,
+    BalanceAlertRaised,
+    LowBalanceThresholdSet,
 )
 
 __all__ = [
@@ -74,6 +78,9 @@ __all__ = [
     "IssueInvoice",
     "ResizeHold",
     "SpendPosted",
+    "EmailSent",
+    "BalanceAlertRaised",
+    "LowBalanceThresholdSet",
     "AdAccountOpened",
     "AutomaticBalanceAllocationEnabled",
     "BusinessCenterOpened",

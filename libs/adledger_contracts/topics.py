@@ -127,8 +127,20 @@ _BASE: tuple[TopicSpec, ...] = (
         cleanup_policy="delete",
         producers=("invoicing",),
         consumers=("wallet", "campaign", "invoicing"),
-        message_types=("InvoicePaid", "EmailRequested"),
+        message_types=("InvoicePaid", "EmailRequested", "EmailSent", "BalanceAlertRaised"),
         description="Invoices, payments, alerts and e-mails (I8); the wallet credits each paid invoice exactly once (I1).",
+    ),
+    TopicSpec(
+        name="invoicing.alert-thresholds.v1",
+        key="business_center_id",
+        partitions=6,
+        cleanup_policy="compact",
+        producers=("operators (external)",),
+        consumers=("invoicing",),
+        message_types=("LowBalanceThresholdSet",),
+        description="The low-balance alert threshold of each Business Center (I6); the newest per key wins. "
+        "Without one, the threshold is 50% of the Business Center's last payment (as W12's default).",
+        configs={"min.cleanable.dirty.ratio": "0.1", "segment.ms": "3600000"},
     ),
     TopicSpec(
         name="invoicing.commands.v1",
