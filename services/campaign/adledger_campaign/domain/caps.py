@@ -1,0 +1,165 @@
+"""Ad-account budget caps, who may change them and how often (rules W5, W9, W10, T1).
+
+A UTC day is the half-open interval from 00:00:00 UTC to the next 00:00:00 UTC
+(`adledger_libs.clock.utc_day_of`); the moment of a change comes from the injected clock.
+
+Decisions the rules leave open:
+
+- Any accepted change of the cap counts as one change: its kind, its amount or its dates.
+  A request that sets the cap the account already has changes nothing, is not counted and is
+  never rejected for the daily limit.
+- The counter is per ad account and per UTC day, and it starts again at 00:00 UTC.
+- Changes made by the system, Budget Sync when ABA is enabled (W5), are not counted: the limit
+  is on people changing caps.
+- A rejected change (by permission or by the limit) is not counted either.
+- A user lifts a cap by setting an unlimited cap; "no cap" is only ever the state of an account
+  nobody set one on. A cap of zero is allowed (Budget Sync gives it to an account with nothing
+  available; it stops the account's spend, S3).
+- W9: only Admins and Finance Managers of the account's Business Center change caps; where the
+  Business Center has no Finance Manager (no finance roles set up), only Admins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+
+from adledger_libs.clock import utc_day_of
+
+#: W10: at most this many cap changes per ad account per UTC day; the next one is rejected.
+MAXIMUM_CAP_CHANGES_PER_UTC_DAY = 10
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    FINANCE_MANAGER = "finance_manager"
+    OPERATOR = "operator"
+    ANALYST = "analyst"
+
+
+class CapKind(StrEnum):
+    MONTHLY = "monthly"
+    DAILY = "daily"
+    CUSTOM = "custom"
+    UNLIMITED = "unlimited"
+
+
+class InvalidCapError(ValueError):
+    """A cap is not well formed for its kind (W10)."""
+
+
+class PermissionDeniedError(Exception):
+    """The caller's roles in the Business Center do not allow this (W9)."""
+
+
+class TooManyCapChangesError(Exception):
+    """An ad account's cap was already changed the maximum number of times this UTC day (W10)."""
+
+    def __init__(self, ad_account_id: str, utc_day: date, changes_today_count: int) -> None:
+        super().__init__(
+            f"the budget cap of ad account {ad_account_id} was already changed {changes_today_count} times on "
+            f"{utc_day.isoformat()} (UTC); at most {MAXIMUM_CAP_CHANGES_PER_UTC_DAY} changes are allowed per UTC day"
+        )
+        self.ad_account_id = ad_account_id
+        self.utc_day = utc_day
+        self.changes_today_count = changes_today_count
+
+
+@dataclass(frozen=True, slots=True)
+class Cap:
+    """An ad account's budget cap (W10), in micros of the account's currency."""
+
+    kind: CapKind
+    amount_micros: int | None
+    starts_on: date | None = None
+    ends_on: date | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind is CapKind.UNLIMITED:
+            if self.amount_micros is not None:
+                raise InvalidCapError("an unlimited cap has no amount")
+        elif type(self.amount_micros) is not int or self.amount_micros < 0:
+            raise InvalidCapError(f"a {self.kind} cap needs an amount of zero or more integer micros (M1)")
+        if self.kind is CapKind.CUSTOM:
+            if self.starts_on is None or self.ends_on is None:
+                raise InvalidCapError("a custom cap needs a date range")
+            if self.starts_on > self.ends_on:
+                raise InvalidCapError(f"the range {self.starts_on} to {self.ends_on} ends before it starts")
+        elif self.starts_on is not None or self.ends_on is not None:
+            raise InvalidCapError(f"only a custom cap has a date range, not a {self.kind} one")
+
+
+def may_change_caps(roles: frozenset[Role], finance_roles_enabled: bool) -> bool:
+    """W9: Admin or Finance Manager; only Admin where the Business Center has no finance roles."""
+    allowed = {Role.ADMIN, Role.FINANCE_MANAGER} if finance_roles_enabled else {Role.ADMIN}
+    return not roles.isdisjoint(allowed)
+
+
+def may_manage_campaigns(roles: frozenset[Role]) -> bool:
+    """Creating, activating, pausing and budgeting campaigns is what Admins and Operators do."""
+    return not roles.isdisjoint({Role.ADMIN, Role.OPERATOR})
+
+
+def count_changes_on_utc_day(change_moments: Iterable[datetime], utc_day: date) -> int:
+    """How many of the recorded change moments fall on `utc_day`."""
+    return sum(1 for moment in change_moments if utc_day_of(moment) == utc_day)
+
+
+def check_cap_change(changes_today_count: int, *, ad_account_id: str, utc_day: date) -> None:
+    """Reject the change if the account's cap was already changed the maximum number of times today (W10).
+
+    `changes_today_count` is the number of changes already accepted on `utc_day`, before this one.
+    """
+    if type(changes_today_count) is not int or changes_today_count < 0:
+        raise ValueError(f"changes_today_count {changes_today_count!r} is not a count")
+    if changes_today_count >= MAXIMUM_CAP_CHANGES_PER_UTC_DAY:
+        raise TooManyCapChangesError(ad_account_id, utc_day, changes_today_count)
+
+
+@dataclass(frozen=True, slots=True)
+class CapChange:
+    """The outcome of a cap-change request."""
+
+    cap: Cap
+    cap_before: Cap | None
+    utc_day: date
+    #: True when the cap changed; only then is a change recorded (for W10) and published.
+    counted: bool
+
+
+def plan_cap_change(
+    *,
+    user_id: str,
+    roles: frozenset[Role],
+    finance_roles_enabled: bool,
+    ad_account_id: str,
+    current: Cap | None,
+    new: Cap,
+    changes_today_count: int,
+    moment: datetime,
+) -> CapChange:
+    """Check a person's change of an ad account's cap (W9, W10) and return the result.
+
+    `roles` are the user's roles in the account's Business Center; `changes_today_count` is the
+    number of changes already accepted for this account on the UTC day of `moment`, read in the
+    same database transaction that will record this one.
+    """
+    if not may_change_caps(roles, finance_roles_enabled):
+        held = ", ".join(sorted(roles)) or "no role"
+        needed = "admin or finance_manager" if finance_roles_enabled else "admin (no finance roles are set up)"
+        raise PermissionDeniedError(f"user {user_id} may not change budget caps of {ad_account_id}: it needs {needed}, and has {held}")
+    utc_day = utc_day_of(moment)
+    if new == current:
+        return CapChange(new, current, utc_day, counted=False)
+    check_cap_change(changes_today_count, ad_account_id=ad_account_id, utc_day=utc_day)
+    return CapChange(new, current, utc_day, counted=True)
+
+
+def budget_sync_cap(budget_kind: str | None, budget_micros: int | None) -> Cap | None:
+    """The cap Budget Sync (W5) set, as the wallet published it in `AutomaticBalanceAllocationEnabled`."""
+    if budget_kind is None:
+        return None
+    kind = CapKind(budget_kind)
+    return Cap(kind, None if kind is CapKind.UNLIMITED else budget_micros)
