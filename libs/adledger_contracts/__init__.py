@@ -15,7 +15,7 @@ from adledger_contracts.external import (
 )
 from adledger_contracts.alerts import BalanceAlertRaised, EmailSent, LowBalanceThresholdSet
 from adledger_contracts.campaigns import AdAccountBudgetCapChanged, CampaignChanged
-from adledger_contracts.invoicing import IssueInvoice
+from adledger_contracts.invoicing import FundingSourceCharged, InvoiceStatusChanged, IssueInvoice
 from adledger_contracts.notifications import EmailRequested
 from adledger_contracts.orders import OrderPlaced, OrderStatusChanged
 from adledger_contracts.spending import SpendPosted
@@ -69,6 +69,8 @@ ALL_MESSAGES = (
     EmailSent,
     BalanceAlertRaised,
     LowBalanceThresholdSet,
+    InvoiceStatusChanged,
+    FundingSourceCharged,
 )
 
 __all__ = [
@@ -76,6 +78,8 @@ __all__ = [
     "AdAccountBudgetCapChanged",
     "CampaignChanged",
     "IssueInvoice",
+    "InvoiceStatusChanged",
+    "FundingSourceCharged",
     "ResizeHold",
     "SpendPosted",
     "EmailSent",

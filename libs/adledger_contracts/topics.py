@@ -71,7 +71,7 @@ _BASE: tuple[TopicSpec, ...] = (
         partitions=6,
         cleanup_policy="compact",
         producers=("wallet", "spend_consumer"),
-        consumers=("wallet", "spend_consumer", "subscribers (external)"),
+        consumers=("wallet", "spend_consumer", "invoicing", "subscribers (external)"),
         message_types=("BalanceChanged",),
         description="The latest balance per Business Center and ad account; `version` grows by one per change.",
         configs={"min.cleanable.dirty.ratio": "0.1", "segment.ms": "3600000"},
@@ -127,7 +127,7 @@ _BASE: tuple[TopicSpec, ...] = (
         cleanup_policy="delete",
         producers=("invoicing",),
         consumers=("wallet", "campaign", "invoicing"),
-        message_types=("InvoicePaid", "EmailRequested", "EmailSent", "BalanceAlertRaised"),
+        message_types=("InvoicePaid", "InvoiceStatusChanged", "FundingSourceCharged", "EmailRequested", "EmailSent", "BalanceAlertRaised"),
         description="Invoices, payments, alerts and e-mails (I8); the wallet credits each paid invoice exactly once (I1).",
     ),
     TopicSpec(

@@ -1,0 +1,58 @@
+"""The invoicing service's Kafka inputs, all in one consumer group and one transaction per batch:
+
+- `wallet.events.v1`: BusinessCenterOpened and AdAccountOpened (currency, billing option for I7),
+  PrepaymentThresholdCrossed (W12: a prepayment invoice);
+- `balances.v1`: the latest balance per owner, for top-ups to a target (I2);
+- `invoicing.commands.v1`: IssueInvoice (C1: activation shortfall);
+- `spend.posted.v1`: SpendPosted, summed per ad account and month (I7).
+
+Records that do not decode are dead-lettered by the consumer library; the others cannot be
+refused here (an unknown owner is only remembered), so nothing else is dead-lettered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from adledger_contracts.external import BalanceChanged
+from adledger_contracts.invoicing import IssueInvoice
+from adledger_contracts.spending import SpendPosted
+from adledger_contracts.wallet import AdAccountOpened, BusinessCenterOpened, PrepaymentThresholdCrossed
+from adledger_invoicing.core import Invoicing
+from adledger_libs.consumer import Inbound, Subscription
+from adledger_libs.outbox import UnitOfWork
+
+WALLET_EVENTS_TOPIC = "wallet.events.v1"
+BALANCES_TOPIC = "balances.v1"
+COMMANDS_TOPIC = "invoicing.commands.v1"
+SPEND_POSTED_TOPIC = "spend.posted.v1"
+
+
+def subscriptions(
+    invoicing: Invoicing, *, wallet_events_topic: str = WALLET_EVENTS_TOPIC, balances_topic: str = BALANCES_TOPIC,
+    commands_topic: str = COMMANDS_TOPIC, spend_posted_topic: str = SPEND_POSTED_TOPIC,
+) -> list[Subscription]:
+    def each(handler: Callable[[UnitOfWork, Any], Awaitable[object]]) -> Callable[[UnitOfWork, list[Inbound[Any]]], Awaitable[None]]:
+        async def handle(uow: UnitOfWork, batch: list[Inbound[Any]]) -> None:
+            for inbound in batch:
+                await handler(uow, inbound.message)
+
+        return handle
+
+    def all_at_once(handler: Callable[[UnitOfWork, list[Any]], Awaitable[None]]) -> Callable[[UnitOfWork, list[Inbound[Any]]], Awaitable[None]]:
+        async def handle(uow: UnitOfWork, batch: list[Inbound[Any]]) -> None:
+            await handler(uow, [inbound.message for inbound in batch])
+
+        return handle
+
+    # Handlers run in this order within a batch: owners first, then balances, then the signals.
+    return [
+        Subscription(topic=wallet_events_topic, model=BusinessCenterOpened, handler=each(invoicing.owner_opened)),
+        Subscription(topic=wallet_events_topic, model=AdAccountOpened, handler=each(invoicing.owner_opened)),
+        Subscription(topic=wallet_events_topic, model=PrepaymentThresholdCrossed, handler=each(invoicing.prepayment_needed)),
+        # Balances are upserted by version (newest wins), so a replay needs no event-id dedup.
+        Subscription(topic=balances_topic, model=BalanceChanged, handler=all_at_once(invoicing.balances_changed), dedupe_by_event_id=False),
+        Subscription(topic=commands_topic, model=IssueInvoice, handler=each(invoicing.issue_requested)),
+        Subscription(topic=spend_posted_topic, model=SpendPosted, handler=all_at_once(invoicing.spend_posted)),
+    ]
