@@ -1,0 +1,392 @@
+"""Campaigns on the real stack (rules C1-C5, W5, W9, W10, S3, T1): the wallet and the campaign
+service run in-process on real Kafka and PostgreSQL, share one ManualClock, and talk only
+through the topics. The test plays the two services built in parallel: it pays the shortfall
+invoice by publishing the `InvoicePaid` the invoicing service would publish, and it publishes
+the `SpendPosted` the spend consumer would. Deadlines are acted on by calling the service's
+deadline job after moving the clock; nothing sleeps for 48 hours."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+
+from adledger_campaign.config import Settings
+from adledger_campaign.inject import Service, wire
+from adledger_contracts.external import DeliveryDecided
+from adledger_contracts.spending import SpendPosted
+from adledger_libs.events import Message, encode
+
+from ..conftest import Stack, unique
+from ..kafka_io import produce, read_all, start_at_end
+from ..wallet.test_wallet_journey import PLATFORM, USD, RunningWallet, wallet  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.integration
+H48 = timedelta(hours=48)
+CONSUMED = ["wallet.events.v1", "spend.posted.v1", "delivery.control.v1"]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Instance:
+    service: Service
+    stop: asyncio.Event
+    serving: asyncio.Future[None] | None
+
+    async def close(self) -> None:
+        self.stop.set()
+        if self.serving is not None:
+            await asyncio.gather(self.serving, return_exceptions=True)
+        await self.service.runtime.close()
+
+
+@dataclass
+class CampaignStack:
+    stack: Stack
+    wallet: RunningWallet
+    settings: Settings
+    client: httpx.AsyncClient
+    instance: Instance
+    wallet_token: str = ""
+    token: str = ""
+    bc: str = ""
+    account: str = ""
+    extra: list[Instance] = field(default_factory=list)
+
+    async def start_instance(self, *, serve: bool = True, fresh: bool = False) -> Instance:
+        service = wire(self.settings, self.wallet.clock)
+        await service.runtime.start()
+        if fresh:
+            await start_at_end(self.stack.kafka_bootstrap_servers, self.stack.database_url, self.settings.schema, self.settings.consumer_group, CONSUMED)
+        instance = Instance(service, asyncio.Event(), None)
+        if serve:
+            await self.serve(instance)
+        return instance
+
+    async def serve(self, instance: Instance) -> None:
+        instance.serving = asyncio.ensure_future(instance.service.runtime.serve(instance.stop))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while True:
+            try:
+                if (await self.client.get("/health")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            assert loop.time() < deadline, "campaign did not become healthy"
+            await asyncio.sleep(0.1)
+
+    async def command(self, method: str, path: str, token: str, body: dict[str, Any] | None = None, key: str | None = None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": key or unique("k")}
+        return await self.client.request(method, path, json=body, headers=headers)
+
+    async def campaign(self, campaign_id: str) -> dict[str, Any]:
+        answer = await self.client.get(f"/v1/campaigns/{campaign_id}", headers={"Authorization": f"Bearer {self.token}"})
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    async def campaign_until(self, campaign_id: str, **expected: Any) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while True:
+            found = await self.campaign(campaign_id)
+            if all(found.get(name) == value for name, value in expected.items()):
+                return found
+            assert loop.time() < deadline, f"campaign {campaign_id} is {found}, expected {expected}"
+            await asyncio.sleep(0.1)
+
+    async def create(self, budget_micros: int, ends_at: datetime, funding_mode: str = "prepaid") -> str:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        body = {"ad_account_id": self.account, "name": "Winter sale", "funding_mode": funding_mode, "budget_micros": budget_micros, "ends_at": ends_at.isoformat()}
+        while True:
+            answer = await self.command("POST", "/v1/campaigns", self.token, body)
+            if answer.status_code != 404:  # until the wallet's AdAccountOpened arrived
+                break
+            assert loop.time() < deadline, answer.text
+            await asyncio.sleep(0.1)
+        assert answer.status_code == 201, answer.text
+        assert answer.json()["status"] == "draft"
+        return str(answer.json()["id"])
+
+    async def balance(self, field_name: str, expected: int) -> dict[str, object]:
+        return await self.wallet.balance_until(self.bc, self.wallet_token, field_name, expected)
+
+    async def publish(self, topic: str, key: str, *messages: Message) -> None:
+        items = []
+        for message in messages:
+            envelope = encode(message, key=key, trace_id="trace-campaign-test")
+            items.append((envelope.key, envelope.value, list(envelope.headers)))
+        await produce(self.stack.kafka_bootstrap_servers, topic, items)
+
+    def spend(self, campaign_id: str, from_booking_micros: int, amount_micros: int | None = None) -> SpendPosted:
+        now = self.wallet.clock.now()
+        return SpendPosted(
+            ad_account_id=self.account, campaign_id=campaign_id, business_center_id=self.bc, funding_mode="prepaid",
+            amount_micros=from_booking_micros if amount_micros is None else amount_micros, from_booking_micros=from_booking_micros,
+            currency="USD", spend_event_count=3, first_occurred_at=now, last_occurred_at=now, posted_at=now,
+        )
+
+    async def records(self, topic: str, key: str, types: set[str], count: int) -> list[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while True:
+            found = await read_all(self.stack.kafka_bootstrap_servers, topic, expect=0, settle_s=0.3)
+            mine = [
+                {"type": r.headers["event-type"], **json.loads(r.value or b"{}")}
+                for r in found if r.key == key.encode() and r.headers.get("event-type") in types
+            ]
+            if len(mine) >= count:
+                return mine
+            assert loop.time() < deadline, f"got {mine}"
+            await asyncio.sleep(0.2)
+
+    async def snapshots(self, campaign_id: str, count: int) -> list[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while True:
+            events = [e for e in await self.records("campaign.events.v1", self.account, {"CampaignChanged"}, 0) if e["campaign_id"] == campaign_id]
+            if len(events) >= count:
+                return events
+            assert loop.time() < deadline, f"got {events}"
+            await asyncio.sleep(0.2)
+
+
+@pytest_asyncio.fixture
+async def campaigns(stack: Stack, wallet: RunningWallet) -> AsyncIterator[CampaignStack]:  # noqa: F811
+    port = _free_port()
+    settings = Settings(
+        database_url=stack.database_url,
+        kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
+        database_schema=unique("t_campaign"),
+        http_port=port,
+        platform_token=PLATFORM,
+        kafka_consumer_group=unique("campaign-group"),
+        outbox_poll_interval_ms=100,
+        # Tests run the deadline job themselves after moving the ManualClock (T1).
+        deadline_poll_interval_ms=3_600_000,
+    )
+    client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10.0)
+    running = CampaignStack(stack, wallet, settings, client, instance=None)  # type: ignore[arg-type]
+    running.instance = await running.start_instance(fresh=True)
+    try:
+        admin, running.wallet_token = await wallet.user("admin")
+        running.bc, running.account = unique("bc"), unique("acc")
+        answer = await wallet.command("POST", "/v1/business-centers", PLATFORM, {"id": running.bc, "name": "Acme", "currency": "USD", "admin_user_id": admin})
+        assert answer.status_code == 201, answer.text
+        answer = await wallet.command(
+            "POST", f"/v1/business-centers/{running.bc}/ad-accounts", running.wallet_token,
+            {"id": running.account, "name": "Acme auction", "type": "auction", "billing_option": "monthly_invoicing"},
+        )
+        assert answer.status_code == 201, answer.text
+        operator = unique("op")
+        answer = await running.command("POST", "/v1/users", PLATFORM, {"id": operator, "name": "Olga Operator"})
+        assert answer.status_code == 201, answer.text
+        running.token = answer.json()["token"]
+        answer = await running.command("PUT", f"/v1/business-centers/{running.bc}/members/{operator}", PLATFORM, {"role": "operator"})
+        assert answer.status_code == 200, answer.text
+        yield running
+    finally:
+        for instance in [running.instance, *running.extra]:
+            await instance.close()
+        await client.aclose()
+        conn = await asyncpg.connect(stack.database_url)
+        try:
+            await conn.execute(f"drop schema if exists {settings.schema} cascade")
+        finally:
+            await conn.close()
+
+
+async def test_c1_c2_c3_c5_w5_prepaid_journey_invoice_paid_active_spend_reduce_end_credit_48_hours_later(campaigns: CampaignStack) -> None:
+    stack, running_wallet = campaigns, campaigns.wallet
+    # W5, W7: with ABA the account draws on the Business Center's cash, and Budget Sync gives it a cap.
+    answer = await running_wallet.command("POST", f"/v1/business-centers/{stack.bc}/aba", stack.wallet_token)
+    assert answer.status_code == 200, answer.text
+    await running_wallet.pay(unique("inv"), stack.bc, 50 * USD)
+    await stack.balance("real_micros", 50 * USD)
+    caps = await stack.records("campaign.events.v1", stack.account, {"AdAccountBudgetCapChanged"}, 1)
+    assert (caps[0]["source"], caps[0]["kind"], caps[0]["amount_micros"], caps[0]["version"]) == ("budget_sync", "monthly", 0, 1), "W5"
+
+    ends_at = running_wallet.clock.now() + timedelta(days=3)
+    campaign_id = await stack.create(100 * USD, ends_at)
+    activated = await stack.command("POST", f"/v1/campaigns/{campaign_id}/activate", stack.token)
+    assert activated.status_code == 200, activated.text
+
+    # C1: half the budget is there: it is held, the other half is invoiced, the campaign waits.
+    waiting = await stack.campaign_until(campaign_id, status="awaiting_payment", booked_micros=50 * USD)
+    assert waiting["payer_owner_id"] == stack.bc, "W7: an ABA account's booking is held on the BC's cash"
+    balance = await stack.balance("virtual_micros", 0)
+    assert balance["real_micros"] == 50 * USD
+    [invoice] = await stack.records("invoicing.commands.v1", stack.bc, {"IssueInvoice"}, 1)
+    assert (invoice["invoice_id"], invoice["amount_micros"], invoice["purpose"], invoice["reference_id"]) == (
+        waiting["open_invoice_id"], 50 * USD, "activation_shortfall", campaign_id,
+    )
+
+    # The invoice is paid: the wallet credits it, the campaign holds the rest and is active.
+    await running_wallet.pay(invoice["invoice_id"], stack.bc, 50 * USD)
+    active = await stack.campaign_until(campaign_id, status="active", booked_micros=100 * USD)
+    assert active["open_invoice_id"] is None
+    balance = await stack.balance("real_micros", 100 * USD)
+    assert balance["virtual_micros"] == 0
+
+    # Spend delivered from the booking (as the spend consumer posts it), counted once.
+    spend = stack.spend(campaign_id, 30 * USD)
+    await stack.publish("spend.posted.v1", stack.account, spend, spend)
+    await stack.campaign_until(campaign_id, delivered_micros=30 * USD)
+
+    # C2: a lower budget gives the difference back at once.
+    reduced = await stack.command("PUT", f"/v1/campaigns/{campaign_id}/budget", stack.token, {"budget_micros": 60 * USD})
+    assert reduced.status_code == 200 and reduced.json()["booked_micros"] == 60 * USD, reduced.text
+    balance = await stack.balance("virtual_micros", 40 * USD)
+    assert balance["real_micros"] == 100 * USD
+    await stack.campaign_until(campaign_id, delivered_micros=30 * USD, booked_micros=60 * USD)
+    below = await stack.command("PUT", f"/v1/campaigns/{campaign_id}/budget", stack.token, {"budget_micros": 20 * USD})
+    assert (below.status_code, below.json()["error"]) == (422, "budget_below_minimum"), "not below what was delivered"
+
+    # C3: the end, then 48 hours later the underdelivery (60 − 30 > 1 unit) is credited back.
+    running_wallet.clock.set(ends_at)
+    deadlines = stack.instance.service.deadlines
+    assert await deadlines.run() == 1
+    await stack.campaign_until(campaign_id, status="ended", booked_micros=60 * USD)
+    running_wallet.clock.advance(H48 - timedelta(seconds=1))
+    assert await deadlines.run() == 0, "not before 48 hours"
+    assert (await running_wallet.get(f"/v1/balances/{stack.bc}", stack.wallet_token)).json()["virtual_micros"] == 40 * USD
+    running_wallet.clock.advance(timedelta(seconds=1))
+    assert await deadlines.run() == 1
+    assert await deadlines.run() == 0, "exactly once"
+    balance = await stack.balance("real_micros", 70 * USD)
+    assert balance["virtual_micros"] == 70 * USD, "30 delivered went to the platform; 30 came back"
+    settled = await stack.campaign_until(campaign_id, settled=True, booked_micros=0, credited_micros=30 * USD)
+    assert {hold["state"] for hold in settled["holds"]} == {"settled", "released"}
+
+    # C5: every change is a versioned snapshot on campaign.events.v1.
+    events = await stack.snapshots(campaign_id, 6)
+    assert [(e["status"], e["booked_micros"], e["budget_micros"]) for e in events] == [
+        ("draft", 0, 100 * USD), ("awaiting_payment", 50 * USD, 100 * USD), ("active", 100 * USD, 100 * USD),
+        ("active", 60 * USD, 60 * USD), ("ended", 60 * USD, 60 * USD), ("ended", 0, 60 * USD),
+    ]
+    assert [e["version"] for e in events] == list(range(1, 7))
+
+
+async def test_c4_t1_a_paused_campaign_is_credited_at_the_end_of_the_month_once_across_a_restart(campaigns: CampaignStack) -> None:
+    stack, running_wallet = campaigns, campaigns.wallet
+    await running_wallet.pay(unique("inv"), stack.account, 20 * USD)
+    await running_wallet.balance_until(stack.account, stack.wallet_token, "real_micros", 20 * USD)
+    ends_at = running_wallet.clock.now() + timedelta(days=1)
+    campaign_id = await stack.create(10 * USD, ends_at)
+    assert (await stack.command("POST", f"/v1/campaigns/{campaign_id}/activate", stack.token)).status_code == 200
+    active = await stack.campaign_until(campaign_id, status="active", booked_micros=10 * USD)
+    assert active["payer_owner_id"] == stack.account, "a manual account's booking is held on its own cash"
+    await stack.publish("spend.posted.v1", stack.account, stack.spend(campaign_id, 4 * USD))
+    await stack.campaign_until(campaign_id, delivered_micros=4 * USD)
+    paused = await stack.command("POST", f"/v1/campaigns/{campaign_id}/pause", stack.token)
+    assert (paused.status_code, paused.json()["status"], paused.json()["pause_cause"]) == (200, "paused", "user")
+
+    running_wallet.clock.set(ends_at)
+    assert await stack.instance.service.deadlines.run() == 1
+    await stack.campaign_until(campaign_id, status="ended")
+    # C4: not 48 hours after the end, but at the end of that month (1 December 00:00 UTC).
+    running_wallet.clock.advance(H48)
+    assert await stack.instance.service.deadlines.run() == 0
+
+    # The service is down across the deadline, and comes back as two instances (T1, exactly once).
+    await stack.instance.close()
+    running_wallet.clock.set(datetime(2026, 12, 1, 0, 0, 1, tzinfo=UTC))
+    stack.instance = await stack.start_instance(serve=False)
+    second = await stack.start_instance(serve=False)
+    stack.extra.append(second)
+    first_count, second_count = await asyncio.gather(stack.instance.service.deadlines.run(), second.service.deadlines.run())
+    assert first_count + second_count == 1
+    assert await stack.instance.service.deadlines.run() == 0
+    await stack.serve(stack.instance)
+    balance = await running_wallet.balance_until(stack.account, stack.wallet_token, "real_micros", 16 * USD)
+    assert balance["virtual_micros"] == 16 * USD, "4 delivered posted, the unused 6 credited"
+    await stack.campaign_until(campaign_id, settled=True, credited_micros=6 * USD)
+
+
+async def test_c5_s3_pauses_from_delivery_control_and_by_hand_and_the_typed_refusals(campaigns: CampaignStack) -> None:
+    stack, running_wallet = campaigns, campaigns.wallet
+    await running_wallet.pay(unique("inv"), stack.account, 5 * USD)
+    await running_wallet.balance_until(stack.account, stack.wallet_token, "real_micros", 5 * USD)
+    campaign_id = await stack.create(5 * USD, running_wallet.clock.now() + timedelta(days=5))
+    assert (await stack.command("POST", f"/v1/campaigns/{campaign_id}/pause", stack.token)).json()["error"] == "campaign_state"
+    await stack.command("POST", f"/v1/campaigns/{campaign_id}/activate", stack.token)
+    await stack.campaign_until(campaign_id, status="active", booked_micros=5 * USD)
+
+    def decided(action: str, reason: str) -> DeliveryDecided:
+        return DeliveryDecided(
+            ad_account_id=stack.account, campaign_id=campaign_id, action=action, reason=reason,  # type: ignore[arg-type]
+            business_center_id=None, decided_at=running_wallet.clock.now(), cause_event_id=None,
+        )
+
+    await stack.publish("delivery.control.v1", stack.account, decided("pause", "campaign_budget_reached"))
+    await stack.campaign_until(campaign_id, status="paused", pause_cause="budget")
+    refused = await stack.command("POST", f"/v1/campaigns/{campaign_id}/resume", stack.token)
+    assert (refused.status_code, refused.json()["error"]) == (409, "campaign_state"), "a budget pause is not a user's to lift"
+    await stack.publish("delivery.control.v1", stack.account, decided("resume", "funds_restored"))
+    await stack.campaign_until(campaign_id, status="active", pause_cause=None)
+
+    key = unique("pause")
+    first = await stack.command("POST", f"/v1/campaigns/{campaign_id}/pause", stack.token, key=key)
+    again = await stack.command("POST", f"/v1/campaigns/{campaign_id}/pause", stack.token, key=key)
+    assert first.status_code == 200 and again.json() == first.json(), "M5: the same key answers the first answer"
+    assert (await stack.command("POST", f"/v1/campaigns/{campaign_id}/resume", stack.token)).json()["status"] == "active"
+    too_low = await stack.command("PUT", f"/v1/campaigns/{campaign_id}/budget", stack.token, {"budget_micros": USD - 1})
+    assert (too_low.status_code, too_low.json()["error"]) == (422, "budget_below_minimum")
+
+    events = await stack.snapshots(campaign_id, 6)
+    assert [e["version"] for e in events] == list(range(1, 7))
+    assert [(e["status"], e["pause_cause"], e["previous_status"]) for e in events[1:]] == [
+        ("active", None, "draft"), ("paused", "budget", "active"), ("active", None, "paused"),
+        ("paused", "user", "active"), ("active", None, "paused"),
+    ]
+
+
+async def test_w9_w10_caps_only_finance_manager_or_admin_at_most_ten_a_utc_day_and_the_wallet_keeps_a_copy(campaigns: CampaignStack) -> None:
+    stack, running_wallet = campaigns, campaigns.wallet
+    path = f"/v1/ad-accounts/{stack.account}/budget-cap"
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while (answer := await stack.command("PUT", path, stack.token, {"kind": "daily", "amount_micros": USD})).status_code == 404:
+        assert loop.time() < deadline, answer.text
+        await asyncio.sleep(0.1)
+    assert (answer.status_code, answer.json()["error"]) == (403, "permission_denied"), "W9: an Operator may not"
+
+    finance = unique("fm")
+    token = (await stack.command("POST", "/v1/users", PLATFORM, {"id": finance, "name": "Fay Finance"})).json()["token"]
+    await stack.command("PUT", f"/v1/business-centers/{stack.bc}/members/{finance}", PLATFORM, {"role": "finance_manager"})
+    for amount in range(1, 11):
+        answer = await stack.command("PUT", path, token, {"kind": "daily", "amount_micros": amount * USD})
+        assert answer.status_code == 200 and answer.json()["version"] == amount, answer.text
+    same = await stack.command("PUT", path, token, {"kind": "daily", "amount_micros": 10 * USD})
+    assert same.status_code == 200 and same.json()["changed"] is False, "the cap it already has is no change"
+    eleventh = await stack.command("PUT", path, token, {"kind": "monthly", "amount_micros": 50 * USD})
+    assert (eleventh.status_code, eleventh.json()["error"]) == (429, "too_many_cap_changes"), "W10"
+    running_wallet.clock.set(datetime(2026, 11, 22, tzinfo=UTC))
+    next_day = await stack.command("PUT", path, token, {"kind": "custom", "amount_micros": 50 * USD, "starts_on": "2026-11-22", "ends_on": "2026-11-30"})
+    assert next_day.status_code == 200 and next_day.json()["version"] == 11, "W10: the count starts again at 00:00 UTC"
+
+    caps = await stack.records("campaign.events.v1", stack.account, {"AdAccountBudgetCapChanged"}, 11)
+    assert [c["version"] for c in caps] == list(range(1, 12))
+    deadline = loop.time() + 30
+    while True:
+        row = await running_wallet.runtime.pool.fetchrow("select budget_kind, budget_micros, budget_version from ad_accounts where id = $1", stack.account)
+        if row["budget_version"] == 11:
+            break
+        assert loop.time() < deadline, dict(row)
+        await asyncio.sleep(0.1)
+    assert (row["budget_kind"], row["budget_micros"]) == ("custom", 50 * USD), "the wallet keeps the cap for Budget Sync (W5)"
