@@ -53,6 +53,7 @@ schemas: venv ## Regenerate schemas/ from the pydantic models and the topic cata
 	$(PY) -m adledger_contracts.schemagen schemas
 	$(PY) -m adledger_wallet.inject schemas/openapi
 	$(PY) -m adledger_order_escrow.inject schemas/openapi
+	$(PY) -m adledger_campaign.inject schemas/openapi
 	$(PY) -m adledger_invoicing.inject schemas/openapi
 
 check-schemas: venv ## Fail if schemas/ drifted from the models.
