@@ -255,3 +255,13 @@ def test_c1_prepaid_books_a_lifetime_budget_and_a_budget_is_at_least_the_minimum
             campaign_id="c", ad_account_id="a", business_center_id="b", name="n", funding_mode="drawdown", budget_kind="daily",
             budget_micros=USD - 1, currency="USD", starts_at=None, ends_at=None, minimum_budget_micros=USD, now=NOW,
         )
+
+
+def test_c1_c3_a_campaign_that_ends_awaiting_payment_settles_what_it_holds_and_books_no_more() -> None:
+    activated = domain.activate(_draft(), payer_owner_id="bc").after
+    waiting = domain.hold_placed(activated, "campaign:c1:hold:1", 40 * USD).after
+    ended = domain.end_reached(waiting, END)
+    assert ended.after.open_invoice_id is None
+    assert ended.effects == (ScheduleDeadline("settle", END + timedelta(hours=48)),)
+    assert not domain.funds_received(ended.after, "campaign:c1:invoice:1").changed, "a late payment holds nothing"
+    assert domain.settle(ended.after).effects == (ResolveHoldEffect("campaign:c1:hold:1", "void", None),)

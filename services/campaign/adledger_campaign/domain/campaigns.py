@@ -36,7 +36,8 @@ Decisions the rules leave open, made here:
 - Settlement (C3 at end + 48 h, C4 at the end of the month of the end for a campaign paused at
   its end): the delivered part of the holds is posted to the platform, oldest hold first, and
   the rest is voided when it is more than one unit of currency; otherwise the whole booking is
-  posted. A campaign that ends while awaiting payment is settled like C3.
+  posted. A campaign that ends while awaiting payment is settled like C3; its open invoice no
+  longer books anything (a payment of it stays in the balance).
 - Delivery decisions: a campaign-level pause `campaign_budget_reached` pauses with cause
   budget, `insufficient_funds` with cause funds; an account-level pause pauses every active
   campaign of the account with the matching cause; a resume resumes only campaigns paused by
@@ -294,7 +295,7 @@ def hold_resolved(campaign: Campaign, hold_id: str) -> Decision:
 
 def funds_received(campaign: Campaign, invoice_id: str) -> Decision:
     """C1: the shortfall invoice was paid and the wallet credited it: hold the rest."""
-    if campaign.open_invoice_id != invoice_id:
+    if campaign.open_invoice_id != invoice_id or campaign.status is Status.ENDED:
         return Decision(campaign, campaign)
     decision = hold_rest(replace(campaign, open_invoice_id=None))
     return _to(campaign, decision.after, *decision.effects)
@@ -459,7 +460,9 @@ def end_reached(campaign: Campaign, now: datetime) -> Decision:
     if campaign.status is Status.ENDED:
         return Decision(campaign, campaign)
     end = campaign.ends_at or now
-    after = replace(campaign, status=Status.ENDED)
+    # An invoice still open at the end no longer books anything: if it is paid, the money stays
+    # in the balance like any payment.
+    after = replace(campaign, status=Status.ENDED, open_invoice_id=None)
     effects: list[Effect] = []
     if campaign.prepaid and campaign.activation_requested:
         due = utc_month_ends_at(end) if campaign.status is Status.PAUSED else end + UNDERDELIVERY_CREDIT_DELAY
