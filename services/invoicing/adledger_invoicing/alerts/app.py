@@ -18,7 +18,9 @@ Flow:
    - `balances`, `thresholds`, `last-payments`: the latest value per owner;
    - `raised`: the alert ids already produced.
    "Now" is the event time of the record being processed: the average daily spend is read from
-   the 7 whole days before its UTC day (`WindowSet.delta`), never from the wall clock (T1).
+   the 7 whole days before its UTC day (`WindowSet.delta`), never from the wall clock (T1). A
+   record of a day before the owner's latest balance (a replay, late spend) only updates the
+   tables: it is not judged against a later balance.
 3. An alert is `BalanceAlertRaised` plus an `EmailRequested` (template `low_balance` or
    `runway_low`, `email_id` = alert id) on `invoicing.events.v1`, which the e-mail adapter renders.
 
@@ -219,10 +221,13 @@ def create_app(settings: AlertSettings | None = None) -> faust.App:
         balance = balances.get(owner_id)
         if balance is None:
             return
+        day = _utc_day(at)
+        if day < _utc_day(datetime.fromisoformat(balance["updated_at"])):
+            # A record of an earlier day (a replay, a late spend) is not judged against today's balance.
+            return
         owner_kind = balance["owner_kind"]
         available = int(balance["available_micros"])
         currency = balance["currency"]
-        day = _utc_day(at)
         label = owner_label(owner_id, owner_kind)
         if owner_kind == "business_center" or settings.runway_ad_accounts:
             window = daily_spend[owner_id]
@@ -296,6 +301,7 @@ def create_app(settings: AlertSettings | None = None) -> faust.App:
                     "available_micros": int(record["available_micros"]),
                     "currency": record["currency"],
                     "version": int(record["version"]),
+                    "updated_at": record["at"],
                 }
             elif kind == "payment":
                 last_payments[owner_id] = int(record["amount_micros"])
