@@ -166,6 +166,11 @@ class Invoicing:
     async def prepayment_needed(self, uow: UnitOfWork, signal: PrepaymentThresholdCrossed) -> Invoice | None:
         """W12: the virtual balance fell below the threshold: one prepayment invoice, unless one
         is open already (also a partial unique index)."""
+        if await store.owner(uow.conn, signal.owner_id) is None:
+            # Not a Business Center this service knows (it reads wallet.events.v1 from the start):
+            # another environment's signal on a shared broker.
+            log.info("prepayment_signal_for_unknown_owner", owner_id=signal.owner_id)
+            return None
         open_ones = await store.list_invoices(uow.conn, payer_ids=[signal.owner_id], statuses=["draft", "open"], purposes=["prepayment"])
         if open_ones:
             log.info("prepayment_already_open", owner_id=signal.owner_id, invoice_id=open_ones[0].id)

@@ -431,7 +431,7 @@ class InvoicingApi(AuthenticatedApi[Caller]):
             Endpoint("GET", source_path, "Read a funding source and its ledger balance (admins; I6)", self.query(read_source), FundingSourceAnswer, errors=user_errors, tags=("funding-sources",)),
             Endpoint("POST", source_path + "/charges", "Charge a funding source (admins; I6)", self.command("POST", source_path + "/charges", charge_source), ChargeAnswer, ChargeFundingSource, 201, (*user_errors, CurrencyMismatch, ChargeExists, InvalidValue), tags=("funding-sources",)),
             Endpoint("POST", source_path + "/top-ups", "Invoice a prepayment of a funding source (admins; I6)", self.command("POST", source_path + "/top-ups", top_up_source), InvoiceAnswer, TopUpFundingSource, 201, user_errors, tags=("funding-sources",)),
-            Endpoint("POST", "/v1/local-provider" + invoice_path + "/payments", "Local provider only: pay, fail, pay twice… an invoice; sends signed webhooks to this service (I5)", local_payment, LocalPaymentAnswer, LocalPayment, 200, (*user_errors, LocalProviderDisabled, ProviderUnavailable), tags=("local-provider",)),
+            Endpoint("POST", "/v1/local-provider/invoices/{invoice_id}/payments", "Local provider only: pay, fail, pay twice… an invoice; sends signed webhooks to this service (I5)", local_payment, LocalPaymentAnswer, LocalPayment, 200, (*user_errors, LocalProviderDisabled, ProviderUnavailable), tags=("local-provider",)),
         ]
 
 

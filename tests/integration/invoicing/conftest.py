@@ -1,0 +1,280 @@
+"""The wallet, the spend consumer and the invoicing service, in-process on the real Kafka and
+PostgreSQL, sharing one ManualClock; each with its own schema and consumer group.
+
+Invoicing publishes on the shared `invoicing.events.v1` (the wallet reads paid invoices there);
+every service starts its positions on the shared topics at their end, so a test reads only what
+its own services publish. Spend goes to a topic of the test's own, as in the spend tests. The
+local payment provider sends its signed webhooks over HTTP to the invoicing service under test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest_asyncio
+
+from adledger_contracts.external import SpendReported
+from adledger_contracts.topics import topic
+from adledger_invoicing.config import Settings as InvoicingSettings
+from adledger_invoicing.inject import Service, wire
+from adledger_libs.clock import ManualClock
+from adledger_libs.kafka import ensure_topics
+from adledger_libs.runtime import ServiceRuntime
+from adledger_spend_consumer.config import Settings as SpendSettings
+from adledger_spend_consumer.inject import build as build_spend_consumer
+from adledger_wallet.config import Settings as WalletSettings
+from adledger_wallet.inject import build as build_wallet
+
+from ..conftest import Stack, unique
+from ..kafka_io import Record, produce, read_all, start_at_end
+
+USD = 1_000_000
+PLATFORM = "test-platform-token"
+SECRET = "test-webhook-secret"
+SPEND_TOPIC = "ads.spend.v1"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def until(check: Callable[[], Any], what: str, timeout_s: float = 45.0) -> Any:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        result = await check()
+        if result:
+            return result
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+async def _healthy(port: int) -> None:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5.0) as client:
+
+        async def check() -> bool:
+            try:
+                return (await client.get("/health")).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        await until(check, f"a healthy service on {port}")
+
+
+@dataclass
+class Billing:
+    stack: Stack
+    clock: ManualClock
+    service: Service
+    wallet: httpx.AsyncClient
+    invoicing: httpx.AsyncClient
+    spend_schema: str
+    invoicing_schema: str
+    spend_topic: str
+    wallet_admin_id: str = ""
+    wallet_admin_token: str = ""
+
+    # HTTP ------------------------------------------------------------------------------------------
+
+    async def call(self, client: httpx.AsyncClient, method: str, path: str, token: str, body: Any = None, key: str | None = None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"}
+        if method != "GET":
+            headers["Idempotency-Key"] = key or unique("key")
+        return await client.request(method, path, json=body, headers=headers)
+
+    async def wallet_command(self, method: str, path: str, token: str, body: Any = None) -> httpx.Response:
+        answer = await self.call(self.wallet, method, path, token, body)
+        assert answer.status_code < 300, answer.text
+        return answer
+
+    async def business_center(self, *, aba_accounts: int = 0, monthly_accounts: int = 0) -> tuple[str, list[str]]:
+        business_center_id = unique("bc")
+        await self.wallet_command("POST", "/v1/business-centers", PLATFORM, {"id": business_center_id, "name": "Acme", "currency": "USD", "admin_user_id": self.wallet_admin_id})
+        accounts = []
+        for _ in range(max(aba_accounts, monthly_accounts)):
+            account_id = unique("acc")
+            await self.wallet_command(
+                "POST", f"/v1/business-centers/{business_center_id}/ad-accounts", self.wallet_admin_token,
+                {"id": account_id, "name": "x", "type": "auction", "billing_option": "monthly_invoicing"},
+            )
+            accounts.append(account_id)
+        if aba_accounts:
+            await self.wallet_command("POST", f"/v1/business-centers/{business_center_id}/aba", self.wallet_admin_token)
+        return business_center_id, accounts
+
+    async def subscribe(self, owner_id: str, status: str = "active", billing_email: str | None = "billing@acme.example") -> None:
+        answer = await self.call(self.invoicing, "PUT", f"/v1/subscriptions/{owner_id}", PLATFORM, {"status": status, "billing_email": billing_email})
+        assert answer.status_code == 200, answer.text
+
+    async def billing_user(self, *owner_ids: str) -> str:
+        answer = await self.call(self.invoicing, "POST", "/v1/users", PLATFORM, {"id": unique("ann"), "name": "Ann Billing", "owner_ids": list(owner_ids)})
+        assert answer.status_code == 201, answer.text
+        return str(answer.json()["token"])
+
+    async def top_up(self, token: str, owner_id: str, *, amount_micros: int | None = None, target_micros: int | None = None, key: str | None = None) -> httpx.Response:
+        body: dict[str, Any] = {"owner_id": owner_id, "currency": "USD"}
+        if amount_micros is not None:
+            body["amount_micros"] = amount_micros
+        if target_micros is not None:
+            body["target_micros"] = target_micros
+        return await self.call(self.invoicing, "POST", "/v1/top-ups", token, body, key)
+
+    async def provider(self, invoice_id: str, scenario: str, token: str = PLATFORM, key: str | None = None) -> dict[str, Any]:
+        answer = await self.call(self.invoicing, "POST", f"/v1/local-provider/invoices/{invoice_id}/payments", token, {"scenario": scenario}, key)
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    async def invoice(self, invoice_id: str, token: str = PLATFORM) -> dict[str, Any]:
+        answer = await self.call(self.invoicing, "GET", f"/v1/invoices/{invoice_id}", token)
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    async def invoices(self, owner_id: str, status: str | None = None) -> list[dict[str, Any]]:
+        path = f"/v1/invoices?owner_id={owner_id}" + (f"&status={status}" if status else "")
+        answer = await self.call(self.invoicing, "GET", path, PLATFORM)
+        assert answer.status_code == 200, answer.text
+        return list(answer.json())
+
+    async def invoices_until(self, owner_id: str, predicate: Callable[[list[dict[str, Any]]], bool], what: str) -> list[dict[str, Any]]:
+        async def check() -> list[dict[str, Any]] | None:
+            found = await self.invoices(owner_id)
+            return found if predicate(found) else None
+
+        return list(await until(check, what))
+
+    async def overview(self, owner_id: str, token: str = PLATFORM) -> dict[str, Any]:
+        answer = await self.call(self.invoicing, "GET", f"/v1/owners/{owner_id}/billing", token)
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    async def overview_until(self, owner_id: str, real_micros: int) -> dict[str, Any]:
+        async def check() -> dict[str, Any] | None:
+            found = await self.overview(owner_id)
+            return found if found["balance"] is not None and found["balance"]["real_micros"] == real_micros else None
+
+        return dict(await until(check, f"invoicing sees the balance of {owner_id} at {real_micros}"))
+
+    async def wallet_balance(self, owner_id: str) -> dict[str, Any]:
+        answer = await self.call(self.wallet, "GET", f"/v1/balances/{owner_id}", self.wallet_admin_token)
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    async def wallet_balance_until(self, owner_id: str, field_name: str, expected: int) -> dict[str, Any]:
+        async def check() -> dict[str, Any] | None:
+            found = await self.wallet_balance(owner_id)
+            return found if found[field_name] == expected else None
+
+        try:
+            return dict(await until(check, f"{owner_id}.{field_name} == {expected}"))
+        except AssertionError as error:
+            raise AssertionError(f"{error}: {await self.wallet_balance(owner_id)}") from None
+
+    # Kafka and the database ---------------------------------------------------------------------------
+
+    async def send_spends(self, spends: list[SpendReported]) -> None:
+        await produce(self.stack.kafka_bootstrap_servers, self.spend_topic, [(s.ad_account_id.encode(), s.model_dump_json().encode(), []) for s in spends])
+
+    def spend(self, account_id: str, amount_micros: int) -> SpendReported:
+        return SpendReported(event_id=unique("spend"), ad_account_id=account_id, campaign_id="campaign-1", amount_micros=amount_micros, currency="USD", occurred_at=self.clock.now())
+
+    async def records(self, topic_name: str, keys: set[str], expect: int, *, settle_s: float = 1.0) -> list[Record]:
+        """The records of a topic keyed by one of `keys`, once at least `expect` arrived, and after
+        a moment more (so a duplicate would be seen too)."""
+
+        async def mine() -> list[Record]:
+            return [r for r in await read_all(self.stack.kafka_bootstrap_servers, topic_name, expect=0, settle_s=0.2) if r.key is not None and r.key.decode() in keys]
+
+        async def check() -> list[Record] | None:
+            found = await mine()
+            return found if len(found) >= expect else None
+
+        await until(check, f"{expect} records on {topic_name}")
+        await asyncio.sleep(settle_s)
+        return await mine()
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(self.stack.database_url)
+        try:
+            return list(await conn.fetch(query, *args))
+        finally:
+            await conn.close()
+
+
+def typed(records: list[Record], event_type: str) -> list[dict[str, Any]]:
+    return [json.loads(record.value or b"{}") for record in records if record.headers.get("event-type") == event_type]
+
+
+@pytest_asyncio.fixture
+async def billing(stack: Stack) -> AsyncIterator[Billing]:
+    wallet_schema, spend_schema, invoicing_schema, ledger_schema = unique("t_wallet"), unique("t_spend"), unique("t_invoicing"), unique("t_ledger")
+    clock = ManualClock(datetime(2026, 11, 21, 9, tzinfo=UTC))
+    common: dict[str, Any] = {"database_url": stack.database_url, "kafka_bootstrap_servers": stack.kafka_bootstrap_servers, "outbox_poll_interval_ms": 100}
+    wallet_port, spend_port, invoicing_port = _free_port(), _free_port(), _free_port()
+    wallet_group, spend_group, invoicing_group = unique("wallet-group"), unique("spend-group"), unique("invoicing-group")
+    wallet = build_wallet(
+        WalletSettings(
+            **common, database_schema=wallet_schema, ledger_schema=ledger_schema, http_port=wallet_port, platform_token=PLATFORM,
+            kafka_consumer_group=wallet_group, day_close_poll_interval_ms=3_600_000, hold_expiry_poll_interval_ms=3_600_000,
+        ),
+        clock,
+    )
+    spend_topic = unique(SPEND_TOPIC)
+    await ensure_topics(stack.kafka_bootstrap_servers, [replace(topic(SPEND_TOPIC), name=spend_topic, partitions=3), replace(topic(SPEND_TOPIC + ".dlq"), name=spend_topic + ".dlq")])
+    spend: ServiceRuntime = build_spend_consumer(
+        SpendSettings(**common, database_schema=spend_schema, ledger_schema=ledger_schema, http_port=spend_port, kafka_consumer_group=spend_group, spend_topic=spend_topic),
+        clock,
+    )
+    invoicing = wire(
+        InvoicingSettings(
+            **common, database_schema=invoicing_schema, ledger_schema=ledger_schema, http_port=invoicing_port, platform_token=PLATFORM,
+            kafka_consumer_group=invoicing_group, payment_webhook_secret=SECRET,
+            # Tests run the clock-driven jobs themselves after moving the ManualClock (T1).
+            clock_jobs_poll_interval_ms=3_600_000,
+        ),
+        clock,
+    )
+    runtimes = [wallet, spend, invoicing.runtime]
+    for runtime in runtimes:
+        await runtime.start()
+    bootstrap, url = stack.kafka_bootstrap_servers, stack.database_url
+    await start_at_end(bootstrap, url, wallet_schema, wallet_group, ["invoicing.events.v1", "wallet.commands.v1", "balances.v1", "campaign.events.v1"])
+    await start_at_end(bootstrap, url, spend_schema, spend_group, ["wallet.events.v1", "balances.v1"])
+    await start_at_end(bootstrap, url, invoicing_schema, invoicing_group, ["wallet.events.v1", "balances.v1", "invoicing.commands.v1", "spend.posted.v1"])
+    stop = asyncio.Event()
+    serving = [asyncio.ensure_future(runtime.serve(stop)) for runtime in runtimes]
+    wallet_client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{wallet_port}", timeout=15.0)
+    invoicing_client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{invoicing_port}", timeout=15.0)
+    try:
+        for port in (wallet_port, spend_port, invoicing_port):
+            await _healthy(port)
+        running = Billing(stack, clock, invoicing, wallet_client, invoicing_client, spend_schema, invoicing_schema, spend_topic)
+        running.wallet_admin_id = unique("alice")
+        answer = await running.wallet_command("POST", "/v1/users", PLATFORM, {"id": running.wallet_admin_id, "name": "Alice"})
+        running.wallet_admin_token = answer.json()["token"]
+        yield running
+        for task in serving:
+            assert not task.done(), f"a service stopped during the test: {task.exception() if task.done() else ''}"
+    finally:
+        stop.set()
+        await asyncio.gather(*serving, return_exceptions=True)
+        await wallet_client.aclose()
+        await invoicing_client.aclose()
+        for runtime in runtimes:
+            await runtime.close()
+        conn = await asyncpg.connect(stack.database_url)
+        try:
+            for schema in (wallet_schema, spend_schema, invoicing_schema, ledger_schema):
+                await conn.execute(f"drop schema if exists {schema} cascade")
+        finally:
+            await conn.close()
