@@ -20,6 +20,7 @@ from adledger_invoicing.adapters.http import (
 from adledger_invoicing.adapters.local_provider import LocalPaymentProvider
 from adledger_invoicing.config import Settings
 from adledger_invoicing.core import ClockJobs, Invoicing
+from adledger_invoicing.email import register_email_adapter
 from adledger_ledger.postgres import LEDGER_MIGRATIONS, PostgresLedger
 from adledger_libs.api import openapi_document, openapi_route, route
 from adledger_libs.clock import Clock, SystemClock
@@ -65,6 +66,7 @@ def wire(settings: Settings | None = None, clock: Clock | None = None) -> Servic
             commands_topic=settings.commands_topic, spend_posted_topic=settings.spend_posted_topic,
         )
     )
+    register_email_adapter(runtime, clock, events_topic=settings.events_topic)
     jobs = ClockJobs(lambda: runtime.pool, lambda: runtime.relay, invoicing, lambda: provider, settings.schema)
     runtime.add_periodic_job("invoicing_clock_jobs", jobs.run, settings.clock_jobs_poll_interval_ms)
 

@@ -112,7 +112,7 @@ async def adapter(stack: Stack, schema: str, new_topic: TopicFactory, tmp_path: 
     )
     runtime = ServiceRuntime(settings, migrations=files("adledger_invoicing") / "migrations", clock=ManualClock(T0))
     email_settings = EmailSettings(sink="file", sink_dir=tmp_path / "sink", orders_topic=orders_topic, invoicing_events_topic=events_topic)
-    registered = register_email_adapter(runtime, email_settings)
+    registered = register_email_adapter(runtime, settings=email_settings)
     assert isinstance(registered.sender, FileSink)
     await runtime.start()
     stop = asyncio.Event()

@@ -111,12 +111,20 @@ def make_sender(settings: EmailSettings) -> EmailSender:
 
 def register_email_adapter(
     runtime: ServiceRuntime,
-    settings: EmailSettings | None = None,
     clock: Clock | None = None,
+    *,
+    settings: EmailSettings | None = None,
+    events_topic: str | None = None,
     sender: EmailSender | None = None,
 ) -> EmailAdapter:
-    """Wire the adapter's subscriptions on the invoicing service's runtime (one call in inject.py)."""
+    """Wire the adapter's subscriptions on the invoicing service's runtime (one call in inject.py).
+
+    `settings` default to the ADLEDGER_EMAIL_* environment; `events_topic`, when given, is the
+    service's own events topic (read for EmailRequested, written with EmailSent).
+    """
     settings = settings or EmailSettings()
+    if events_topic is not None:
+        settings = settings.model_copy(update={"invoicing_events_topic": events_topic})
     adapter = EmailAdapter(
         sender or make_sender(settings),
         clock or runtime.clock,
