@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from adledger_contracts.alerts import LowBalanceThresholdSet
 from adledger_contracts.external import BalanceBuckets, BalanceChanged
 from adledger_contracts.spending import SpendPosted
 from adledger_contracts.topics import dead_letter_topic
@@ -41,8 +42,36 @@ class AlertsJob:
     stack: Stack
     app_id: str
     topics: dict[str, str]
-    process: asyncio.subprocess.Process
-    log_path: Path
+    env: dict[str, str]
+    workdir: Path
+    process: asyncio.subprocess.Process | None = None
+    starts: int = 0
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"alerts-worker-{self.starts}.log"
+
+    async def start(self) -> None:
+        """Start a worker process (`python -m adledger_invoicing.alerts worker`), as `make run` would."""
+        assert self.process is None or self.process.returncode is not None
+        self.starts += 1
+        with self.log_path.open("wb") as log_file:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "adledger_invoicing.alerts", "worker", "-l", "info",
+                env=self.env, stdout=log_file, stderr=asyncio.subprocess.STDOUT, cwd=self.workdir,
+            )
+
+    async def stop(self) -> None:
+        process = self.process
+        if process is None or process.returncode is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), 30)
+        except TimeoutError:
+            process.kill()
+            await asyncio.wait_for(process.wait(), 10)
+            raise AssertionError(f"the alerts worker did not stop on SIGTERM:\n{self.log_path.read_text()[-3000:]}") from None
 
     async def send(self, topic: str, *messages: tuple[str, Message]) -> None:
         items = []
@@ -52,6 +81,7 @@ class AlertsJob:
         await produce(self.stack.kafka_bootstrap_servers, self.topics[topic], items)
 
     def _alive(self) -> None:
+        assert self.process is not None
         if self.process.returncode is not None:
             raise AssertionError(f"the alerts worker exited with {self.process.returncode}:\n{self.log_path.read_text()[-4000:]}")
 
@@ -109,22 +139,12 @@ async def job(stack: Stack, new_topic: TopicFactory, tmp_path: Path) -> AsyncIte
         ADLEDGER_ALERTS_PARTITIONS=str(PARTITIONS),
         ADLEDGER_ALERTS_DATA_DIR=str(tmp_path / "faust"),
     )
-    log_path = tmp_path / "alerts-worker.log"
-    with log_path.open("wb") as log_file:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "adledger_invoicing.alerts", "worker", "-l", "info",
-            env=env, stdout=log_file, stderr=asyncio.subprocess.STDOUT, cwd=tmp_path,
-        )
+    running = AlertsJob(stack, app_id, topics, env, tmp_path)
+    await running.start()
     try:
-        yield AlertsJob(stack, app_id, topics, process, log_path)
+        yield running
     finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), 30)
-            except TimeoutError:
-                process.kill()
-                await asyncio.wait_for(process.wait(), 10)
+        await running.stop()
         await _delete_internal_topics(stack.kafka_bootstrap_servers, app_id)
 
 
@@ -216,3 +236,42 @@ async def test_i6_i8_runway_and_low_balance_alerts_from_windowed_spend_at_least_
     dead = await read_all(job.stack.kafka_bootstrap_servers, dead_letter_topic(job.topics["spend"]), expect=1)
     assert dead[0].headers["dlq-reason"].startswith("invalid SpendPosted")
     assert dead[0].headers["dlq-topic"] == job.topics["spend"]
+
+
+async def test_i6_the_windows_and_thresholds_survive_a_restart_of_the_worker_through_their_changelogs(job: AlertsJob) -> None:
+    bc, account = unique("bc"), unique("aa")
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+    today = now.replace(hour=0, minute=0, second=0)
+    await job.send(
+        "spend",
+        *(
+            (
+                account,
+                SpendPosted(
+                    event_id=f"posted-{back}-{account}", ad_account_id=account, campaign_id="cmp-1", business_center_id=bc,
+                    funding_mode="drawdown", amount_micros=70 * USD, currency="USD", spend_event_count=1,
+                    first_occurred_at=today - timedelta(days=back), last_occurred_at=today - timedelta(days=back),
+                    posted_at=today - timedelta(days=back) + timedelta(hours=1),
+                ),
+            )
+            for back in range(1, 8)
+        ),
+    )
+    await job.send("thresholds", (bc, LowBalanceThresholdSet(business_center_id=bc, threshold_micros=1_000 * USD, set_at=today - timedelta(days=2))))
+    await job.processed_activity(2 * 7 + 1)
+
+    # A new worker process: its in-memory tables come back from the changelog topics.
+    await job.stop()
+    await job.start()
+    await job.send("balances", (bc, _balance(bc, "business_center", 300 * USD, 1, now)))
+    await job.send("balances", (account, _balance(account, "ad_account", 200 * USD, 1, now)))
+    got = await job.alerts(expect=4)
+    alerts = {(str(p["owner_id"]), str(p["kind"])): p for t, p in got if t == "BalanceAlertRaised"}
+    # The Business Center: 300 > 3 x 70, no runway alert; below its explicit threshold of 1000.
+    assert set(alerts) == {(bc, "low_balance"), (account, "runway_low")}
+    assert alerts[(bc, "low_balance")]["threshold_micros"] == 1_000 * USD
+    runway = alerts[(account, "runway_low")]
+    assert runway["average_daily_spend_micros"] == 70 * USD and runway["runway_days"] == 2
+    assert runway["owner_kind"] == "ad_account"
+    templates = sorted(str(p["template"]) for t, p in got if t == "EmailRequested")
+    assert templates == ["low_balance", "runway_low"]
