@@ -152,9 +152,13 @@ class Invoicing:
     # Invoices asked for by other services and by the wallet (C1, W12) --------------------------------
 
     async def issue_requested(self, uow: UnitOfWork, command: IssueInvoice) -> Invoice | None:
-        """C1: the campaign service's activation-shortfall invoice, once per `invoice_id`."""
+        """C1: the campaign service's activation-shortfall invoice, once per `invoice_id`. Raises
+        `CurrencyMismatchError` for an owner known in another currency (M2): dead-lettered."""
         if await store.find_invoice(uow.conn, command.invoice_id) is not None:
             return None
+        owner = await store.owner(uow.conn, command.owner_id)
+        if owner is not None and owner.currency != command.currency:
+            raise domain.CurrencyMismatchError(owner.currency, command.currency)
         subscription = await store.subscription(uow.conn, command.owner_id)
         return await self._issue(
             uow, invoice_id=command.invoice_id, payer_id=command.owner_id, payer_kind="owner",

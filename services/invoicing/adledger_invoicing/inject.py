@@ -62,7 +62,7 @@ def wire(settings: Settings | None = None, clock: Clock | None = None) -> Servic
         runtime.add_error_handler(rejection, answer_rejection)
     runtime.subscribe(
         *kafka.subscriptions(
-            invoicing, wallet_events_topic=settings.wallet_events_topic, balances_topic=settings.balances_topic,
+            invoicing, settings.consumer_group, wallet_events_topic=settings.wallet_events_topic, balances_topic=settings.balances_topic,
             commands_topic=settings.commands_topic, spend_posted_topic=settings.spend_posted_topic,
         )
     )

@@ -201,6 +201,14 @@ async def test_c1_an_activation_shortfall_invoice_requested_twice_is_issued_once
     assert [e["invoice_id"] for e in received] == [command.invoice_id], "the campaign service waits for this FundsReceived"
     assert len(await billing.invoices(business_center)) == 1
 
+    # M2: a shortfall invoice in another currency than the owner's is dead-lettered with the reason.
+    euros = command.model_copy(update={"invoice_id": unique("shortfall"), "currency": "EUR", "idempotency_key": "campaign-1:shortfall:2"})
+    envelope = encode(euros, key=business_center, trace_id="t")
+    await produce(billing.stack.kafka_bootstrap_servers, "invoicing.commands.v1", [(envelope.key, envelope.value, list(envelope.headers))])
+    [dead] = await billing.records("invoicing.commands.v1.dlq", {business_center}, expect=1)
+    assert "currency mismatch" in dead.headers["dlq-reason"] and json.loads(dead.value or b"{}")["invoice_id"] == euros.invoice_id
+    assert len(await billing.invoices(business_center)) == 1
+
 
 async def test_i6_day_close_with_a_negative_prepaid_source_issues_exactly_one_invoice_to_accounts_payable(billing: Billing) -> None:
     source = unique("fs")

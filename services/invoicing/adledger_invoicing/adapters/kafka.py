@@ -6,8 +6,8 @@
 - `invoicing.commands.v1`: IssueInvoice (C1: activation shortfall);
 - `spend.posted.v1`: SpendPosted, summed per ad account and month (I7).
 
-Records that do not decode are dead-lettered by the consumer library; the others cannot be
-refused here (an unknown owner is only remembered), so nothing else is dead-lettered.
+Records that do not decode are dead-lettered by the consumer library; an IssueInvoice in another
+currency than its owner's (M2) is dead-lettered here with the reason, and nothing is issued.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from adledger_contracts.invoicing import IssueInvoice
 from adledger_contracts.spending import SpendPosted
 from adledger_contracts.wallet import AdAccountOpened, BusinessCenterOpened, PrepaymentThresholdCrossed
 from adledger_invoicing.core import Invoicing
+from adledger_invoicing.domain.invoices import CurrencyMismatchError
 from adledger_libs.consumer import Inbound, Subscription
 from adledger_libs.outbox import UnitOfWork
 
@@ -30,7 +31,7 @@ SPEND_POSTED_TOPIC = "spend.posted.v1"
 
 
 def subscriptions(
-    invoicing: Invoicing, *, wallet_events_topic: str = WALLET_EVENTS_TOPIC, balances_topic: str = BALANCES_TOPIC,
+    invoicing: Invoicing, group_id: str, *, wallet_events_topic: str = WALLET_EVENTS_TOPIC, balances_topic: str = BALANCES_TOPIC,
     commands_topic: str = COMMANDS_TOPIC, spend_posted_topic: str = SPEND_POSTED_TOPIC,
 ) -> list[Subscription]:
     def each(handler: Callable[[UnitOfWork, Any], Awaitable[object]]) -> Callable[[UnitOfWork, list[Inbound[Any]]], Awaitable[None]]:
@@ -46,6 +47,18 @@ def subscriptions(
 
         return handle
 
+    async def issue_requested(uow: UnitOfWork, batch: list[Inbound[Any]]) -> None:
+        for inbound in batch:
+            try:
+                async with uow.savepoint():
+                    await invoicing.issue_requested(uow, inbound.message)
+            except CurrencyMismatchError as rejection:
+                uow.dead_letter(
+                    topic=commands_topic + ".dlq", source_topic=inbound.topic, partition=inbound.partition, offset=inbound.offset,
+                    group_id=group_id, key=inbound.key.encode() if inbound.key is not None else None,
+                    value=inbound.message.model_dump_json().encode(), headers=inbound.headers, reason=str(rejection),
+                )
+
     # Handlers run in this order within a batch: owners first, then balances, then the signals.
     return [
         Subscription(topic=wallet_events_topic, model=BusinessCenterOpened, handler=each(invoicing.owner_opened)),
@@ -53,6 +66,6 @@ def subscriptions(
         Subscription(topic=wallet_events_topic, model=PrepaymentThresholdCrossed, handler=each(invoicing.prepayment_needed)),
         # Balances are upserted by version (newest wins), so a replay needs no event-id dedup.
         Subscription(topic=balances_topic, model=BalanceChanged, handler=all_at_once(invoicing.balances_changed), dedupe_by_event_id=False),
-        Subscription(topic=commands_topic, model=IssueInvoice, handler=each(invoicing.issue_requested)),
+        Subscription(topic=commands_topic, model=IssueInvoice, handler=issue_requested),
         Subscription(topic=spend_posted_topic, model=SpendPosted, handler=all_at_once(invoicing.spend_posted)),
     ]

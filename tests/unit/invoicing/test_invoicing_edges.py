@@ -1,0 +1,56 @@
+"""The invoicing service's edges without a server: the provider's notification parser, the
+invoice document, and the checked-in OpenAPI document (I5, I8, M1)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from adledger_invoicing.adapters.document import render_html
+from adledger_invoicing.adapters.http import InvalidNotification, parse_notification
+from adledger_invoicing.domain import invoices as domain
+from adledger_invoicing.domain.invoices import InvoiceStatus, Line, PaymentOutcome, Purpose
+from adledger_invoicing.inject import openapi
+
+SCHEMAS = Path(__file__).resolve().parents[3] / "schemas" / "openapi"
+NOW = datetime(2026, 11, 21, 9, tzinfo=UTC)
+
+
+def test_i5_a_provider_notification_is_parsed_strictly_and_unknown_types_are_ignored() -> None:
+    body = {"id": "evt_1", "type": "payment.failed", "payment_id": "pay_1", "invoice_id": "inv_1", "amount_micros": 5, "currency": "USD"}
+    parsed = parse_notification(json.dumps(body).encode())
+    assert parsed is not None and (parsed.outcome, parsed.amount_micros, parsed.provider_event_id) == (PaymentOutcome.FAILED, 5, "evt_1")
+    assert parse_notification(json.dumps({**body, "type": "charge.refunded"}).encode()) is None
+    for broken in (b"{", json.dumps({**body, "amount_micros": 5.0}).encode(), json.dumps({k: v for k, v in body.items() if k != "payment_id"}).encode()):
+        with pytest.raises(InvalidNotification):
+            parse_notification(broken)
+
+
+def test_i8_the_invoice_document_shows_number_lines_and_exact_totals_and_escapes_text() -> None:
+    invoice = domain.new_invoice(
+        invoice_id="inv-1", number=42, payer_id="bc-<1>", payer_kind="owner", purpose=Purpose.MONTHLY_SPEND, currency="USD",
+        lines=[Line("Campaign <b>A</b>", 1_234_500_000), Line("Adjustment", -500_000)], now=NOW,
+    )
+    page = render_html(invoice)
+    assert "INV-000042" in page and "USD 1,234.50" in page and "USD -0.50" in page and "USD 1,234.00" in page
+    assert "<b>A</b>" not in page and "&lt;b&gt;A&lt;/b&gt;" in page and "bc-&lt;1&gt;" in page
+    assert "2026-12-05" in page, "due 14 days after issue"
+    paid = domain.transition(invoice, InvoiceStatus.PAID, paid_at=NOW, payment_id="pay_9")
+    assert "Paid on 2026-11-21" in render_html(paid)
+
+
+def test_invoicing_openapi_is_checked_in_and_current_and_commands_take_idempotency_keys() -> None:
+    document = openapi()
+    checked_in = json.loads((SCHEMAS / "invoicing.json").read_text())
+    assert checked_in == json.loads(json.dumps(document)), "run `make schemas` and commit the result"
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if path == "/v1/payments/webhook":
+                assert "security" not in operation, "the provider signs instead of a bearer token"
+                continue
+            assert operation.get("security") == [{"bearer": []}], f"{method} {path}"
+            if method in {"post", "put", "patch", "delete"}:
+                assert "Idempotency-Key" in {parameter["name"] for parameter in operation["parameters"]}, f"{method} {path}"
