@@ -21,8 +21,8 @@ import pytest
 import pytest_asyncio
 from adledger_contracts.notifications import EmailRequested
 from adledger_contracts.topics import dead_letter_topic
-from adledger_invoicing.email import EmailSettings, FileSink, register_email_adapter
-from adledger_invoicing.email.message import file_name_for
+from adledger_invoicing.email import EmailSender, EmailSettings, FileSink, register_email_adapter
+from adledger_invoicing.email.message import OutgoingEmail, file_name_for
 from adledger_libs.clock import ManualClock
 from adledger_libs.events import encode
 from adledger_libs.runtime import ServiceRuntime
@@ -44,15 +44,39 @@ def _free_port() -> int:
 @dataclass
 class Adapter:
     stack: Stack
-    runtime: ServiceRuntime
+    settings: ServiceSettings
+    email_settings: EmailSettings
     sink: FileSink
     orders_topic: str
     events_topic: str
     schema: str
+    runtime: ServiceRuntime | None = None
+    serving: asyncio.Future[None] | None = None
+    stopping: asyncio.Event | None = None
+    produced: int = 0
+
+    async def start(self, sender: EmailSender | None = None) -> None:
+        """Start the adapter on a test runtime of the invoicing service (its migrations, its consumer)."""
+        runtime = ServiceRuntime(self.settings, migrations=files("adledger_invoicing") / "migrations", clock=ManualClock(T0))
+        registered = register_email_adapter(runtime, settings=self.email_settings, sender=sender or self.sink)
+        assert registered.sender is (sender or self.sink)
+        await runtime.start()
+        self.runtime, self.stopping = runtime, asyncio.Event()
+        self.serving = asyncio.ensure_future(runtime.serve(self.stopping))
+
+    async def stop(self) -> BaseException | None:
+        """Stop it; returns the error that stopped it already, if one did."""
+        assert self.runtime is not None and self.serving is not None and self.stopping is not None
+        self.stopping.set()
+        [outcome] = await asyncio.gather(self.serving, return_exceptions=True)
+        await self.runtime.close()
+        self.runtime = None
+        return outcome if isinstance(outcome, BaseException) else None
 
     async def send(self, request: EmailRequested, *, key: str) -> None:
         envelope = encode(request, key=key, trace_id="trace-email-test")
         await produce(self.stack.kafka_bootstrap_servers, self.orders_topic, [(envelope.key, envelope.value, list(envelope.headers))])
+        self.produced += 1
 
     async def files_until(self, count: int, timeout_s: float = 30.0) -> list[Path]:
         loop = asyncio.get_running_loop()
@@ -72,11 +96,8 @@ class Adapter:
             await conn.close()
 
     async def drained(self, timeout_s: float = 30.0) -> None:
-        """Wait until the consumer stored its position at the end of the orders topic."""
-        from ..kafka_io import end_offsets
-
-        ends = await end_offsets(self.stack.kafka_bootstrap_servers, [self.orders_topic])
-        target = sum(ends.values())
+        """Wait until the consumer stored its position past every record sent to the orders topic
+        (the topic is the test's own and starts at offset 0, so the positions add up to a count)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         conn = await asyncpg.connect(self.stack.database_url)
@@ -86,9 +107,9 @@ class Adapter:
                     f"select coalesce(sum(next_offset), 0) from {self.schema}.consumer_positions where topic = $1",
                     self.orders_topic,
                 )
-                if done >= target:
+                if done >= self.produced:
                     return
-                assert loop.time() < deadline, f"the adapter applied {done} of {target} records"
+                assert loop.time() < deadline, f"the adapter applied {done} of {self.produced} records"
                 await asyncio.sleep(0.1)
         finally:
             await conn.close()
@@ -110,19 +131,13 @@ async def adapter(stack: Stack, schema: str, new_topic: TopicFactory, tmp_path: 
         http_port=_free_port(),
         outbox_poll_interval_ms=100,
     )
-    runtime = ServiceRuntime(settings, migrations=files("adledger_invoicing") / "migrations", clock=ManualClock(T0))
     email_settings = EmailSettings(sink="file", sink_dir=tmp_path / "sink", orders_topic=orders_topic, invoicing_events_topic=events_topic)
-    registered = register_email_adapter(runtime, settings=email_settings)
-    assert isinstance(registered.sender, FileSink)
-    await runtime.start()
-    stop = asyncio.Event()
-    serving = asyncio.ensure_future(runtime.serve(stop))
+    running = Adapter(stack, settings, email_settings, FileSink(email_settings.resolved_sink_dir()), orders_topic, events_topic, schema)
     try:
-        yield Adapter(stack, runtime, registered.sender, orders_topic, events_topic, schema)
+        yield running
     finally:
-        stop.set()
-        await asyncio.gather(serving, return_exceptions=True)
-        await runtime.close()
+        if running.runtime is not None:
+            await running.stop()
 
 
 def _completed(order_id: str, number: int) -> EmailRequested:
@@ -137,6 +152,7 @@ def _completed(order_id: str, number: int) -> EmailRequested:
 
 
 async def test_o4_i8_order_completed_is_rendered_once_to_the_file_sink_with_one_email_sent(adapter: Adapter) -> None:
+    await adapter.start()
     order_id = unique("order")
     request = _completed(order_id, 7031)
     await adapter.send(request, key=order_id)
@@ -173,6 +189,7 @@ async def test_o4_i8_order_completed_is_rendered_once_to_the_file_sink_with_one_
 
 
 async def test_i8_a_request_missing_a_field_is_dead_lettered_with_the_reason_and_the_stream_goes_on(adapter: Adapter) -> None:
+    await adapter.start()
     bad_order, good_order = unique("order"), unique("order")
     bad = EmailRequested(
         email_id=f"order:{bad_order}:completed",
@@ -203,3 +220,62 @@ async def test_i8_a_request_missing_a_field_is_dead_lettered_with_the_reason_and
     assert [row["email_id"] for row in await adapter.rows()] == [good.email_id]
     sent = await read_all(adapter.stack.kafka_bootstrap_servers, adapter.events_topic, expect=1)
     assert [json.loads(r.value or b"{}")["email_id"] for r in sent] == [good.email_id]
+
+
+class _CrashAfterSending:
+    """Sends (writes the file), then crashes before the batch's transaction can commit."""
+
+    def __init__(self, sink: FileSink) -> None:
+        self.sink = sink
+        self.calls = 0
+
+    def send(self, email: OutgoingEmail) -> str:
+        self.calls += 1
+        self.sink.send(email)
+        raise RuntimeError("crash after the send, before the commit")
+
+
+async def test_i8_a_crash_after_the_file_write_and_before_the_commit_rewrites_the_same_email_not_a_second(adapter: Adapter) -> None:
+    order_id = unique("order")
+    request = _completed(order_id, 88)
+    crashing = _CrashAfterSending(adapter.sink)
+    await adapter.start(sender=crashing)
+    await adapter.send(request, key=order_id)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while not (adapter.serving is not None and adapter.serving.done()):
+        assert loop.time() < deadline, "the crashing sender was never called"
+        await asyncio.sleep(0.1)
+    assert isinstance(await adapter.stop(), RuntimeError)
+    [written] = adapter.sink.sent()
+    first_bytes = written.read_bytes()
+    assert await adapter.rows() == []  # rolled back: no record, no EmailSent
+
+    # The service comes back; the request is delivered again and sent again, to the same file.
+    await adapter.start()
+    await adapter.drained()
+    assert adapter.sink.sent() == [written] and written.read_bytes() == first_bytes
+    assert [row["email_id"] for row in await adapter.rows()] == [request.email_id]
+    sent = await read_all(adapter.stack.kafka_bootstrap_servers, adapter.events_topic, expect=1, settle_s=1.0)
+    assert len(sent) == 1 and crashing.calls == 1
+
+
+async def test_i8_alert_emails_asked_for_on_the_invoicing_topic_are_rendered_in_the_same_place(adapter: Adapter) -> None:
+    await adapter.start()
+    request = EmailRequested(
+        email_id="runway_low:bc-9:2026-11-21",
+        template="runway_low",
+        subject_id="bc-9",
+        fields={"owner_name": "Business Center bc-9", "balance": "250.00 USD", "average_daily_spend": "100.00 USD", "runway_days": "2"},
+        requested_at=T0,
+    )
+    envelope = encode(request, key="bc-9", trace_id="t")
+    await produce(adapter.stack.kafka_bootstrap_servers, adapter.events_topic, [(envelope.key, envelope.value, list(envelope.headers))])
+    [path] = await adapter.files_until(1)
+    parsed = email.message_from_bytes(path.read_bytes(), policy=default_policy)
+    assert isinstance(parsed, email.message.EmailMessage)
+    assert parsed["X-Adledger-Recipient"] == "contacts:bc-9"
+    body = parsed.get_body(("plain",))
+    assert body is not None and "about 2 days" in body.get_content() and "100.00 USD" in body.get_content()
+    records = await read_all(adapter.stack.kafka_bootstrap_servers, adapter.events_topic, expect=2)
+    assert sorted(r.headers["event-type"] for r in records) == ["EmailRequested", "EmailSent"]
