@@ -11,5 +11,9 @@ class Settings(ServiceSettings):
     spend_topic: str = "ads.spend.v1"
     wallet_events_topic: str = "wallet.events.v1"
     balances_topic: str = "balances.v1"
+    campaign_events_topic: str = "campaign.events.v1"
     delivery_control_topic: str = "delivery.control.v1"
     delivery_state_topic: str = "delivery.state.v1"
+    spend_posted_topic: str = "spend.posted.v1"
+    #: How often daily budgets and caps' periods are renewed (S3, W10); the job reads the clock.
+    budget_period_poll_interval_ms: int = 60_000

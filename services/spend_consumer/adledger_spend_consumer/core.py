@@ -5,6 +5,12 @@
   record overspend (S2), adjust final costs (S6), pause what reached zero (W8), publish the new
   balances once per owner.
 - `apply_balances`: resume paused accounts whose funds came back (W8, `funds_restored`).
+- `apply_campaigns`, `apply_caps`: keep the newest campaign and cap snapshots from
+  `campaign.events.v1` and pause or resume what they change (S3, C5: manual, status, budget).
+- `renew_budget_periods` (a periodic job on the injected clock, T1): resume daily budgets and
+  capped accounts whose period rolled over.
+- Spend also counts against campaign budgets, prepaid bookings and caps (S3, C1) and is
+  published summed per (ad account, campaign) on `spend.posted.v1`.
 
 The TransactionalConsumer already made the batch exactly once (positions and event ids); this
 module makes each batch cost a fixed number of statements and one `create_transfers` call.
@@ -12,13 +18,17 @@ module makes each batch cost a fixed number of statements and one `create_transf
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import asyncpg
+from adledger_contracts.campaigns import AdAccountBudgetCapChanged, CampaignChanged
 from adledger_contracts.external import BalanceChanged, DeliveryDecided, DeliveryStateChanged, SpendReported
+from adledger_contracts.spending import SpendPosted
 from adledger_contracts.wallet import AdAccountOpened, AutomaticBalanceAllocationEnabled, BusinessCenterOpened
 from adledger_ledger.domain import Account, TransferRequest
 from adledger_ledger.owners import OwnerKind, owner_account_id, owner_balance, owner_buckets, system_account_id
@@ -27,14 +37,18 @@ from adledger_ledger.publishing import BALANCES_TOPIC, publish_balances
 from adledger_libs.clock import Clock
 from adledger_libs.consumer import Inbound
 from adledger_libs.logs import get_logger
-from adledger_libs.outbox import UnitOfWork
+from adledger_libs.outbox import OutboxRelay, UnitOfWork, unit_of_work
 from prometheus_client import Counter
 
 from adledger_spend_consumer.adapters import postgres
+from adledger_spend_consumer.domain import delivery
+from adledger_spend_consumer.domain.budgets import budget_reached, campaign_changes, cap_changes, cap_reached
+from adledger_spend_consumer.domain.delivery import CauseChange, Transition
 from adledger_spend_consumer.domain.spending import (
     AccountProfile,
     Owner,
     OwnerFunds,
+    PostedSpend,
     Spend,
     accounts_to_resume,
     decide_batch,
@@ -42,8 +56,9 @@ from adledger_spend_consumer.domain.spending import (
 
 log = get_logger(__name__)
 
-REASON_INSUFFICIENT_FUNDS = "insufficient_funds"
-REASON_FUNDS_RESTORED = "funds_restored"
+REASON_INSUFFICIENT_FUNDS = delivery.INSUFFICIENT_FUNDS
+REASON_FUNDS_RESTORED = delivery.FUNDS_RESTORED
+_BUDGET_CAUSES = (delivery.CAMPAIGN_BUDGET_REACHED, delivery.ACCOUNT_BUDGET_REACHED)
 
 OVERSPEND_MICROS = Counter(
     "adledger_spend_overspend_micros_total",
@@ -69,6 +84,7 @@ class Topics:
     delivery_control: str = "delivery.control.v1"
     delivery_state: str = "delivery.state.v1"
     balances: str = BALANCES_TOPIC
+    spend_posted: str = "spend.posted.v1"
 
 
 class SpendConsumer:
@@ -88,23 +104,137 @@ class SpendConsumer:
         )
 
     async def apply_ad_accounts(self, uow: UnitOfWork, batch: list[Inbound[AdAccountOpened]]) -> None:
-        await postgres.upsert_ad_accounts(
-            uow.conn,
-            [
-                AccountProfile(
-                    ad_account_id=opened.ad_account_id,
-                    business_center_id=opened.business_center_id,
-                    currency=opened.currency,
-                    draws_on_business_center=opened.draws_on_business_center,
-                )
-                for opened in (inbound.message for inbound in batch)
-            ],
-        )
+        profiles = [
+            AccountProfile(
+                ad_account_id=opened.ad_account_id,
+                business_center_id=opened.business_center_id,
+                currency=opened.currency,
+                draws_on_business_center=opened.draws_on_business_center,
+            )
+            for opened in (inbound.message for inbound in batch)
+        ]
+        await postgres.upsert_ad_accounts(uow.conn, profiles)
+        # A campaign or cap snapshot read before its account was known here waited for it.
+        await self._reconcile_accounts(uow, sorted({profile.ad_account_id for profile in profiles}))
 
     async def apply_aba_enabled(self, uow: UnitOfWork, batch: list[Inbound[AutomaticBalanceAllocationEnabled]]) -> None:
         for inbound in batch:
             enabled = inbound.message
             await postgres.enable_business_center_draws(uow.conn, enabled.business_center_id, enabled.eligible_ad_account_ids)
+
+    # ------------------------------------------------------------------------------------------
+    # Campaigns and caps (S3, C5): snapshots, the newest version wins
+    # ------------------------------------------------------------------------------------------
+
+    async def apply_campaigns(self, uow: UnitOfWork, batch: list[Inbound[CampaignChanged]]) -> None:
+        """Keep each campaign's newest snapshot and pause or resume what it changes: its status
+        (manual, draft, awaiting payment, ended) and its budget or booking against its spend."""
+        newest: dict[tuple[str, str], CampaignChanged] = {}
+        for inbound in batch:
+            snapshot = inbound.message
+            pair = (snapshot.ad_account_id, snapshot.campaign_id)
+            if pair not in newest or newest[pair].version < snapshot.version:
+                newest[pair] = snapshot
+        now = self._clock.now()
+        conn = uow.conn
+        current = await postgres.lock_states(conn, [delivery.state_key(*pair) for pair in newest])
+        changed = await postgres.upsert_campaigns(conn, list(newest.values()), now.date())
+        if not changed:
+            return
+        # Another environment's campaign (its account unknown here) is kept, not acted on; it is
+        # decided when its account opens here (`apply_ad_accounts`).
+        profiles = await postgres.account_profiles(conn, {account_id for account_id, _ in changed})
+        changes: list[CauseChange] = []
+        for (account_id, campaign_id), (campaign, status, pause_cause) in changed.items():
+            profile = profiles.get(account_id)
+            if profile is not None:
+                changes += campaign_changes(
+                    campaign, status=status, pause_cause=pause_cause,
+                    causes=current.get(delivery.state_key(account_id, campaign_id), ()),
+                    business_center_id=_shared_center(profile),
+                )
+        await self._decide(uow, current, changes, now)
+
+    async def apply_caps(self, uow: UnitOfWork, batch: list[Inbound[AdAccountBudgetCapChanged]]) -> None:
+        """Keep each ad account's newest cap; pause an account whose period's spend reaches it,
+        resume one whose cap was raised above it or lifted (S3, W10)."""
+        newest: dict[str, AdAccountBudgetCapChanged] = {}
+        for inbound in batch:
+            snapshot = inbound.message
+            if snapshot.ad_account_id not in newest or newest[snapshot.ad_account_id].version < snapshot.version:
+                newest[snapshot.ad_account_id] = snapshot
+        now = self._clock.now()
+        today = now.date()
+        conn = uow.conn
+        current = await postgres.lock_states(conn, list(newest))
+        changed = await postgres.upsert_caps(conn, list(newest.values()))
+        if not changed:
+            return
+        profiles = await postgres.account_profiles(conn, changed)
+        _, caps = await postgres.budgets(conn, [], [account_id for account_id in changed if account_id in profiles], today)
+        changes: list[CauseChange] = []
+        for account_id, cap in caps.items():
+            changes += cap_changes(cap, today, causes=current.get(account_id, ()), business_center_id=_shared_center(profiles[account_id]))
+        await self._decide(uow, current, changes, now)
+
+    async def _reconcile_accounts(self, uow: UnitOfWork, account_ids: Sequence[str]) -> None:
+        """Decide the campaigns and caps of these ad accounts as they stand (nothing when in force)."""
+        conn = uow.conn
+        pairs, capped = await postgres.budget_keys_of_accounts(conn, account_ids)
+        if not pairs and not capped:
+            return
+        now = self._clock.now()
+        today = now.date()
+        current = await postgres.lock_states(conn, [*capped, *(delivery.state_key(*pair) for pair in pairs)])
+        campaigns, caps = await postgres.budgets(conn, pairs, capped, today)
+        statuses = await postgres.campaign_statuses(conn, campaigns)
+        profiles = await postgres.account_profiles(conn, account_ids)
+        changes: list[CauseChange] = []
+        for pair, campaign in sorted(campaigns.items()):
+            status, pause_cause = statuses[pair]
+            changes += campaign_changes(
+                campaign, status=status, pause_cause=pause_cause, causes=current.get(delivery.state_key(*pair), ()),
+                business_center_id=_shared_center(profiles[pair[0]]),
+            )
+        for account_id, cap in sorted(caps.items()):
+            changes += cap_changes(cap, today, causes=current.get(account_id, ()), business_center_id=_shared_center(profiles[account_id]))
+        await self._decide(uow, current, changes, now)
+
+    async def renew_budget_periods(self, uow: UnitOfWork) -> int:
+        """Resume what a new period freed (S3, W10, T1): a daily budget at the next UTC day, a
+        daily, monthly or custom cap when its period rolled over or ended. Returns how many
+        causes ended."""
+        conn = uow.conn
+        paused = await postgres.lock_budget_paused(conn)
+        if not paused:
+            return 0
+        now = self._clock.now()
+        today = now.date()
+        pairs = [(account_id, campaign_id) for account_id, campaign_id, causes in paused.values()
+                 if campaign_id is not None and delivery.CAMPAIGN_BUDGET_REACHED in causes]
+        capped = [account_id for account_id, campaign_id, causes in paused.values()
+                  if campaign_id is None and delivery.ACCOUNT_BUDGET_REACHED in causes]
+        campaigns, caps = await postgres.budgets(conn, pairs, capped, today)
+        profiles = await postgres.account_profiles(conn, {account_id for account_id, _, _ in paused.values()})
+        changes: list[CauseChange] = []
+        for pair in pairs:
+            campaign = campaigns.get(pair)
+            # Only a daily budget renews with the day; a lifetime budget or a booking resumes
+            # when the campaign service raises it (`apply_campaigns`).
+            if campaign is not None and campaign.budget_kind == "daily" and not campaign.prepaid and not budget_reached(campaign):
+                changes.append(delivery.end(
+                    pair[0], pair[1], delivery.CAMPAIGN_BUDGET_REACHED, delivery.BUDGET_PERIOD_RENEWED,
+                    business_center_id=_shared_center(profiles[pair[0]]) if pair[0] in profiles else None,
+                ))
+        for account_id in capped:
+            cap = caps.get(account_id)
+            if cap is not None and not cap_reached(cap, today):
+                changes.append(delivery.end(
+                    account_id, None, delivery.ACCOUNT_BUDGET_REACHED, delivery.ACCOUNT_BUDGET_PERIOD_RENEWED,
+                    business_center_id=_shared_center(profiles[account_id]) if account_id in profiles else None,
+                ))
+        current = {key: causes for key, (_, _, causes) in paused.items()}
+        return len(await self._decide(uow, current, changes, now))
 
     # ------------------------------------------------------------------------------------------
     # Spend
@@ -121,6 +251,7 @@ class SpendConsumer:
 
     async def _apply_spends(self, uow: UnitOfWork, batch: list[Inbound[SpendReported]], rejections: list[str]) -> None:
         now = self._clock.now()
+        today = now.date()
         conn = uow.conn
         profiles = await postgres.account_profiles(conn, {inbound.message.ad_account_id for inbound in batch})
         checked: list[Inbound[SpendReported]] = []
@@ -139,14 +270,20 @@ class SpendConsumer:
             return
 
         # Everything the decision needs, read once: the ABA members of the Business Centers in
-        # the batch (a Business Center at zero pauses them all), earlier charges (S6), which
-        # accounts are paused (rows locked), and the balances (accounts locked, then one read).
+        # the batch (a Business Center at zero pauses them all), the causes in force for the
+        # accounts and campaigns (rows locked), their budgets and caps (rows locked, one query),
+        # earlier charges (S6), and the balances (accounts locked, then one read).
         centers = {profiles[inbound.message.ad_account_id].business_center_id for inbound in checked
                    if profiles[inbound.message.ad_account_id].draws_on_business_center}
         members = await postgres.aba_members(conn, centers) if centers else {}
         everyone = {**profiles, **members}
-        involved_ids = {inbound.message.ad_account_id for inbound in checked} | set(members)
-        paused = await postgres.lock_paused_accounts(conn, involved_ids)
+        spending_ids = {inbound.message.ad_account_id for inbound in checked}
+        involved_ids = spending_ids | set(members)
+        pairs = {(inbound.message.ad_account_id, inbound.message.campaign_id) for inbound in checked}
+        states = await postgres.lock_states(conn, [*involved_ids, *(delivery.state_key(*pair) for pair in pairs)])
+        paused = {account_id for account_id in involved_ids if REASON_INSUFFICIENT_FUNDS in states.get(account_id, ())}
+        budget_paused = {key for key, causes in states.items() if any(cause in causes for cause in _BUDGET_CAUSES)}
+        campaigns, caps = await postgres.budgets(conn, pairs, spending_ids, today)
         owners = _owners_of(everyone[account_id] for account_id in involved_ids)
         currencies = {everyone[account_id].currency for account_id in involved_ids}
         funds = await self._locked_funds(uow, owners, currencies)
@@ -175,12 +312,13 @@ class SpendConsumer:
                 campaign_id=inbound.message.campaign_id,
                 amount_micros=inbound.message.amount_micros,
                 charge_id=inbound.message.charge_id,
+                occurred_at=inbound.message.occurred_at,
             )
             for inbound in accepted
         ]
         decision = decide_batch(
             spends, accounts=everyone, funds=funds, charges=earlier_charges, paused_account_ids=paused,
-            aba_members=members_by_center,
+            aba_members=members_by_center, campaigns=campaigns, caps=caps, today=today, budget_paused_keys=budget_paused,
         )
         for rejected in decision.rejected:
             self._dead_letter(uow, accepted[rejected.index], rejections, rejected.reason)
@@ -190,18 +328,58 @@ class SpendConsumer:
         # The one create_transfers call of this transaction (the ledger locks its accounts once).
         await self._ledger.create_transfers(conn, requests, now)
         await postgres.store_charges(conn, decision.charges)
-        await postgres.record_pauses(conn, decision.pauses, REASON_INSUFFICIENT_FUNDS, now)
+        await postgres.store_campaign_spend(conn, decision.campaigns, today)
+        await postgres.add_account_spend(conn, decision.account_spend_micros, today)
         await postgres.add_overspend_to_open_pauses(conn, decision.overspend_of_open_pauses_micros)
-        trace_of_event = {inbound.event_id: inbound.trace_id for inbound in accepted}
-        for pause in decision.pauses:
-            self._publish_decision(
-                uow, pause.ad_account_id, "pause", REASON_INSUFFICIENT_FUNDS, pause.business_center_id, now,
+        changes = [
+            delivery.start(
+                pause.ad_account_id, None, REASON_INSUFFICIENT_FUNDS, business_center_id=pause.business_center_id,
                 cause_event_id=pause.cause_event_id, overspend_micros=pause.overspend_micros,
-                trace_id=trace_of_event.get(pause.cause_event_id),
             )
+            for pause in decision.pauses
+        ]
+        changes += [
+            delivery.start(
+                pause.ad_account_id, pause.campaign_id, pause.reason,
+                business_center_id=_shared_center(everyone[pause.ad_account_id]), cause_event_id=pause.cause_event_id,
+            )
+            for pause in decision.budget_pauses
+        ]
+        trace_of_event = {inbound.event_id: inbound.trace_id for inbound in accepted}
+        await self._decide(uow, states, changes, now, trace_of_event)
         await publish_balances(uow, self._ledger, decision.touched_owners, now, topic=self._topics.balances)
+        self._publish_posted(uow, decision.posted, everyone, now, trace_of_event)
         for currency, overspend_micros in decision.overspend_micros_by_currency.items():
             OVERSPEND_MICROS.labels(currency).inc(overspend_micros)
+
+    def _publish_posted(
+        self, uow: UnitOfWork, posted: Sequence[PostedSpend], profiles: Mapping[str, AccountProfile], now: datetime,
+        trace_of_event: Mapping[str, str],
+    ) -> None:
+        """One SpendPosted per (ad account, campaign) of the batch, its id derived from its first
+        spend event, so a replay of the batch publishes the same ids (consumers dedupe on them)."""
+        topic = self._topics.spend_posted
+        for item in posted:
+            profile = profiles[item.ad_account_id]
+            uow.publish(
+                SpendPosted(
+                    event_id=posted_event_id(item.ad_account_id, item.campaign_id, item.first_event_id),
+                    ad_account_id=item.ad_account_id,
+                    campaign_id=item.campaign_id,
+                    business_center_id=profile.business_center_id,
+                    funding_mode=item.funding_mode,  # type: ignore[arg-type]
+                    amount_micros=item.amount_micros,
+                    from_booking_micros=item.from_booking_micros,
+                    currency=profile.currency,
+                    spend_event_count=item.spend_event_count,
+                    first_occurred_at=item.first_occurred_at or now,
+                    last_occurred_at=item.last_occurred_at or now,
+                    posted_at=now,
+                ),
+                topic=topic,
+                key=item.ad_account_id,
+                trace_id=trace_of_event.get(item.first_event_id),
+            )
 
     # ------------------------------------------------------------------------------------------
     # Resume
@@ -215,7 +393,7 @@ class SpendConsumer:
         out-of-order record can never resume an account whose funds are zero now.
         """
         owner_ids = sorted({inbound.message.owner_id for inbound in batch})
-        paused = await postgres.lock_paused_for_owners(uow.conn, owner_ids)
+        paused, current = await postgres.lock_paused_for_owners(uow.conn, owner_ids)
         if not paused:
             return
         owners = _owners_of(paused.values())
@@ -223,19 +401,68 @@ class SpendConsumer:
         resumed = accounts_to_resume(sorted(paused), accounts=paused, funds=funds)
         if not resumed:
             return
-        now = self._clock.now()
-        overspend_by_account = await postgres.end_pauses(uow.conn, resumed, REASON_FUNDS_RESTORED, now)
-        for account_id in resumed:
-            profile = paused[account_id]
-            overspend_micros = overspend_by_account.get(account_id, 0)
-            PAUSE_OVERSPEND_MICROS.labels(profile.currency).inc(overspend_micros)
-            self._publish_decision(
-                uow, account_id, "resume", REASON_FUNDS_RESTORED,
-                profile.business_center_id if profile.draws_on_business_center else None, now,
-                cause_event_id=None, overspend_micros=overspend_micros, trace_id=None,
-            )
+        changes = [
+            delivery.end(account_id, None, REASON_INSUFFICIENT_FUNDS, REASON_FUNDS_RESTORED,
+                         business_center_id=_shared_center(paused[account_id]))
+            for account_id in resumed
+        ]
+        await self._decide(
+            uow, current, changes, self._clock.now(),
+            currency_of_account={account_id: profile.currency for account_id, profile in paused.items()},
+        )
 
     # ------------------------------------------------------------------------------------------
+
+    async def _decide(
+        self, uow: UnitOfWork, current: Mapping[str, tuple[str, ...]], changes: Sequence[CauseChange], now: datetime,
+        trace_of_event: Mapping[str, str] | None = None, currency_of_account: Mapping[str, str] | None = None,
+    ) -> list[Transition]:
+        """Apply cause changes to the keys' locked causes, write them, and publish each pause and
+        resume on delivery.control.v1 and each key's latest state on delivery.state.v1 (S4)."""
+        if not changes:
+            return []
+        transitions, after = delivery.resolve(current, changes)
+        ended_overspend = await postgres.apply_transitions(uow.conn, transitions, after, now)
+        for transition in transitions:
+            change = transition.change
+            overspend_micros = change.overspend_micros
+            if not change.starts and change.cause == REASON_INSUFFICIENT_FUNDS:
+                # S2: the resume (or the end of this cause) carries the overspend of the pause it ends.
+                overspend_micros = ended_overspend.get((change.key, change.cause), 0)
+                currency = (currency_of_account or {}).get(change.ad_account_id)
+                if currency is not None:
+                    PAUSE_OVERSPEND_MICROS.labels(currency).inc(overspend_micros)
+            trace_id = (trace_of_event or {}).get(change.cause_event_id or "")
+            self._publish_transition(uow, transition, now, overspend_micros, trace_id)
+        return transitions
+
+    def _publish_transition(
+        self, uow: UnitOfWork, transition: Transition, now: datetime, overspend_micros: int | None, trace_id: str | None
+    ) -> None:
+        change = transition.change
+        if transition.action is not None:
+            uow.publish(
+                DeliveryDecided(
+                    ad_account_id=change.ad_account_id, campaign_id=change.campaign_id, action=transition.action,
+                    reason=change.reason, business_center_id=change.business_center_id, decided_at=now,
+                    cause_event_id=change.cause_event_id if change.starts else None, overspend_micros=overspend_micros,
+                ),
+                # CONTRACT.md: delivery.control.v1 is keyed by the ad account, for a campaign too.
+                topic=self._topics.delivery_control, key=change.ad_account_id, trace_id=trace_id,
+            )
+            DELIVERY_DECISIONS.labels(transition.action, change.reason).inc()
+            log.info(
+                "delivery_decided", ad_account_id=change.ad_account_id, campaign_id=change.campaign_id,
+                action=transition.action, reason=change.reason, cause_event_id=change.cause_event_id,
+            )
+        uow.publish(
+            DeliveryStateChanged(
+                ad_account_id=change.ad_account_id, campaign_id=change.campaign_id, serving=transition.serving,
+                reason=transition.state_reason, updated_at=now,
+            ),
+            # CONTRACT.md: delivery.state.v1 is keyed `ad_account_id`, or `ad_account_id/campaign_id`.
+            topic=self._topics.delivery_state, key=change.key, trace_id=trace_id,
+        )
 
     async def _locked_funds(self, uow: UnitOfWork, owners: list[Owner], currencies: set[str]) -> dict[Owner, OwnerFunds]:
         """Lock every account the batch may move, sorted by id as the ledger does, then read them.
@@ -252,27 +479,6 @@ class SpendConsumer:
         )
         return _funds_of(owners, await self._ledger.balances(uow.conn, account_ids))
 
-    def _publish_decision(
-        self, uow: UnitOfWork, ad_account_id: str, action: str, reason: str, business_center_id: str | None,
-        now: datetime, *, cause_event_id: str | None, overspend_micros: int, trace_id: str | None,
-    ) -> None:
-        uow.publish(
-            DeliveryDecided(
-                ad_account_id=ad_account_id, campaign_id=None, action=action,  # type: ignore[arg-type]
-                reason=reason, business_center_id=business_center_id, decided_at=now,
-                cause_event_id=cause_event_id, overspend_micros=overspend_micros,
-            ),
-            topic=self._topics.delivery_control, key=ad_account_id, trace_id=trace_id,
-        )
-        uow.publish(
-            DeliveryStateChanged(
-                ad_account_id=ad_account_id, campaign_id=None, serving=action == "resume", reason=reason, updated_at=now
-            ),
-            topic=self._topics.delivery_state, key=ad_account_id, trace_id=trace_id,
-        )
-        DELIVERY_DECISIONS.labels(action, reason).inc()
-        log.info("delivery_decided", ad_account_id=ad_account_id, action=action, reason=reason, cause_event_id=cause_event_id)
-
     def _dead_letter(self, uow: UnitOfWork, inbound: Inbound[SpendReported], rejections: list[str], reason: str) -> None:
         rejections.append(reason)
         uow.dead_letter(
@@ -286,6 +492,41 @@ class SpendConsumer:
             headers=inbound.headers,
             reason=reason,
         )
+
+
+class BudgetPeriods:
+    """The periodic job that renews daily budgets and caps' periods, in its own transaction.
+
+    It reads the injected clock (T1), so tests move the clock and call `run` directly.
+    """
+
+    def __init__(self, pool: Callable[[], asyncpg.Pool], relay: Callable[[], OutboxRelay], consumer: SpendConsumer) -> None:
+        self._pool = pool
+        self._relay = relay
+        self._consumer = consumer
+
+    async def run(self) -> int:
+        for attempt in range(1, 6):
+            try:
+                async with unit_of_work(self._pool(), self._relay()) as uow:
+                    return await self._consumer.renew_budget_periods(uow)
+            except (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError):
+                # The whole transaction was rolled back: running it again is safe.
+                if attempt == 5:
+                    raise
+                await asyncio.sleep(0.01 * attempt)
+        raise AssertionError("unreachable")
+
+
+def posted_event_id(ad_account_id: str, campaign_id: str, first_event_id: str) -> str:
+    """The id of a SpendPosted: the same group of spends (same first event) always gives the same id."""
+    digest = hashlib.sha256(f"{ad_account_id}\n{campaign_id}\n{first_event_id}".encode()).hexdigest()[:32]
+    return f"spend-posted-{digest}"
+
+
+def _shared_center(profile: AccountProfile) -> str | None:
+    """The Business Center whose funds the account shares (ABA), as decisions name it."""
+    return profile.business_center_id if profile.draws_on_business_center else None
 
 
 def _owners_of(profiles: Iterable[AccountProfile]) -> list[Owner]:

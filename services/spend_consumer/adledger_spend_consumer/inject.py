@@ -1,5 +1,8 @@
 """All wiring of the spend_consumer service. Tests pass their own settings and clock."""
 
+from __future__ import annotations
+
+from dataclasses import dataclass
 from importlib.resources import files
 
 from adledger_ledger.postgres import LEDGER_MIGRATIONS, PostgresLedger
@@ -8,10 +11,19 @@ from adledger_libs.runtime import ServiceRuntime
 
 from adledger_spend_consumer.adapters import kafka
 from adledger_spend_consumer.config import Settings
-from adledger_spend_consumer.core import SpendConsumer, Topics
+from adledger_spend_consumer.core import BudgetPeriods, SpendConsumer, Topics
 
 
-def build(settings: Settings | None = None, clock: Clock | None = None) -> ServiceRuntime:
+@dataclass(frozen=True)
+class Service:
+    """The runtime, and the parts tests drive directly (the budget-period job, T1)."""
+
+    runtime: ServiceRuntime
+    consumer: SpendConsumer
+    budget_periods: BudgetPeriods
+
+
+def wire(settings: Settings | None = None, clock: Clock | None = None) -> Service:
     settings = settings or Settings()
     clock = clock or SystemClock()
     runtime = ServiceRuntime(settings, migrations=files("adledger_spend_consumer") / "migrations", clock=clock)
@@ -22,7 +34,14 @@ def build(settings: Settings | None = None, clock: Clock | None = None) -> Servi
         delivery_control=settings.delivery_control_topic,
         delivery_state=settings.delivery_state_topic,
         balances=settings.balances_topic,
+        spend_posted=settings.spend_posted_topic,
     )
     consumer = SpendConsumer(PostgresLedger(settings.ledger_schema), clock, settings.consumer_group, topics)
     runtime.subscribe(*kafka.subscriptions(consumer, settings))
-    return runtime
+    budget_periods = BudgetPeriods(lambda: runtime.pool, lambda: runtime.relay, consumer)
+    runtime.add_periodic_job("budget_periods", budget_periods.run, settings.budget_period_poll_interval_ms)
+    return Service(runtime, consumer, budget_periods)
+
+
+def build(settings: Settings | None = None, clock: Clock | None = None) -> ServiceRuntime:
+    return wire(settings, clock).runtime

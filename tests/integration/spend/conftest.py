@@ -2,7 +2,9 @@
 sharing one isolated ledger schema and one ManualClock; each with its own schema and consumer group.
 
 Spend goes to a topic of the test's own, laid out like `ads.spend.v1` (with its `.dlq`), so what
-other runs, a simulator or a benchmark produce on the shared topic cannot disturb a test. The
+other runs, a simulator or a benchmark produce on the shared topic cannot disturb a test; so do
+the campaign snapshots the test publishes (like `campaign.events.v1`) and the posted spend (like
+`spend.posted.v1`). The
 spend consumer's stored positions on the shared `wallet.events.v1` and `balances.v1` are set to
 their end before it starts (the database is the truth for positions), so it reads only what the
 test's wallet publishes from then on.
@@ -15,12 +17,13 @@ import json
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest_asyncio
+from adledger_contracts.campaigns import AdAccountBudgetCapChanged, CampaignChanged
 from adledger_contracts.external import SpendReported
 from adledger_contracts.topics import topic
 from adledger_contracts.wallet import InvoicePaid
@@ -29,16 +32,18 @@ from adledger_libs.events import encode
 from adledger_libs.kafka import ensure_topics
 from adledger_libs.runtime import ServiceRuntime
 from adledger_spend_consumer.config import Settings as SpendSettings
-from adledger_spend_consumer.inject import build as build_spend_consumer
+from adledger_spend_consumer.inject import wire as wire_spend_consumer
 from adledger_wallet.config import Settings as WalletSettings
 from adledger_wallet.inject import build as build_wallet
 
 from ..conftest import Stack, unique
-from ..kafka_io import start_at_end, Record, produce, read_all
+from ..kafka_io import Record, produce, read_all, start_at_end
 
 USD = 1_000_000
 PLATFORM = "test-platform-token"
 SPEND_TOPIC = "ads.spend.v1"
+CAMPAIGN_TOPIC = "campaign.events.v1"
+POSTED_TOPIC = "spend.posted.v1"
 
 
 def _free_port() -> int:
@@ -72,6 +77,12 @@ class Services:
     admin_token: str = ""
     admin_id: str = ""
     events: int = field(default=0)
+    #: The test's own topics laid out like campaign.events.v1 and spend.posted.v1.
+    campaign_topic: str = ""
+    posted_topic: str = ""
+    #: The spend consumer's budget-period job (S3, W10): tests move the clock, then run it (T1).
+    renew_budget_periods: Callable[[], Any] | None = None
+    versions: dict[str, int] = field(default_factory=dict)
 
     async def command(self, method: str, path: str, token: str, body: dict[str, object] | None = None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": unique("key")}
@@ -102,11 +113,79 @@ class Services:
         envelope = encode(event, key=owner_id, trace_id="trace-payment")
         await produce(self.bootstrap, "invoicing.events.v1", [(envelope.key, envelope.value, list(envelope.headers))])
 
-    def spend_event(self, account_id: str, amount_micros: int, *, currency: str = "USD", event_id: str | None = None, charge_id: str | None = None) -> SpendReported:
+    def spend_event(
+        self, account_id: str, amount_micros: int, *, currency: str = "USD", event_id: str | None = None, charge_id: str | None = None,
+        campaign_id: str = "campaign-1",
+    ) -> SpendReported:
         return SpendReported(
-            event_id=event_id or unique("spend"), ad_account_id=account_id, campaign_id="campaign-1", amount_micros=amount_micros,
+            event_id=event_id or unique("spend"), ad_account_id=account_id, campaign_id=campaign_id, amount_micros=amount_micros,
             currency=currency, occurred_at=self.clock.now(), charge_id=charge_id,
         )
+
+    def _next_version(self, entity: str) -> int:
+        self.versions[entity] = self.versions.get(entity, 0) + 1
+        return self.versions[entity]
+
+    async def campaign(
+        self, account_id: str, campaign_id: str, *, budget_micros: int, status: str = "active", budget_kind: str = "lifetime",
+        funding_mode: str = "drawdown", booked_micros: int = 0, pause_cause: str | None = None, version: int | None = None,
+    ) -> CampaignChanged:
+        """Publish a campaign snapshot as the campaign service does (the next version unless given)."""
+        event = CampaignChanged(
+            campaign_id=campaign_id, ad_account_id=account_id, name=campaign_id, funding_mode=funding_mode,  # type: ignore[arg-type]
+            budget_kind=budget_kind, budget_micros=budget_micros, booked_micros=booked_micros, currency="USD",  # type: ignore[arg-type]
+            status=status, previous_status=None, pause_cause=pause_cause, changed_at=self.clock.now(),  # type: ignore[arg-type]
+            version=version or self._next_version(f"{account_id}/{campaign_id}"),
+        )
+        await self._publish_campaign_event(account_id, event)
+        return event
+
+    async def cap(
+        self, account_id: str, kind: str, amount_micros: int | None, *, starts_on: date | None = None, ends_on: date | None = None,
+    ) -> AdAccountBudgetCapChanged:
+        event = AdAccountBudgetCapChanged(
+            ad_account_id=account_id, kind=kind, amount_micros=amount_micros, starts_on=starts_on, ends_on=ends_on,  # type: ignore[arg-type]
+            currency="USD", source="user", version=self._next_version(f"cap/{account_id}"), changed_at=self.clock.now(),
+        )
+        await self._publish_campaign_event(account_id, event)
+        return event
+
+    async def _publish_campaign_event(self, account_id: str, event: CampaignChanged | AdAccountBudgetCapChanged) -> None:
+        envelope = encode(event, key=account_id, trace_id="trace-campaign")
+        await produce(self.bootstrap, self.campaign_topic, [(envelope.key, envelope.value, list(envelope.headers))])
+
+    async def state_of(self, key: str) -> asyncpg.Record | None:
+        return await self.fetchrow(f"select * from {self.spend_schema}.delivery_states where key = $1", key)
+
+    async def state_until(self, key: str, predicate: Callable[[asyncpg.Record], bool], what: str = "") -> asyncpg.Record:
+        async def check() -> asyncpg.Record | None:
+            row = await self.state_of(key)
+            return row if row is not None and predicate(row) else None
+
+        try:
+            return await _until(check, what or f"the state of {key}")
+        except AssertionError as error:
+            raise AssertionError(f"{error}: {dict(await self.state_of(key) or {})}") from None
+
+    async def campaign_until(self, account_id: str, campaign_id: str, version: int) -> None:
+        async def check() -> bool:
+            row = await self.fetchrow(
+                f"select version from {self.spend_schema}.campaigns where ad_account_id = $1 and campaign_id = $2", account_id, campaign_id
+            )
+            return row is not None and row["version"] >= version
+
+        await _until(check, f"campaign {campaign_id} v{version} known to the spend consumer")
+
+    async def cap_until(self, account_id: str, version: int) -> None:
+        async def check() -> bool:
+            row = await self.fetchrow(f"select version from {self.spend_schema}.account_caps where ad_account_id = $1", account_id)
+            return row is not None and row["version"] >= version
+
+        await _until(check, f"the cap of {account_id} v{version} known to the spend consumer")
+
+    async def run_budget_periods(self) -> int:
+        assert self.renew_budget_periods is not None
+        return int(await self.renew_budget_periods())
 
     async def send_spends(self, spends: list[SpendReported]) -> None:
         """Produce as an ad server does: the contract's JSON, keyed by ad account, with no headers."""
@@ -192,14 +271,26 @@ async def services(stack: Stack) -> AsyncIterator[Services]:
     # A spend topic of its own, laid out like ads.spend.v1 (key: ad account): other runs, a
     # simulator or a benchmark producing on the shared topic meanwhile cannot disturb the test.
     spend_topic = unique(SPEND_TOPIC)
-    await ensure_topics(stack.kafka_bootstrap_servers, [replace(topic(SPEND_TOPIC), name=spend_topic, partitions=3), replace(topic(SPEND_TOPIC + ".dlq"), name=spend_topic + ".dlq")])
-    spend = build_spend_consumer(
+    campaign_topic, posted_topic = unique(CAMPAIGN_TOPIC), unique(POSTED_TOPIC)
+    await ensure_topics(
+        stack.kafka_bootstrap_servers,
+        [
+            replace(topic(SPEND_TOPIC), name=spend_topic, partitions=3), replace(topic(SPEND_TOPIC + ".dlq"), name=spend_topic + ".dlq"),
+            replace(topic(CAMPAIGN_TOPIC), name=campaign_topic, partitions=3),
+            replace(topic(CAMPAIGN_TOPIC + ".dlq"), name=campaign_topic + ".dlq"),
+            replace(topic(POSTED_TOPIC), name=posted_topic, partitions=3),
+        ],
+    )
+    spend_service = wire_spend_consumer(
         SpendSettings(
             **common, database_schema=spend_schema, ledger_schema=ledger_schema, http_port=spend_port, kafka_consumer_group=spend_group,
-            spend_topic=spend_topic,
+            spend_topic=spend_topic, campaign_events_topic=campaign_topic, spend_posted_topic=posted_topic,
+            # Tests run the job themselves after moving the clock (T1).
+            budget_period_poll_interval_ms=3_600_000,
         ),
         clock,
     )
+    spend = spend_service.runtime
     await wallet.start()
     await spend.start()
     # Both start at the end of the shared topics, so neither replays (and dead-letters) what
@@ -213,7 +304,10 @@ async def services(stack: Stack) -> AsyncIterator[Services]:
         await _healthy(client)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{spend_port}", timeout=10.0) as spend_client:
             await _healthy(spend_client)
-        running = Services(wallet, spend, client, clock, stack.kafka_bootstrap_servers, spend_schema, stack.database_url, spend_topic)
+        running = Services(
+            wallet, spend, client, clock, stack.kafka_bootstrap_servers, spend_schema, stack.database_url, spend_topic,
+            campaign_topic=campaign_topic, posted_topic=posted_topic, renew_budget_periods=spend_service.budget_periods.run,
+        )
         admin_id = unique("alice")
         answer = await running.command("POST", "/v1/users", PLATFORM, {"id": admin_id, "name": "Alice"})
         running.admin_id, running.admin_token = admin_id, answer.json()["token"]

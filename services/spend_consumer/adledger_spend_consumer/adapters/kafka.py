@@ -1,15 +1,17 @@
 """The spend consumer's Kafka inputs, all in one consumer group so that one batch is one
-transaction: the wallet's events (the ad accounts it may charge), the spend itself, and the
-balances (to resume delivery when funds return).
+transaction: the wallet's events (the ad accounts it may charge), the campaign service's
+snapshots (budgets, caps, statuses), the spend itself, and the balances (to resume delivery
+when funds return).
 
 The subscriptions are listed in that order on purpose: the consumer runs the handlers of a
-batch in the order of their topics, so an ad account opened in the same batch as its first
-spend is known before the spend is taken, and a resume sees the balances after the batch's spend.
-A malformed record is dead-lettered by the consumer itself (rule S5).
+batch in the order of their topics, so an ad account opened, or a campaign changed, in the same
+batch as a spend is known before the spend is taken, and a resume sees the balances after the
+batch's spend. A malformed record is dead-lettered by the consumer itself (rule S5).
 """
 
 from __future__ import annotations
 
+from adledger_contracts.campaigns import AdAccountBudgetCapChanged, CampaignChanged
 from adledger_contracts.external import BalanceChanged, SpendReported
 from adledger_contracts.wallet import AdAccountOpened, AutomaticBalanceAllocationEnabled, BusinessCenterOpened
 from adledger_libs.consumer import Subscription
@@ -25,6 +27,8 @@ def subscriptions(consumer: SpendConsumer, settings: Settings) -> list[Subscript
         Subscription(
             topic=settings.wallet_events_topic, model=AutomaticBalanceAllocationEnabled, handler=consumer.apply_aba_enabled
         ),
+        Subscription(topic=settings.campaign_events_topic, model=CampaignChanged, handler=consumer.apply_campaigns),
+        Subscription(topic=settings.campaign_events_topic, model=AdAccountBudgetCapChanged, handler=consumer.apply_caps),
         Subscription(topic=settings.spend_topic, model=SpendReported, handler=consumer.apply_spends),
         Subscription(topic=settings.balances_topic, model=BalanceChanged, handler=consumer.apply_balances),
     ]

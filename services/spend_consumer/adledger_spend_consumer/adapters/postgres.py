@@ -4,12 +4,18 @@ whatever its size."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
+from typing import Any
 
 import asyncpg
+from adledger_contracts.campaigns import AdAccountBudgetCapChanged, CampaignChanged
 
-from adledger_spend_consumer.domain.spending import AccountProfile, ChargeTakes, PauseDecision
+from adledger_spend_consumer.domain import delivery
+from adledger_spend_consumer.domain.budgets import AccountCap, CampaignBudget
+from adledger_spend_consumer.domain.delivery import Transition
+from adledger_spend_consumer.domain.spending import AccountProfile, ChargeTakes
 
 _PROFILE_COLUMNS = "ad_account_id, business_center_id, currency, draws_on_business_center"
 
@@ -71,7 +77,7 @@ async def aba_members(conn: asyncpg.Connection, business_center_ids: Iterable[st
 async def charges(conn: asyncpg.Connection, charge_ids: Iterable[str]) -> dict[str, ChargeTakes]:
     rows = await conn.fetch(
         """select charge_id, ad_account_id, amount_micros, account_vouchers_micros, account_cash_micros,
-                  center_vouchers_micros, center_cash_micros, center_credit_line_micros, overspend_micros
+                  center_vouchers_micros, center_cash_micros, center_credit_line_micros, overspend_micros, booking_micros
            from charges where charge_id = any($1::text[])""",
         list(charge_ids),
     )
@@ -85,6 +91,7 @@ async def charges(conn: asyncpg.Connection, charge_ids: Iterable[str]) -> dict[s
             center_cash_micros=row["center_cash_micros"],
             center_credit_line_micros=row["center_credit_line_micros"],
             overspend_micros=row["overspend_micros"],
+            booking_micros=row["booking_micros"],
         )
         for row in rows
     }
@@ -96,9 +103,10 @@ async def store_charges(conn: asyncpg.Connection, changed: dict[str, ChargeTakes
     items = list(changed.items())
     await conn.execute(
         """insert into charges (charge_id, ad_account_id, amount_micros, account_vouchers_micros, account_cash_micros,
-                                center_vouchers_micros, center_cash_micros, center_credit_line_micros, overspend_micros)
+                                center_vouchers_micros, center_cash_micros, center_credit_line_micros, overspend_micros,
+                                booking_micros)
            select * from unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
-                                $7::bigint[], $8::bigint[], $9::bigint[])
+                                $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[])
            on conflict (charge_id) do update set
                amount_micros = excluded.amount_micros,
                account_vouchers_micros = excluded.account_vouchers_micros,
@@ -106,7 +114,8 @@ async def store_charges(conn: asyncpg.Connection, changed: dict[str, ChargeTakes
                center_vouchers_micros = excluded.center_vouchers_micros,
                center_cash_micros = excluded.center_cash_micros,
                center_credit_line_micros = excluded.center_credit_line_micros,
-               overspend_micros = excluded.overspend_micros""",
+               overspend_micros = excluded.overspend_micros,
+               booking_micros = excluded.booking_micros""",
         [charge_id for charge_id, _ in items],
         [charge.ad_account_id for _, charge in items],
         [charge.amount_micros for _, charge in items],
@@ -116,52 +125,105 @@ async def store_charges(conn: asyncpg.Connection, changed: dict[str, ChargeTakes
         [charge.center_cash_micros for _, charge in items],
         [charge.center_credit_line_micros for _, charge in items],
         [charge.overspend_micros for _, charge in items],
+        [charge.booking_micros for _, charge in items],
     )
 
 
-async def lock_paused_accounts(conn: asyncpg.Connection, ad_account_ids: Iterable[str]) -> set[str]:
-    """The ad accounts among these whose delivery is paused now, their state rows locked.
+async def lock_states(conn: asyncpg.Connection, keys: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """The causes in force for these keys (ad accounts, `ad_account_id/campaign_id`), their rows locked.
 
-    The spend path and the resume path both lock these rows (sorted, so they never deadlock) before
-    reading balances, so a resume never acts on a balance read before a pause it races with.
+    Every path that decides a pause or a resume locks these rows first (sorted, so they never
+    deadlock), then the budget rows, then the ledger's: a pause and a resume of one key serialise,
+    and a resume never acts on balances or budgets read before a pause it races with. A key with
+    no row has never been paused.
     """
     rows = await conn.fetch(
-        """select ad_account_id, serving from delivery_states
-           where key = any($1::text[]) order by key for update""",
-        sorted(set(ad_account_ids)),
+        "select key, causes from delivery_states where key = any($1::text[]) order by key for update",
+        sorted(set(keys)),
     )
-    return {row["ad_account_id"] for row in rows if not row["serving"]}
+    return {row["key"]: tuple(row["causes"]) for row in rows}
 
 
-async def lock_paused_for_owners(conn: asyncpg.Connection, owner_ids: Sequence[str]) -> dict[str, AccountProfile]:
-    """The paused ad accounts whose funds these owners' balances are part of, their state rows
-    locked: the account itself, and under ABA every account of a Business Center."""
+async def lock_paused_for_owners(conn: asyncpg.Connection, owner_ids: Sequence[str]) -> tuple[dict[str, AccountProfile], dict[str, tuple[str, ...]]]:
+    """The ad accounts paused for insufficient funds whose funds these owners' balances are part
+    of (the account itself, and under ABA every account of a Business Center), their state rows
+    locked; and the causes in force for each."""
     rows = await conn.fetch(
-        """select a.ad_account_id, a.business_center_id, a.currency, a.draws_on_business_center
+        """select a.ad_account_id, a.business_center_id, a.currency, a.draws_on_business_center, s.causes
             from delivery_states s join ad_accounts a on a.ad_account_id = s.ad_account_id
-            where s.key = s.ad_account_id and not s.serving and s.reason = 'insufficient_funds'
+            where s.key = s.ad_account_id and 'insufficient_funds' = any(s.causes)
               and (a.ad_account_id = any($1::text[]) or (a.draws_on_business_center and a.business_center_id = any($1::text[])))
             order by s.key
             for update of s""",
         list(owner_ids),
     )
-    return {row["ad_account_id"]: _profile(row) for row in rows}
+    return {row["ad_account_id"]: _profile(row) for row in rows}, {row["ad_account_id"]: tuple(row["causes"]) for row in rows}
 
 
-async def record_pauses(conn: asyncpg.Connection, pauses: Sequence[PauseDecision], reason: str, now: datetime) -> None:
-    if not pauses:
-        return
-    account_ids = [pause.ad_account_id for pause in pauses]
-    await conn.execute(
-        """insert into pauses (ad_account_id, reason, paused_at, cause_event_id, overspend_micros)
-           select a, $3, $4, c, o from unnest($1::text[], $2::text[], $5::bigint[]) as v(a, c, o)""",
-        account_ids,
-        [pause.cause_event_id for pause in pauses],
-        reason,
-        now,
-        [pause.overspend_micros for pause in pauses],
+async def lock_budget_paused(conn: asyncpg.Connection) -> dict[str, tuple[str, str | None, tuple[str, ...]]]:
+    """Every key paused for its campaign budget or account cap, locked: (ad account, campaign, causes)."""
+    rows = await conn.fetch(
+        """select key, ad_account_id, campaign_id, causes from delivery_states
+           where causes && array['campaign_budget_reached', 'account_budget_reached']::text[]
+           order by key for update"""
     )
-    await set_states(conn, account_ids, serving=False, reason=reason, now=now)
+    return {row["key"]: (row["ad_account_id"], row["campaign_id"], tuple(row["causes"])) for row in rows}
+
+
+async def apply_transitions(
+    conn: asyncpg.Connection, transitions: Sequence[Transition], causes_after: Mapping[str, tuple[str, ...]], now: datetime
+) -> dict[tuple[str, str], int]:
+    """Write what `delivery.resolve` decided: each changed key's causes and latest state, a `pauses`
+    row per cause that started, and the end of each that ended. Returns the overspend (S2) of
+    every ended pause, by (key, cause)."""
+    if not transitions:
+        return {}
+    last: dict[str, Transition] = {}
+    for transition in transitions:
+        last[transition.change.key] = transition
+    keys = sorted(causes_after)
+    # A key's causes travel as a JSON array: unnest cannot take an array of arrays of different lengths.
+    await conn.execute(
+        """insert into delivery_states (key, ad_account_id, campaign_id, serving, reason, updated_at, causes)
+           select k, a, c, s, r, $7, array(select jsonb_array_elements_text(x::jsonb))
+           from unnest($1::text[], $2::text[], $3::text[], $4::boolean[], $5::text[], $6::text[]) as v(k, a, c, s, r, x)
+           on conflict (key) do update
+              set serving = excluded.serving, reason = excluded.reason, updated_at = excluded.updated_at,
+                  causes = excluded.causes""",
+        keys,
+        [last[key].change.ad_account_id for key in keys],
+        [last[key].change.campaign_id for key in keys],
+        [not causes_after[key] for key in keys],
+        [last[key].state_reason for key in keys],
+        [json.dumps(list(causes_after[key])) for key in keys],
+        now,
+    )
+    started = [transition.change for transition in transitions if transition.change.starts]
+    if started:
+        await conn.execute(
+            """insert into pauses (ad_account_id, campaign_id, reason, paused_at, cause_event_id, overspend_micros)
+               select a, c, r, $5, e, o from unnest($1::text[], $2::text[], $3::text[], $4::text[], $6::bigint[]) as v(a, c, r, e, o)""",
+            [change.ad_account_id for change in started],
+            [change.campaign_id for change in started],
+            [change.cause for change in started],
+            [change.cause_event_id for change in started],
+            now,
+            [change.overspend_micros or 0 for change in started],
+        )
+    ended = [transition.change for transition in transitions if not transition.change.starts]
+    if not ended:
+        return {}
+    rows = await conn.fetch(
+        """update pauses p set resumed_at = $4
+           from unnest($1::text[], $2::text[], $3::text[]) as v(a, c, r)
+           where p.ad_account_id = v.a and p.campaign_id is not distinct from v.c and p.reason = v.r and p.resumed_at is null
+           returning p.ad_account_id, p.campaign_id, p.reason, p.overspend_micros""",
+        [change.ad_account_id for change in ended],
+        [change.campaign_id for change in ended],
+        [change.cause for change in ended],
+        now,
+    )
+    return {(delivery.state_key(row["ad_account_id"], row["campaign_id"]), row["reason"]): row["overspend_micros"] for row in rows}
 
 
 async def add_overspend_to_open_pauses(conn: asyncpg.Connection, overspend_micros_by_account: dict[str, int]) -> None:
@@ -170,34 +232,200 @@ async def add_overspend_to_open_pauses(conn: asyncpg.Connection, overspend_micro
     await conn.execute(
         """update pauses p set overspend_micros = p.overspend_micros + v.o
            from unnest($1::text[], $2::bigint[]) as v(a, o)
-           where p.ad_account_id = v.a and p.resumed_at is null""",
+           where p.ad_account_id = v.a and p.campaign_id is null and p.reason = 'insufficient_funds'
+             and p.resumed_at is null""",
         list(overspend_micros_by_account),
         list(overspend_micros_by_account.values()),
     )
 
 
-async def end_pauses(conn: asyncpg.Connection, ad_account_ids: Sequence[str], reason: str, now: datetime) -> dict[str, int]:
-    """Close the open pauses of these accounts; returns the overspend each accrued (S2)."""
-    rows = await conn.fetch(
-        """update pauses set resumed_at = $2
-           where ad_account_id = any($1::text[]) and resumed_at is null
-           returning ad_account_id, overspend_micros""",
-        list(ad_account_ids),
-        now,
+# ----------------------------------------------------------------------------------------------
+# Budgets and caps (S3)
+# ----------------------------------------------------------------------------------------------
+
+_CAMPAIGN_COLUMNS = (
+    "ad_account_id, campaign_id, business_center_id, funding_mode, budget_kind, budget_micros, booked_micros, "
+    "currency, status, pause_cause, version, changed_at"
+)
+
+
+def _campaign(row: Mapping[str, Any], today: date) -> CampaignBudget:
+    return CampaignBudget(
+        ad_account_id=row["ad_account_id"],
+        campaign_id=row["campaign_id"],
+        funding_mode=row["funding_mode"],
+        budget_kind=row["budget_kind"],
+        budget_micros=row["budget_micros"],
+        booked_micros=row["booked_micros"],
+        spent_micros=row["spent_micros"],
+        day_spent_micros=row["day_spent_micros"] if row["spend_day"] == today else 0,
+        from_booking_micros=row["from_booking_micros"],
     )
-    await set_states(conn, ad_account_ids, serving=True, reason=reason, now=now)
-    return {row["ad_account_id"]: row["overspend_micros"] for row in rows}
 
 
-async def set_states(conn: asyncpg.Connection, ad_account_ids: Sequence[str], *, serving: bool, reason: str, now: datetime) -> None:
-    """The serving state of whole ad accounts (key = the ad account's id, no campaign)."""
-    await conn.execute(
-        """insert into delivery_states (key, ad_account_id, campaign_id, serving, reason, updated_at)
-           select a, a, null, $2, $3, $4 from unnest($1::text[]) as v(a)
-           on conflict (key) do update
-              set serving = excluded.serving, reason = excluded.reason, updated_at = excluded.updated_at""",
+async def budgets(
+    conn: asyncpg.Connection, pairs: Iterable[tuple[str, str]], capped_account_ids: Iterable[str], today: date
+) -> tuple[dict[tuple[str, str], CampaignBudget], dict[str, AccountCap]]:
+    """The known campaigns among `pairs` (ad account, campaign) and the caps of these accounts,
+    with their spend counted on `today`, in ONE query; their rows locked (sorted) until the end
+    of the transaction, so a snapshot and a spend of one campaign or cap serialise."""
+    pair_list = sorted(set(pairs))
+    rows = await conn.fetch(
+        """with wanted as (select * from unnest($1::text[], $2::text[]) as w(a, c)),
+                locked_campaigns as (
+                    select c.* from campaigns c join wanted w on c.ad_account_id = w.a and c.campaign_id = w.c
+                    order by c.ad_account_id, c.campaign_id for update of c),
+                locked_caps as (
+                    select k.* from account_caps k where k.ad_account_id = any($3::text[])
+                    order by k.ad_account_id for update of k)
+           select 'campaign' as row_kind, ad_account_id, campaign_id, funding_mode, budget_kind, budget_micros,
+                  booked_micros, spent_micros, spend_day, day_spent_micros, from_booking_micros,
+                  null::date as starts_on, null::date as ends_on
+           from locked_campaigns
+           union all
+           select 'cap', k.ad_account_id, null, k.kind, null, k.amount_micros, 0,
+                  coalesce((select sum(d.spent_micros) from account_spend_days d
+                            where d.ad_account_id = k.ad_account_id and d.day <= $4::date
+                              and d.day >= case k.kind when 'daily' then $4::date
+                                                       when 'monthly' then date_trunc('month', $4::date)::date
+                                                       else coalesce(k.starts_on, $4::date) end), 0)::bigint,
+                  null, 0, 0, k.starts_on, k.ends_on
+           from locked_caps k""",
+        [account_id for account_id, _ in pair_list],
+        [campaign_id for _, campaign_id in pair_list],
+        sorted(set(capped_account_ids)),
+        today,
+    )
+    campaigns: dict[tuple[str, str], CampaignBudget] = {}
+    caps: dict[str, AccountCap] = {}
+    for row in rows:
+        if row["row_kind"] == "campaign":
+            campaigns[(row["ad_account_id"], row["campaign_id"])] = _campaign(row, today)
+        else:
+            caps[row["ad_account_id"]] = AccountCap(
+                ad_account_id=row["ad_account_id"],
+                kind=row["funding_mode"],
+                amount_micros=row["budget_micros"],
+                starts_on=row["starts_on"],
+                ends_on=row["ends_on"],
+                period_spent_micros=row["spent_micros"],
+            )
+    return campaigns, caps
+
+
+async def budget_keys_of_accounts(conn: asyncpg.Connection, ad_account_ids: Sequence[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """The campaigns and caps known for these ad accounts (not locked): (campaign pairs, capped accounts)."""
+    rows = await conn.fetch(
+        """select ad_account_id, campaign_id from campaigns where ad_account_id = any($1::text[])
+           union all
+           select ad_account_id, null from account_caps where ad_account_id = any($1::text[])""",
         list(ad_account_ids),
-        serving,
-        reason,
-        now,
+    )
+    pairs = [(row["ad_account_id"], row["campaign_id"]) for row in rows if row["campaign_id"] is not None]
+    return pairs, [row["ad_account_id"] for row in rows if row["campaign_id"] is None]
+
+
+async def upsert_campaigns(
+    conn: asyncpg.Connection, snapshots: Sequence[CampaignChanged], today: date
+) -> dict[tuple[str, str], tuple[CampaignBudget, str, str | None]]:
+    """Keep the newest snapshot of each campaign; an older or equal version changes nothing.
+    Returns the campaigns that changed: their budget and counters, status and pause cause."""
+    if not snapshots:
+        return {}
+    rows = await conn.fetch(
+        f"""insert into campaigns as c ({_CAMPAIGN_COLUMNS})
+            select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[],
+                                 $8::text[], $9::text[], $10::text[], $11::int[], $12::timestamptz[])
+            on conflict (ad_account_id, campaign_id) do update set
+                business_center_id = excluded.business_center_id, funding_mode = excluded.funding_mode,
+                budget_kind = excluded.budget_kind, budget_micros = excluded.budget_micros,
+                booked_micros = excluded.booked_micros, currency = excluded.currency, status = excluded.status,
+                pause_cause = excluded.pause_cause, version = excluded.version, changed_at = excluded.changed_at
+            where c.version < excluded.version
+            returning c.*""",
+        [item.ad_account_id for item in snapshots],
+        [item.campaign_id for item in snapshots],
+        [item.business_center_id for item in snapshots],
+        [item.funding_mode for item in snapshots],
+        [item.budget_kind for item in snapshots],
+        [item.budget_micros for item in snapshots],
+        [item.booked_micros for item in snapshots],
+        [item.currency for item in snapshots],
+        [item.status for item in snapshots],
+        [item.pause_cause for item in snapshots],
+        [item.version for item in snapshots],
+        [item.changed_at for item in snapshots],
+    )
+    return {
+        (row["ad_account_id"], row["campaign_id"]): (_campaign(row, today), row["status"], row["pause_cause"]) for row in rows
+    }
+
+
+async def campaign_statuses(conn: asyncpg.Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, str | None]]:
+    pair_list = sorted(set(pairs))
+    rows = await conn.fetch(
+        """select c.ad_account_id, c.campaign_id, c.status, c.pause_cause
+           from campaigns c join unnest($1::text[], $2::text[]) as w(a, c2) on c.ad_account_id = w.a and c.campaign_id = w.c2""",
+        [account_id for account_id, _ in pair_list],
+        [campaign_id for _, campaign_id in pair_list],
+    )
+    return {(row["ad_account_id"], row["campaign_id"]): (row["status"], row["pause_cause"]) for row in rows}
+
+
+async def upsert_caps(conn: asyncpg.Connection, snapshots: Sequence[AdAccountBudgetCapChanged]) -> list[str]:
+    """Keep the newest cap of each ad account; returns the accounts whose cap changed."""
+    if not snapshots:
+        return []
+    rows = await conn.fetch(
+        """insert into account_caps as k (ad_account_id, kind, amount_micros, starts_on, ends_on, currency, version, changed_at)
+           select * from unnest($1::text[], $2::text[], $3::bigint[], $4::date[], $5::date[], $6::text[], $7::int[],
+                                $8::timestamptz[])
+           on conflict (ad_account_id) do update set
+               kind = excluded.kind, amount_micros = excluded.amount_micros, starts_on = excluded.starts_on,
+               ends_on = excluded.ends_on, currency = excluded.currency, version = excluded.version,
+               changed_at = excluded.changed_at
+           where k.version < excluded.version
+           returning k.ad_account_id""",
+        [item.ad_account_id for item in snapshots],
+        [item.kind for item in snapshots],
+        [item.amount_micros for item in snapshots],
+        [item.starts_on for item in snapshots],
+        [item.ends_on for item in snapshots],
+        [item.currency for item in snapshots],
+        [item.version for item in snapshots],
+        [item.changed_at for item in snapshots],
+    )
+    return [row["ad_account_id"] for row in rows]
+
+
+async def store_campaign_spend(conn: asyncpg.Connection, campaigns: Mapping[tuple[str, str], CampaignBudget], today: date) -> None:
+    """The campaigns' new counters (their rows are locked by `budgets`)."""
+    if not campaigns:
+        return
+    items = list(campaigns.values())
+    await conn.execute(
+        """update campaigns c set spent_micros = v.s, day_spent_micros = v.d, spend_day = $6, from_booking_micros = v.b
+           from unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) as v(a, k, s, d, b)
+           where c.ad_account_id = v.a and c.campaign_id = v.k""",
+        [item.ad_account_id for item in items],
+        [item.campaign_id for item in items],
+        [item.spent_micros for item in items],
+        [item.day_spent_micros for item in items],
+        [item.from_booking_micros for item in items],
+        today,
+    )
+
+
+async def add_account_spend(conn: asyncpg.Connection, spend_micros_by_account: Mapping[str, int], today: date) -> None:
+    """Add the batch's net spend to each ad account's day (for the caps' periods, W10)."""
+    items = [(account_id, micros) for account_id, micros in sorted(spend_micros_by_account.items()) if micros]
+    if not items:
+        return
+    await conn.execute(
+        """insert into account_spend_days as d (ad_account_id, day, spent_micros)
+           select a, $3, s from unnest($1::text[], $2::bigint[]) as v(a, s)
+           on conflict (ad_account_id, day) do update set spent_micros = d.spent_micros + excluded.spent_micros""",
+        [account_id for account_id, _ in items],
+        [micros for _, micros in items],
+        today,
     )

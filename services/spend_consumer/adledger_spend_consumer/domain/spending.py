@@ -21,6 +21,14 @@ How a batch is taken:
   credit line, the Business Center's cash and vouchers, the ad account's cash and vouchers. So a
   refund never turns vouchers into cash.
 
+Budgets (S3, C1): a spend of a known campaign counts against its budget and its ad account's
+cap (see `budgets`); the event at which one is reached is the cause of the campaign's or the
+account's pause, also inside a batch. A prepaid campaign's spend up to its booking is taken from
+the booking (no money moves here: the wallet holds it), and only what is beyond it goes through
+the W7 order. A lower final cost (S6) gives back the W7 part of the charge first, then its
+booking part (the reverse of the order it was taken in). Every accepted spend is summed per
+(ad account, campaign) for `spend.posted.v1`.
+
 Pauses (W8): an ad account pauses when the funds it can draw on reach zero; under ABA that is
 its own buckets plus the Business Center total, and when the Business Center reaches zero every
 ABA ad account of it whose own buckets are empty pauses with the same cause. An account that is
@@ -33,9 +41,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 from typing import Literal
 
 from adledger_ledger.spend_order import BucketBalances, SpendPlan, plan_spend_batch
+
+from adledger_spend_consumer.domain import delivery
+from adledger_spend_consumer.domain.budgets import AccountCap, CampaignBudget, campaign_budget_reached
 
 OwnerKind = Literal["business_center", "ad_account"]
 Owner = tuple[OwnerKind, str]
@@ -63,6 +75,7 @@ class Spend:
     campaign_id: str
     amount_micros: int
     charge_id: str | None = None
+    occurred_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +108,16 @@ class ChargeTakes:
     center_cash_micros: int = 0
     center_credit_line_micros: int = 0
     overspend_micros: int = 0
+    #: Prepaid (C1): the part delivered against the campaign's booking, which moved no money here.
+    booking_micros: int = 0
+
+    @property
+    def ledger_taken_micros(self) -> int:
+        """What the charge took in W7 order (overspend included): its amount less the booking part."""
+        return (
+            self.account_vouchers_micros + self.account_cash_micros + self.center_vouchers_micros
+            + self.center_cash_micros + self.center_credit_line_micros + self.overspend_micros
+        )
 
     def plus(self, plan: SpendPlan) -> ChargeTakes:
         return replace(
@@ -120,6 +143,35 @@ class PauseDecision:
 
 
 @dataclass(frozen=True, slots=True)
+class BudgetPause:
+    """Pause a campaign that reached its budget, or an ad account that reached its cap (S3)."""
+
+    ad_account_id: str
+    #: None: the whole ad account (its cap).
+    campaign_id: str | None
+    reason: str
+    cause_event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PostedSpend:
+    """The spend of one campaign of one ad account in this batch, for `spend.posted.v1`."""
+
+    ad_account_id: str
+    campaign_id: str
+    funding_mode: str
+    #: Net of S6 adjustments; negative when they gave back more than new spend took.
+    amount_micros: int
+    #: Prepaid: the part delivered against the booking (the rest was taken in W7 order).
+    from_booking_micros: int
+    spend_event_count: int
+    #: The id of its first spend event: what makes the posted event's id stable across a replay.
+    first_event_id: str
+    first_occurred_at: datetime | None
+    last_occurred_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class RejectedSpend:
     """A spend that cannot be applied; it goes to the dead-letter topic and changes nothing."""
 
@@ -142,6 +194,14 @@ class BatchDecision:
     touched_owners: list[Owner]
     #: Overspend recorded by this batch, per currency (for the metric).
     overspend_micros_by_currency: dict[str, int]
+    #: Campaigns that reached their budget and accounts that reached their cap, in event order (S3).
+    budget_pauses: list[BudgetPause] = field(default_factory=list)
+    #: The new counters of every known campaign the batch spent on.
+    campaigns: dict[tuple[str, str], CampaignBudget] = field(default_factory=dict)
+    #: Net spend posted per ad account by this batch (for the caps' periods).
+    account_spend_micros: dict[str, int] = field(default_factory=dict)
+    #: One sum per (ad account, campaign), in order of first appearance.
+    posted: list[PostedSpend] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -161,6 +221,49 @@ class _Funds:
     @property
     def spendable_micros(self) -> int:
         return max(self.vouchers_micros, 0) + max(self.cash_micros, 0) + max(self.credit_line_micros, 0)
+
+
+@dataclass(slots=True)
+class _Campaign:
+    """A mutable running copy of `CampaignBudget` while a batch is decided."""
+
+    source: CampaignBudget
+    prepaid: bool
+    daily: bool
+    spent_micros: int
+    day_spent_micros: int
+    from_booking_micros: int
+
+    @classmethod
+    def of(cls, campaign: CampaignBudget) -> _Campaign:
+        return cls(
+            campaign, campaign.prepaid, campaign.budget_kind == "daily", campaign.spent_micros,
+            campaign.day_spent_micros, campaign.from_booking_micros,
+        )
+
+    def reached(self) -> bool:
+        source = self.source
+        return campaign_budget_reached(
+            prepaid=self.prepaid, daily=self.daily, budget_micros=source.budget_micros, booked_micros=source.booked_micros,
+            spent_micros=self.spent_micros, day_spent_micros=self.day_spent_micros,
+        )
+
+    def result(self) -> CampaignBudget:
+        return replace(
+            self.source, spent_micros=self.spent_micros, day_spent_micros=self.day_spent_micros,
+            from_booking_micros=self.from_booking_micros,
+        )
+
+
+@dataclass(slots=True)
+class _Posted:
+    funding_mode: str
+    first_event_id: str
+    amount_micros: int
+    from_booking_micros: int
+    count: int
+    first_occurred_at: datetime | None
+    last_occurred_at: datetime | None
 
 
 @dataclass(slots=True)
@@ -200,15 +303,39 @@ def decide_batch(
     charges: Mapping[str, ChargeTakes],
     paused_account_ids: AbstractSet[str],
     aba_members: Mapping[str, Sequence[str]],
+    campaigns: Mapping[tuple[str, str], CampaignBudget] | None = None,
+    caps: Mapping[str, AccountCap] | None = None,
+    today: date | None = None,
+    budget_paused_keys: AbstractSet[str] = frozenset(),
 ) -> BatchDecision:
     """Decide a batch: the takes per bucket, the charges' new state, the pauses and the overspend.
 
     `accounts` holds every account of `spends` and every ABA member of their Business Centers;
     `funds` the balances of those owners before the batch (a missing owner has nothing);
-    `charges` what earlier charges took (S6); `paused_account_ids` the ad accounts paused now;
-    `aba_members` the ABA ad accounts of each Business Center.
+    `charges` what earlier charges took (S6); `paused_account_ids` the ad accounts paused now for
+    insufficient funds; `aba_members` the ABA ad accounts of each Business Center.
+    `campaigns` the known campaigns of the spends, keyed (ad account, campaign), with their spend
+    counted on `today`; `caps` the ad accounts' caps with their period's spend on `today`;
+    `budget_paused_keys` the state keys already paused for their budget or cap (S3).
     """
     batch = _Batch(accounts, funds, aba_members, set(paused_account_ids))
+    known_campaigns = campaigns or {}
+    running_campaigns: dict[tuple[str, str], _Campaign] = {}
+    # The caps that apply today, and the spend of their period so far.
+    cap_limits: dict[str, int] = {}
+    cap_spent: dict[str, int] = {}
+    if caps:
+        if today is None:
+            raise ValueError("caps are decided on a day: give `today`")
+        for account_id, cap in caps.items():
+            limit_micros = cap.limit_micros(today)
+            if limit_micros is not None:
+                cap_limits[account_id] = limit_micros
+                cap_spent[account_id] = cap.period_spent_micros
+    budget_paused = set(budget_paused_keys)
+    budget_pauses: list[BudgetPause] = []
+    account_spend: dict[str, int] = {}
+    posted: dict[tuple[str, str], _Posted] = {}
     rejected: list[RejectedSpend] = []
     lanes: dict[str, list[tuple[int, Spend]]] = {}
     for index, spend in enumerate(spends):
@@ -219,30 +346,78 @@ def decide_batch(
     for lane_spends in lanes.values():
         segment: list[tuple[Spend, str | None]] = []
         for index, spend in lane_spends:
-            if segment and segment[0][0].ad_account_id != spend.ad_account_id:
+            account_id = spend.ad_account_id
+            if segment and segment[0][0].ad_account_id != account_id:
                 _take_segment(batch, segment)
                 segment = []
             delta_micros = spend.amount_micros
             charge_id = spend.charge_id
             if charge_id is not None:
                 earlier = batch.charges.get(charge_id) or charges.get(charge_id)
-                if earlier is not None and earlier.ad_account_id != spend.ad_account_id:
-                    rejected.append(
-                        RejectedSpend(index, f"charge_id {charge_id} belongs to ad account {earlier.ad_account_id}")
-                    )
+                if earlier is not None and earlier.ad_account_id != account_id:
+                    rejected.append(RejectedSpend(index, f"charge_id {charge_id} belongs to ad account {earlier.ad_account_id}"))
                     continue
-                earlier = earlier or ChargeTakes(ad_account_id=spend.ad_account_id)
+                earlier = earlier or ChargeTakes(ad_account_id=account_id)
                 delta_micros = spend.amount_micros - earlier.amount_micros
                 batch.charges[charge_id] = replace(earlier, amount_micros=spend.amount_micros)
+            pair = (account_id, spend.campaign_id)
+            campaign = running_campaigns.get(pair)
+            if campaign is None and pair in known_campaigns:
+                campaign = running_campaigns[pair] = _Campaign.of(known_campaigns[pair])
+            booked_micros = 0
             if delta_micros > 0:
-                segment.append((replace(spend, amount_micros=delta_micros), charge_id))
+                if campaign is not None and campaign.prepaid:
+                    # C1: what the booking still holds is delivered against it; no money moves here.
+                    left_micros = campaign.source.booked_micros - campaign.from_booking_micros
+                    if left_micros > 0:
+                        booked_micros = min(left_micros, delta_micros)
+                        campaign.from_booking_micros += booked_micros
+                        if charge_id is not None:
+                            charge = batch.charges[charge_id]
+                            batch.charges[charge_id] = replace(charge, booking_micros=charge.booking_micros + booked_micros)
+                if delta_micros > booked_micros:
+                    segment.append((replace(spend, amount_micros=delta_micros - booked_micros), charge_id))
             elif delta_micros < 0:
                 # The segment's takes must be in the charge before its refund reverses them.
                 if segment:
                     _take_segment(batch, segment)
                     segment = []
                 assert charge_id is not None
-                _refund(batch, spend.ad_account_id, charge_id, -delta_micros)
+                booked_micros = -_give_back(batch, account_id, charge_id, -delta_micros)
+                if campaign is not None:
+                    campaign.from_booking_micros += booked_micros
+            if delta_micros:
+                account_spend[account_id] = account_spend.get(account_id, 0) + delta_micros
+                if campaign is not None:
+                    campaign.spent_micros += delta_micros
+                    campaign.day_spent_micros += delta_micros
+                limit_micros = cap_limits.get(account_id)
+                if limit_micros is not None:
+                    cap_spent[account_id] += delta_micros
+                    # S3: the event at which the account's spend reaches its cap pauses it.
+                    if delta_micros > 0 and cap_spent[account_id] >= limit_micros and account_id not in budget_paused:
+                        budget_paused.add(account_id)
+                        budget_pauses.append(BudgetPause(account_id, None, delivery.ACCOUNT_BUDGET_REACHED, spend.event_id))
+                # S3: the event at which the campaign's spend reaches its budget pauses it.
+                if delta_micros > 0 and campaign is not None and campaign.reached():
+                    key = delivery.state_key(account_id, spend.campaign_id)
+                    if key not in budget_paused:
+                        budget_paused.add(key)
+                        budget_pauses.append(BudgetPause(account_id, spend.campaign_id, delivery.CAMPAIGN_BUDGET_REACHED, spend.event_id))
+            total = posted.get(pair)
+            occurred_at = spend.occurred_at
+            if total is None:
+                mode = campaign.source.funding_mode if campaign is not None else "drawdown"
+                posted[pair] = _Posted(mode, spend.event_id, delta_micros, booked_micros, 1, occurred_at, occurred_at)
+            else:
+                total.amount_micros += delta_micros
+                total.from_booking_micros += booked_micros
+                total.count += 1
+                if occurred_at is not None:
+                    if total.first_occurred_at is None or occurred_at < total.first_occurred_at:
+                        total.first_occurred_at = occurred_at
+                    if total.last_occurred_at is None or occurred_at > total.last_occurred_at:
+                        total.last_occurred_at = occurred_at
         if segment:
             _take_segment(batch, segment)
 
@@ -254,7 +429,34 @@ def decide_batch(
         rejected=rejected,
         touched_owners=list(batch.touched),
         overspend_micros_by_currency=batch.overspend_by_currency,
+        budget_pauses=budget_pauses,
+        campaigns={pair: campaign.result() for pair, campaign in running_campaigns.items()},
+        account_spend_micros=account_spend,
+        posted=[
+            PostedSpend(
+                ad_account_id=account_id, campaign_id=campaign_id, funding_mode=total.funding_mode,
+                amount_micros=total.amount_micros, from_booking_micros=total.from_booking_micros,
+                spend_event_count=total.count, first_event_id=total.first_event_id,
+                first_occurred_at=total.first_occurred_at, last_occurred_at=total.last_occurred_at,
+            )
+            for (account_id, campaign_id), total in posted.items()
+        ],
     )
+
+
+def _give_back(batch: _Batch, account_id: str, charge_id: str, refund_micros: int) -> int:
+    """A lower final cost (S6): give back the charge's W7 takes first, then its booking part (the
+    reverse of the order they were taken in); returns the booking part given back."""
+    charge = batch.charges[charge_id]
+    ledger_back_micros = min(refund_micros, charge.ledger_taken_micros)
+    if ledger_back_micros:
+        _refund(batch, account_id, charge_id, ledger_back_micros)
+    booking_back_micros = refund_micros - ledger_back_micros
+    if booking_back_micros:
+        charge = batch.charges[charge_id]
+        assert booking_back_micros <= charge.booking_micros, "a refund cannot exceed what the charge took"
+        batch.charges[charge_id] = replace(charge, booking_micros=charge.booking_micros - booking_back_micros)
+    return booking_back_micros
 
 
 def _owners(profile: AccountProfile) -> tuple[Owner, Owner | None]:
