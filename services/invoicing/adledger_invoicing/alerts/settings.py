@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -39,6 +40,7 @@ class AlertSettings(BaseSettings):
     store: str = "memory://"
     data_dir: Path = Path()
     log_level: str = "info"
+    log_format: Literal["json", "console"] = "json"
 
     def broker(self) -> str:
         servers = self.bootstrap_servers or os.environ.get("ADLEDGER_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
