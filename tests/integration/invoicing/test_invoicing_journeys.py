@@ -3,6 +3,7 @@ C1, T1): top-ups become money only when the provider's signed webhook says paid,
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -10,7 +11,7 @@ import pytest
 
 from adledger_contracts.invoicing import IssueInvoice
 from adledger_contracts.spending import SpendPosted
-from adledger_contracts.wallet import PrepaymentThresholdCrossed
+from adledger_contracts.wallet import PlaceHold, PrepaymentThresholdCrossed
 from adledger_invoicing.domain.signatures import SIGNATURE_HEADER, sign
 from adledger_libs.events import encode
 
@@ -21,7 +22,7 @@ from .conftest import PLATFORM, SECRET, USD, Billing, typed, until
 pytestmark = pytest.mark.integration
 
 
-async def test_i1_i2_i5_w8_journey_bc_at_zero_paused_top_up_to_target_webhook_twice_credited_once_delivery_resumed(billing: Billing) -> None:
+async def test_i1_i2_i5_i8_m5_w8_journey_bc_at_zero_paused_top_up_to_target_webhook_twice_credited_once_delivery_resumed(billing: Billing) -> None:
     business_center, [account] = await billing.business_center(aba_accounts=1)
     await billing.subscribe(business_center)
     token = await billing.billing_user(business_center)
@@ -131,7 +132,7 @@ async def test_i5_webhooks_are_signed_idempotent_and_a_failure_credits_nothing_e
     assert (await billing.wallet_balance(business_center))["real_micros"] == 3 * USD
 
 
-async def test_i3_i4_a_top_up_needs_a_subscription_and_never_settles_an_outstanding_invoice(billing: Billing) -> None:
+async def test_i3_i4_w11_a_top_up_needs_a_subscription_never_settles_an_outstanding_invoice_and_targets_the_real_balance(billing: Billing) -> None:
     business_center, _ = await billing.business_center()
     token = await billing.billing_user(business_center)
     refused = await billing.top_up(token, business_center, amount_micros=USD)
@@ -153,6 +154,24 @@ async def test_i3_i4_a_top_up_needs_a_subscription_and_never_settles_an_outstand
     assert (await billing.call(billing.invoicing, "POST", f"/v1/invoices/{outstanding['id']}/void", PLATFORM)).json()["status"] == "void"
     refused_void = await billing.call(billing.invoicing, "POST", f"/v1/invoices/{top_up['id']}/void", PLATFORM)
     assert (refused_void.status_code, refused_void.json()["error"]) == (409, "illegal_transition")
+
+    # W11: a hold makes the virtual balance 4 USD while the real one stays 6 USD; a target is
+    # measured against the real balance, so 10 USD invoices 4 USD and the real balance is 10 once paid.
+    hold = PlaceHold(idempotency_key=unique("hold"), hold_id=unique("hold"), owner_id=business_center, amount_micros=2 * USD, currency="USD", purpose="campaign_booking", requested_by="campaign")
+    envelope = encode(hold, key=business_center, trace_id="t")
+    await produce(billing.stack.kafka_bootstrap_servers, "wallet.commands.v1", [(envelope.key, envelope.value, list(envelope.headers))])
+    await billing.wallet_balance_until(business_center, "virtual_micros", 4 * USD)
+
+    async def seen() -> bool:
+        found = await billing.overview(business_center)
+        return found["balance"]["virtual_micros"] == 4 * USD
+
+    await until(seen, "invoicing sees the hold")
+    target = (await billing.top_up(token, business_center, target_micros=10 * USD)).json()
+    assert target["amount_micros"] == 4 * USD, "W11, I2: target − the real balance"
+    await billing.provider(target["invoice"]["id"], "pay", token)
+    balance = await billing.wallet_balance_until(business_center, "real_micros", 10 * USD)
+    assert balance["virtual_micros"] == 8 * USD
 
 
 async def test_w12_the_wallets_threshold_signal_creates_one_prepayment_invoice_at_a_time(billing: Billing) -> None:
@@ -210,7 +229,7 @@ async def test_c1_an_activation_shortfall_invoice_requested_twice_is_issued_once
     assert len(await billing.invoices(business_center)) == 1
 
 
-async def test_i6_day_close_with_a_negative_prepaid_source_issues_exactly_one_invoice_to_accounts_payable(billing: Billing) -> None:
+async def test_i6_t1_day_close_with_a_negative_prepaid_source_issues_exactly_one_invoice_to_accounts_payable(billing: Billing) -> None:
     source = unique("fs")
     registered = await billing.call(billing.invoicing, "POST", "/v1/funding-sources", PLATFORM, {
         "id": source, "name": "Sales team", "kind": "prepaid_invoice", "currency": "USD",
@@ -263,7 +282,7 @@ async def test_i6_a_credit_card_source_gets_one_card_payment_per_charge(billing:
     assert (await billing.call(billing.invoicing, "GET", f"/v1/funding-sources/{source}", PLATFORM)).json()["balance_micros"] == 0
 
 
-async def test_i7_one_invoice_per_month_for_the_spend_posted_in_it_for_monthly_invoicing_accounts(billing: Billing) -> None:
+async def test_i7_t1_one_invoice_per_month_for_the_spend_posted_in_it_for_monthly_invoicing_accounts(billing: Billing) -> None:
     business_center, [account] = await billing.business_center(monthly_accounts=1)
 
     async def known() -> bool:
@@ -296,3 +315,22 @@ async def test_i7_one_invoice_per_month_for_the_spend_posted_in_it_for_monthly_i
     assert (invoice.payer_id, invoice.amount_micros, invoice.period_start.isoformat()) == (account, 5 * USD, "2026-11-01"), "the duplicate counted once; December not in it"
     assert [line.amount_micros for line in invoice.lines] == [3 * USD, 2 * USD], "one line per campaign"
     assert await billing.service.jobs.run_month_closes() == [], "one invoice per month"
+
+
+async def test_i5_the_same_payment_notified_many_times_at_once_pays_the_invoice_once(billing: Billing) -> None:
+    business_center, _ = await billing.business_center()
+    await billing.subscribe(business_center)
+    invoice = (await billing.top_up(PLATFORM, business_center, amount_micros=2 * USD)).json()["invoice"]
+    stamp = int(billing.clock.now().timestamp())
+
+    def signed(event_id: str) -> tuple[bytes, str]:
+        body = json.dumps({"id": event_id, "type": "payment.succeeded", "payment_id": "pay_race", "invoice_id": invoice["id"], "amount_micros": 2 * USD, "currency": "USD"}).encode()
+        return body, sign(SECRET, stamp, body)
+
+    deliveries = [signed(f"evt_race_{n % 3}") for n in range(9)]
+    answers = await asyncio.gather(*(billing.invoicing.post("/v1/payments/webhook", content=body, headers={SIGNATURE_HEADER: header}) for body, header in deliveries))
+    effects = sorted(answer.json()["effect"] for answer in answers)
+    assert effects == sorted(["paid"] + ["already_paid"] * 2 + ["duplicate"] * 6), effects
+    await billing.wallet_balance_until(business_center, "real_micros", 2 * USD)
+    events = await billing.records("invoicing.events.v1", {business_center}, expect=2)
+    assert len(typed(events, "InvoicePaid")) == 1

@@ -59,7 +59,7 @@ def test_i1_m1_an_amount_that_is_not_a_positive_integer_is_refused(amount: objec
 # I2 --------------------------------------------------------------------------------------------------
 
 
-def test_i2_a_target_invoices_the_target_minus_the_existing_balance() -> None:
+def test_i2_w11_a_target_invoices_the_target_minus_the_existing_real_balance() -> None:
     result = plan(target_micros=10 * USD, balance_micros=3 * USD)
     assert (result.invoiced, result.amount_micros) == (True, 7 * USD)
     overspent = plan(target_micros=10 * USD, balance_micros=-2 * USD)

@@ -29,7 +29,7 @@ def test_i5_a_provider_notification_is_parsed_strictly_and_unknown_types_are_ign
             parse_notification(broken)
 
 
-def test_i8_the_invoice_document_shows_number_lines_and_exact_totals_and_escapes_text() -> None:
+def test_the_invoice_document_shows_number_lines_and_exact_totals_and_escapes_text() -> None:
     invoice = domain.new_invoice(
         invoice_id="inv-1", number=42, payer_id="bc-<1>", payer_kind="owner", purpose=Purpose.MONTHLY_SPEND, currency="USD",
         lines=[Line("Campaign <b>A</b>", 1_234_500_000), Line("Adjustment", -500_000)], now=NOW,
