@@ -376,16 +376,14 @@ class Invoicing:
     async def spend_posted(self, uow: UnitOfWork, events: list[SpendPosted]) -> None:
         """I7: sum posted spend per ad account, calendar month of `posted_at` and campaign. Spend
         for a month already closed (a late event) goes into the current month's invoice."""
-        months = sorted({domain.month_start(event.posted_at) for event in events})
-        closed = await store.closed_months(uow.conn, months)
+        # Months close in order, so every month up to the last closed one is closed.
+        last_closed = await store.last_closed_month(uow.conn)
         current = domain.month_start(self.clock.now())
         rows: dict[tuple[str, date, str], list[object]] = {}
         for event in events:
             month = domain.month_start(event.posted_at)
-            if month in closed:
-                month = max(current, month)
-                if month in closed:  # pragma: no cover - only when the clock is behind the posted time
-                    month = domain.next_month(month)
+            if last_closed is not None and month <= last_closed:
+                month = max(current, domain.next_month(last_closed))
             key = (event.ad_account_id, month, event.campaign_id)
             row = rows.setdefault(key, [event.currency, 0, 0])
             row[1] = int(row[1]) + event.amount_micros  # type: ignore[call-overload]

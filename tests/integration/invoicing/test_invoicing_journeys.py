@@ -316,6 +316,18 @@ async def test_i7_t1_one_invoice_per_month_for_the_spend_posted_in_it_for_monthl
     assert [line.amount_micros for line in invoice.lines] == [3 * USD, 2 * USD], "one line per campaign"
     assert await billing.service.jobs.run_month_closes() == [], "one invoice per month"
 
+    # Spend posted in November that arrives after November closed goes into December's invoice.
+    await produce(billing.stack.kafka_bootstrap_servers, "spend.posted.v1", [posted("c-3", USD, november)])
+
+    async def late() -> bool:
+        rows = await billing.fetch(f"select month from {billing.invoicing_schema}.monthly_spend where ad_account_id = $1 and campaign_id = 'c-3'", account)
+        return [row["month"].isoformat() for row in rows] == ["2026-12-01"]
+
+    await until(late, "the late spend moved to December")
+    billing.clock.set(datetime(2027, 1, 1, 0, 1, tzinfo=UTC))
+    [december_invoice] = [item for item in await billing.service.jobs.run_month_closes() if item.payer_id == account]
+    assert (december_invoice.amount_micros, december_invoice.period_start.isoformat()) == (6 * USD, "2026-12-01")
+
 
 async def test_i5_the_same_payment_notified_many_times_at_once_pays_the_invoice_once(billing: Billing) -> None:
     business_center, _ = await billing.business_center()

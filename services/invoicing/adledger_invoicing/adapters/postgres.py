@@ -391,10 +391,6 @@ async def add_monthly_spend(conn: asyncpg.Connection, rows: list[tuple[str, date
     )
 
 
-async def closed_months(conn: asyncpg.Connection, months: list[date]) -> set[date]:
-    return {row["month"] for row in await conn.fetch("select month from month_closes where month = any($1)", months)}
-
-
 async def last_closed_month(conn: asyncpg.Connection) -> date | None:
     value: date | None = await conn.fetchval("select max(month) from month_closes")
     return value
