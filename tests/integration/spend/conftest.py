@@ -26,7 +26,7 @@ import pytest_asyncio
 from adledger_contracts.campaigns import AdAccountBudgetCapChanged, CampaignChanged
 from adledger_contracts.external import SpendReported
 from adledger_contracts.topics import topic
-from adledger_contracts.wallet import InvoicePaid
+from adledger_contracts.wallet import InvoicePaid, PlaceHold
 from adledger_libs.clock import ManualClock
 from adledger_libs.events import encode
 from adledger_libs.kafka import ensure_topics
@@ -83,6 +83,8 @@ class Services:
     #: The spend consumer's budget-period job (S3, W10): tests move the clock, then run it (T1).
     renew_budget_periods: Callable[[], Any] | None = None
     versions: dict[str, int] = field(default_factory=dict)
+    #: The spend consumer's wiring (`inject.Service`): its runtime, its consumer and its jobs.
+    spend_service: Any = None
 
     async def command(self, method: str, path: str, token: str, body: dict[str, object] | None = None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": unique("key")}
@@ -121,6 +123,17 @@ class Services:
             event_id=event_id or unique("spend"), ad_account_id=account_id, campaign_id=campaign_id, amount_micros=amount_micros,
             currency=currency, occurred_at=self.clock.now(), charge_id=charge_id,
         )
+
+    async def book(self, owner_id: str, amount_micros: int, *, hold_id: str | None = None) -> str:
+        """Hold a prepaid campaign's booking (C1) through the wallet's command topic, as the campaign service does."""
+        hold_id = hold_id or unique("booking")
+        command = PlaceHold(
+            idempotency_key=f"{hold_id}:place", hold_id=hold_id, owner_id=owner_id, amount_micros=amount_micros, currency="USD",
+            purpose="campaign_booking", requested_by="campaign",
+        )
+        envelope = encode(command, key=owner_id, trace_id="trace-booking")
+        await produce(self.bootstrap, "wallet.commands.v1", [(envelope.key, envelope.value, list(envelope.headers))])
+        return hold_id
 
     def _next_version(self, entity: str) -> int:
         self.versions[entity] = self.versions.get(entity, 0) + 1
@@ -307,6 +320,7 @@ async def services(stack: Stack) -> AsyncIterator[Services]:
         running = Services(
             wallet, spend, client, clock, stack.kafka_bootstrap_servers, spend_schema, stack.database_url, spend_topic,
             campaign_topic=campaign_topic, posted_topic=posted_topic, renew_budget_periods=spend_service.budget_periods.run,
+            spend_service=spend_service,
         )
         admin_id = unique("alice")
         answer = await running.command("POST", "/v1/users", PLATFORM, {"id": admin_id, "name": "Alice"})
