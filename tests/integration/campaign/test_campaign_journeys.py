@@ -345,6 +345,11 @@ async def test_c5_s3_pauses_from_delivery_control_and_by_hand_and_the_typed_refu
     again = await stack.command("POST", f"/v1/campaigns/{campaign_id}/pause", stack.token, key=key)
     assert first.status_code == 200 and again.json() == first.json(), "M5: the same key answers the first answer"
     assert (await stack.command("POST", f"/v1/campaigns/{campaign_id}/resume", stack.token)).json()["status"] == "active"
+    stranger = (await stack.command("POST", "/v1/users", PLATFORM, {"id": unique("other"), "name": "Of another BC"})).json()["token"]
+    read = await stack.client.get(f"/v1/campaigns/{campaign_id}", headers={"Authorization": f"Bearer {stranger}"})
+    assert (read.status_code, read.json()["error"]) == (403, "permission_denied"), "W9: no role here, nothing to read"
+    changed = await stack.command("POST", f"/v1/campaigns/{campaign_id}/pause", stranger)
+    assert (changed.status_code, changed.json()["error"]) == (403, "permission_denied"), "W9: nor to change"
     too_low = await stack.command("PUT", f"/v1/campaigns/{campaign_id}/budget", stack.token, {"budget_micros": USD - 1})
     assert (too_low.status_code, too_low.json()["error"]) == (422, "budget_below_minimum")
 
