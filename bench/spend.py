@@ -33,8 +33,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
 from adledger_contracts.external import SpendReported
 from adledger_contracts.topics import TopicSpec
 from adledger_ledger.domain import TransferRequest, raise_first_error
@@ -49,6 +47,7 @@ from adledger_spend_consumer.adapters import postgres
 from adledger_spend_consumer.config import Settings
 from adledger_spend_consumer.domain.spending import AccountProfile
 from adledger_spend_consumer.inject import build
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BOOTSTRAP = os.environ.get("ADLEDGER_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
@@ -86,10 +85,24 @@ def free_port() -> int:
 
 async def create_topics(run: Run, partitions: int) -> None:
     specs = []
-    for name, count in (("spend", partitions), ("pause-spend", partitions), ("wallet", 3), ("balances", 6), ("control", 6), ("state", 6)):
+    topics = (("spend", partitions), ("pause-spend", partitions), ("wallet", 3), ("balances", 6), ("control", 6), ("state", 6), ("campaign", 6), ("posted", 6))
+    for name, count in topics:
         for full in (run.topic(name), run.topic(name) + ".dlq"):
             specs.append(TopicSpec(full, "id", count, "delete", ("bench",), ("bench",), (), "benchmark topic"))
     await ensure_topics(BOOTSTRAP, specs)
+
+
+async def delete_topics(run: Run) -> None:
+    """The run's topics go too, so repeated runs (the CI smoke run) do not pile topics up on a broker."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    await admin.start()
+    try:
+        prefix = run.topic("")
+        await admin.delete_topics([name for name in await admin.list_topics() if name.startswith(prefix)])
+    finally:
+        await admin.close()
 
 
 async def set_up_ledger(ledger_schema: str, profiles: list[AccountProfile], funds_micros: dict[str, int]) -> None:
@@ -158,12 +171,17 @@ async def fill(topic: str, accounts: list[str], events: int) -> tuple[float, int
     total_micros = 0
     try:
         # Ad servers do not set our headers; the consumer must cope with plain JSON records.
+        futures = []
         for index in range(events):
             amount_micros = random.randint(1_000, 50_000)
             total_micros += amount_micros
             key, value, _ = spend_record(accounts[index % len(accounts)], amount_micros)
-            await producer.send(topic, value, key=key)
-        await producer.flush()
+            futures.append(await producer.send(topic, value, key=key))
+        # Every record acknowledged (a failed batch raises here), within the phase's limit.
+        try:
+            await asyncio.wait_for(asyncio.gather(*futures), PHASE_LIMIT_S)
+        except TimeoutError:
+            raise RuntimeError(f"the backlog was not acknowledged by the broker within {PHASE_LIMIT_S} s") from None
     finally:
         await producer.stop()
     return time.perf_counter() - started, total_micros
@@ -211,6 +229,7 @@ def consumer_settings(run: Run, schema: str, ledger_schema: str, group: str, max
         consumer_max_batch_records=max_batch_records, outbox_poll_interval_ms=50,
         spend_topic=run.topic(spend_topic), wallet_events_topic=run.topic("wallet"), balances_topic=run.topic("balances"),
         delivery_control_topic=run.topic("control"), delivery_state_topic=run.topic("state"),
+        campaign_events_topic=run.topic("campaign"), spend_posted_topic=run.topic("posted"),
     )
 
 
@@ -355,7 +374,7 @@ async def main() -> int:
     parser.add_argument("--pause-rate", type=int, default=5_000, help="spend events per second during the pause run")
     parser.add_argument("--batch", type=int, default=2000, help="records per consumer transaction")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where spend-latest.json is written")
-    parser.add_argument("--keep", action="store_true", help="keep the benchmark's schemas (topics are always kept)")
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark's schemas and topics")
     arguments = parser.parse_args()
     configure_logging("WARNING", "console")
     run = Run(uuid.uuid4().hex[:8])
@@ -417,6 +436,7 @@ async def main() -> int:
     (arguments.results / "spend-latest.json").write_text(json.dumps(result, indent=2) + "\n")
     if not arguments.keep:
         await drop([f"bench_{part}_{run.tag}" for part in ("batched", "naive", "pause", "ledger_batched", "ledger_naive", "ledger_pause")])
+        await delete_topics(run)
     return 0
 
 

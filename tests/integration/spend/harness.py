@@ -142,6 +142,8 @@ class SpendWorld:
         self.balances_topic = f"t.res.{tag}.balances.v1"
         self.control_topic = f"t.res.{tag}.delivery.control.v1"
         self.state_topic = f"t.res.{tag}.delivery.state.v1"
+        self.campaign_topic = f"t.res.{tag}.campaign.events.v1"
+        self.posted_topic = f"t.res.{tag}.spend.posted.v1"
         self.spend_partitions = spend_partitions
         self.max_batch_records = max_batch_records
         self.processes: list[Process] = []
@@ -159,11 +161,15 @@ class SpendWorld:
             (self.balances_topic, "balances.v1", None),
             (self.control_topic, "delivery.control.v1", None),
             (self.state_topic, "delivery.state.v1", None),
+            (self.campaign_topic, "campaign.events.v1", None),
+            (self.posted_topic, "spend.posted.v1", None),
         ):
             spec = replace(topic(original), name=name)
             specs.append(replace(spec, partitions=partitions) if partitions else spec)
-            if original != "delivery.control.v1" and original != "delivery.state.v1":  # the consumed ones have one
+            try:  # the topics the service consumes have a dead-letter topic
                 specs.append(replace(topic(original + ".dlq"), name=name + ".dlq"))
+            except KeyError:
+                pass
         await ensure_topics(self.bootstrap, specs)
 
     def env(self, **extra: str) -> dict[str, str]:
@@ -179,6 +185,8 @@ class SpendWorld:
             "ADLEDGER_BALANCES_TOPIC": self.balances_topic,
             "ADLEDGER_DELIVERY_CONTROL_TOPIC": self.control_topic,
             "ADLEDGER_DELIVERY_STATE_TOPIC": self.state_topic,
+            "ADLEDGER_CAMPAIGN_EVENTS_TOPIC": self.campaign_topic,
+            "ADLEDGER_SPEND_POSTED_TOPIC": self.posted_topic,
             # Small batches: many transactions, so a kill lands between, and inside, many of them.
             "ADLEDGER_CONSUMER_MAX_BATCH_RECORDS": str(self.max_batch_records),
             "ADLEDGER_OUTBOX_POLL_INTERVAL_MS": "100",
