@@ -269,3 +269,12 @@ def test_s4_causes_already_in_force_come_from_the_stored_state() -> None:
     transitions, after = delivery.resolve({"acc/c1": ("manual",)}, [delivery.start("acc", "c1", "manual"), delivery.end("acc", "c1", "manual", "manual")])
     assert [(t.change.key, t.action) for t in transitions] == [("acc/c1", "resume")]
     assert after == {"acc/c1": ()}
+
+
+def test_c1_a_prepaid_campaign_with_nothing_booked_yet_is_paused_by_its_status_not_its_budget() -> None:
+    nothing_booked = CampaignBudget("manual", "c1", "prepaid", "lifetime", 100, 0)
+    assert _changes(nothing_booked, "awaiting_payment") == [("campaign_awaiting_payment", True, "campaign_awaiting_payment")]
+    # Spend with nothing booked is beyond the booking at once.
+    decision = decide([spend("e1", 10)], campaigns={("manual", "c1"): nothing_booked})
+    assert [p.cause_event_id for p in decision.budget_pauses] == ["e1"]
+    assert decision.movements == {("ad_account", "manual", "cash"): 10}

@@ -7,8 +7,9 @@ month, a custom cap the spend posted from its first to its last day (both includ
 
 - A drawdown campaign reaches its budget when its spend (lifetime, or the day's for a daily
   budget) is at or above `budget_micros`.
-- A prepaid campaign reaches it when what it delivered is at or above `booked_micros` (the money
-  held for it); spend up to the booking is taken from the booking, beyond it in W7 order.
+- A prepaid campaign reaches it when what it delivered is above zero and at or above
+  `booked_micros` (the money held for it); spend up to the booking is taken from the booking,
+  beyond it in W7 order.
 - An ad account reaches its cap when the spend of the cap's current period is at or above the
   cap; a custom cap outside its days, or an unlimited one, never is.
 - A campaign's status is a cause of its own: `paused` by its user (or with no cause given) is
@@ -56,9 +57,13 @@ class CampaignBudget:
 def campaign_budget_reached(
     *, prepaid: bool, daily: bool, budget_micros: int, booked_micros: int, spent_micros: int, day_spent_micros: int
 ) -> bool:
-    """S3: a prepaid campaign stops at its booking; a drawdown one at its budget (of the day if daily)."""
+    """S3: a prepaid campaign stops at its booking; a drawdown one at its budget (of the day if daily).
+
+    A prepaid campaign that delivered nothing has reached nothing, even while nothing is booked
+    yet (a draft, or one awaiting payment): its first spend with nothing booked reaches it.
+    """
     if prepaid:
-        return spent_micros >= booked_micros
+        return spent_micros > 0 and spent_micros >= booked_micros
     return (day_spent_micros if daily else spent_micros) >= budget_micros
 
 

@@ -153,20 +153,23 @@ class BudgetPause:
     cause_event_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PostedSpend:
-    """The spend of one campaign of one ad account in this batch, for `spend.posted.v1`."""
+    """The spend of one campaign of one ad account in this batch, for `spend.posted.v1`.
+
+    Mutable while the batch is decided (it is the running sum), read-only afterwards.
+    """
 
     ad_account_id: str
     campaign_id: str
     funding_mode: str
+    #: The id of its first spend event: what makes the posted event's id stable across a replay.
+    first_event_id: str
     #: Net of S6 adjustments; negative when they gave back more than new spend took.
     amount_micros: int
     #: Prepaid: the part delivered against the booking (the rest was taken in W7 order).
     from_booking_micros: int
     spend_event_count: int
-    #: The id of its first spend event: what makes the posted event's id stable across a replay.
-    first_event_id: str
     first_occurred_at: datetime | None
     last_occurred_at: datetime | None
 
@@ -256,17 +259,6 @@ class _Campaign:
 
 
 @dataclass(slots=True)
-class _Posted:
-    funding_mode: str
-    first_event_id: str
-    amount_micros: int
-    from_booking_micros: int
-    count: int
-    first_occurred_at: datetime | None
-    last_occurred_at: datetime | None
-
-
-@dataclass(slots=True)
 class _Batch:
     """The running state of one batch's decision."""
 
@@ -335,7 +327,7 @@ def decide_batch(
     budget_paused = set(budget_paused_keys)
     budget_pauses: list[BudgetPause] = []
     account_spend: dict[str, int] = {}
-    posted: dict[tuple[str, str], _Posted] = {}
+    posted: dict[tuple[str, str], PostedSpend] = {}
     rejected: list[RejectedSpend] = []
     lanes: dict[str, list[tuple[int, Spend]]] = {}
     for index, spend in enumerate(spends):
@@ -361,9 +353,11 @@ def decide_batch(
                 delta_micros = spend.amount_micros - earlier.amount_micros
                 batch.charges[charge_id] = replace(earlier, amount_micros=spend.amount_micros)
             pair = (account_id, spend.campaign_id)
-            campaign = running_campaigns.get(pair)
-            if campaign is None and pair in known_campaigns:
-                campaign = running_campaigns[pair] = _Campaign.of(known_campaigns[pair])
+            campaign = None
+            if known_campaigns:
+                campaign = running_campaigns.get(pair)
+                if campaign is None and pair in known_campaigns:
+                    campaign = running_campaigns[pair] = _Campaign.of(known_campaigns[pair])
             booked_micros = 0
             if delta_micros > 0:
                 if campaign is not None and campaign.prepaid:
@@ -391,7 +385,7 @@ def decide_batch(
                 if campaign is not None:
                     campaign.spent_micros += delta_micros
                     campaign.day_spent_micros += delta_micros
-                limit_micros = cap_limits.get(account_id)
+                limit_micros = cap_limits.get(account_id) if cap_limits else None
                 if limit_micros is not None:
                     cap_spent[account_id] += delta_micros
                     # S3: the event at which the account's spend reaches its cap pauses it.
@@ -408,11 +402,13 @@ def decide_batch(
             occurred_at = spend.occurred_at
             if total is None:
                 mode = campaign.source.funding_mode if campaign is not None else "drawdown"
-                posted[pair] = _Posted(mode, spend.event_id, delta_micros, booked_micros, 1, occurred_at, occurred_at)
+                posted[pair] = PostedSpend(
+                    account_id, spend.campaign_id, mode, spend.event_id, delta_micros, booked_micros, 1, occurred_at, occurred_at
+                )
             else:
                 total.amount_micros += delta_micros
                 total.from_booking_micros += booked_micros
-                total.count += 1
+                total.spend_event_count += 1
                 if occurred_at is not None:
                     if total.first_occurred_at is None or occurred_at < total.first_occurred_at:
                         total.first_occurred_at = occurred_at
@@ -432,15 +428,7 @@ def decide_batch(
         budget_pauses=budget_pauses,
         campaigns={pair: campaign.result() for pair, campaign in running_campaigns.items()},
         account_spend_micros=account_spend,
-        posted=[
-            PostedSpend(
-                ad_account_id=account_id, campaign_id=campaign_id, funding_mode=total.funding_mode,
-                amount_micros=total.amount_micros, from_booking_micros=total.from_booking_micros,
-                spend_event_count=total.count, first_event_id=total.first_event_id,
-                first_occurred_at=total.first_occurred_at, last_occurred_at=total.last_occurred_at,
-            )
-            for (account_id, campaign_id), total in posted.items()
-        ],
+        posted=list(posted.values()),
     )
 
 
