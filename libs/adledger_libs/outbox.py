@@ -245,6 +245,11 @@ class OutboxRelay:
             listener, self._listener = self._listener, None
             try:
                 await listener.remove_listener(self.channel, self._notified)
+            except (asyncpg.InterfaceError, asyncpg.PostgresError, OSError) as error:
+                # The connection is already gone (the database restarted or ended it): there is
+                # nothing left to unlisten, and the error or cancellation that is ending the relay
+                # must not be replaced by this one.
+                log.warning("outbox_unlisten_failed", schema=self._schema, error=repr(error))
             finally:
                 await self._pool.release(listener)
 
