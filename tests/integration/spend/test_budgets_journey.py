@@ -364,3 +364,19 @@ async def _posted_in_rolled_back_batch(services: Services, spends: list[SpendRep
             await transaction.rollback()
     assert len(found) == 1, found
     return found
+
+
+async def test_c5_a_snapshot_read_before_its_account_is_known_here_is_decided_when_the_account_opens(services: Services) -> None:
+    business_center = await services.business_center()
+    account = f"{business_center}-late"
+    # The campaign service's snapshot overtakes the wallet's AdAccountOpened: it is kept, not acted on.
+    event = await services.campaign(account, "c1", budget_micros=10 * USD, status="paused", pause_cause="user")
+    await services.campaign_until(account, "c1", event.version)
+    assert await services.state_of(f"{account}/c1") is None
+    await services.command(
+        "POST", f"/v1/business-centers/{business_center}/ad-accounts", services.admin_token,
+        {"id": account, "name": "late", "type": "reservation", "billing_option": "prepaid"},
+    )
+    await services.known_to_spend_consumer(account)
+    assert (await services.state_until(f"{account}/c1", lambda row: not row["serving"]))["reason"] == "manual"
+    assert await _decisions(services, account, expect=1) == [("c1", "pause", "manual")]
