@@ -285,6 +285,8 @@ async def test_c1_w7_s6_prepaid_spend_beyond_the_booking_is_taken_in_w7_order(se
         {"ad_account_id": account, "bucket": "vouchers", "direction": "to_ad_account", "amount_micros": 1 * USD, "currency": "USD"},
     )
     await services.pay(account, 10 * USD)
+    # The booking is held only once the payment is in (a hold the cash cannot cover is refused).
+    await services.balance_until(account, "available_micros", 11 * USD)
     await services.book(account, 2 * USD)
     await services.balance_until(account, "held_micros", 2 * USD)
     await services.balance_until(account, "available_micros", 9 * USD)
