@@ -20,6 +20,10 @@ SERVICES: dict[str, int] = {
     "order_escrow": 8084,
     "spend_consumer": 8085,
 }
+#: Processes with no HTTP port: the invoicing service's spend-rate and alerts job (faust-streaming).
+WORKERS: dict[str, tuple[str, ...]] = {
+    "alerts": ("-m", "adledger_invoicing.alerts", "worker", "-l", "warn"),
+}
 COLOURS = ("\033[36m", "\033[32m", "\033[33m", "\033[35m", "\033[34m", "\033[31m")
 RESET = "\033[0m"
 HEALTH_TIMEOUT_S = 90.0
@@ -73,6 +77,13 @@ async def main() -> int:
         processes[name] = process
         assert process.stdout is not None
         pipes.append(asyncio.create_task(_pipe(process.stdout, _prefix(name, index))))
+    for index, (name, arguments) in enumerate(WORKERS.items(), start=len(SERVICES)):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, *arguments, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )
+        processes[name] = process
+        assert process.stdout is not None
+        pipes.append(asyncio.create_task(_pipe(process.stdout, _prefix(name, index))))
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -81,10 +92,11 @@ async def main() -> int:
 
     exit_code = 0
     try:
-        await asyncio.gather(*(_wait_healthy(name, SERVICES[name], process) for name, process in processes.items()))
+        await asyncio.gather(*(_wait_healthy(name, SERVICES[name], processes[name]) for name in SERVICES))
         print("\nadledger is running. Health and metrics:")
         for name, port in SERVICES.items():
             print(f"  {name:<15} http://127.0.0.1:{port}/health   http://127.0.0.1:{port}/metrics")
+        print(f"  {'alerts':<15} spend rates and runway alerts (faust-streaming worker, no HTTP port)")
         print("Kafka tools: deploy/local/kafka topics --list | consumer-groups --describe --all-groups")
         print("Press Ctrl-C to stop everything.\n", flush=True)
         if env.get("ADLEDGER_SIMULATOR", "1") != "0":
@@ -98,7 +110,7 @@ async def main() -> int:
             )
             processes["simulator"] = simulator
             assert simulator.stdout is not None
-            pipes.append(asyncio.create_task(_pipe(simulator.stdout, _prefix("simulator", len(SERVICES)))))
+            pipes.append(asyncio.create_task(_pipe(simulator.stdout, _prefix("simulator", len(SERVICES) + len(WORKERS)))))
         waits = {asyncio.create_task(process.wait()): name for name, process in processes.items()}
         stopper = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([stopper, *waits], return_when=asyncio.FIRST_COMPLETED)

@@ -1,11 +1,17 @@
-"""A built-in ad-server simulator for `make run`: it sets up a few Business Centers and ad
-accounts through the wallet's API, funds them with paid invoices, then publishes realistic
-spend on `ads.spend.v1` and obeys `delivery.control.v1`: a paused account or campaign stops
-serving, a resumed one serves again. It logs what it does, so a newcomer watches balances
-fall and delivery pause.
+"""A built-in ad-server simulator for `make run`.
 
-It speaks only the public contract (HTTP API, ads.spend.v1, delivery.control.v1, balances.v1),
-as a real ad server would. Run alone: `.venv/bin/python deploy/local/simulator.py`.
+It sets up a few Business Centers and ad accounts through the wallet's API, funds them the way a
+customer would (a top-up invoice from the invoicing service, paid through its local payment
+provider, whose signed webhooks make the wallet credit the money), creates campaigns through the
+campaign service (drawdown ones, one with a small budget, and one prepaid campaign that books its
+budget as a hold), then publishes realistic spend on `ads.spend.v1` and obeys
+`delivery.control.v1`: a paused account or campaign stops serving, a resumed one serves again.
+When a Business Center has been paused for lack of funds a while, its finance person tops it up
+again (a few times), so delivery resumes by itself. It logs what it does, so a newcomer watches
+balances fall, delivery pause and resume.
+
+It speaks only the public contract (HTTP APIs, ads.spend.v1, delivery.control.v1, balances.v1),
+as a real ad server and a real customer would. Run alone: `.venv/bin/python deploy/local/simulator.py`.
 """
 
 from __future__ import annotations
@@ -21,10 +27,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 BOOTSTRAP = os.environ.get("ADLEDGER_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
 WALLET = os.environ.get("ADLEDGER_SIMULATOR_WALLET_URL", "http://127.0.0.1:8081")
+CAMPAIGN = os.environ.get("ADLEDGER_SIMULATOR_CAMPAIGN_URL", "http://127.0.0.1:8082")
+INVOICING = os.environ.get("ADLEDGER_SIMULATOR_INVOICING_URL", "http://127.0.0.1:8083")
+#: How long a Business Center stays paused for lack of funds before its finance person tops it up.
+TOP_UP_AFTER_S = float(os.environ.get("ADLEDGER_SIMULATOR_TOP_UP_AFTER_S", "20"))
+TOP_UPS_PER_OWNER = 3
+#: How long the simulator waits for a service to learn, from the wallet's events, what it set up.
+SETTLE_S = 60.0
 PLATFORM_TOKEN = os.environ.get("ADLEDGER_PLATFORM_TOKEN", "local-platform-token")
 EVENTS_PER_SECOND = int(os.environ.get("ADLEDGER_SIMULATOR_EVENTS_PER_SECOND", "20"))
 RUN_ID = os.environ.get("ADLEDGER_SIMULATOR_RUN_ID", datetime.now(UTC).strftime("%H%M%S"))
@@ -35,9 +49,11 @@ USD = 1_000_000
 class Account:
     id: str
     business_center_id: str
-    campaigns: list[str]
+    campaigns: list[str] = field(default_factory=list)
     serving: bool = True
     paused_campaigns: set[str] = field(default_factory=set)
+    #: The owner whose money it spends: its Business Center with ABA, else itself (W7).
+    funded_by: str = ""
 
 
 def usd(micros: int) -> str:
@@ -55,49 +71,143 @@ def _key(method: str, path: str, body: dict[str, object] | None) -> str:
     return hashlib.sha256(f"{RUN_ID} {method} {path} {json.dumps(body, sort_keys=True)}".encode()).hexdigest()
 
 
-async def command(client: httpx.AsyncClient, method: str, path: str, token: str, body: dict[str, object] | None = None) -> dict[str, object]:
+async def command(
+    client: httpx.AsyncClient, method: str, path: str, token: str, body: dict[str, object] | None = None,
+    *, base: str = WALLET, key: str | None = None,
+) -> dict[str, object]:
     answer = await client.request(
-        method, WALLET + path, json=body,
-        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": _key(method, path, body)},
+        method, base + path, json=body,
+        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key or _key(method, base + path, body)},
     )
     if answer.status_code >= 400:
-        raise RuntimeError(f"{method} {path}: {answer.status_code} {answer.text}")
+        raise RuntimeError(f"{method} {base}{path}: {answer.status_code} {answer.text}")
     return dict(answer.json())
 
 
-async def set_up(client: httpx.AsyncClient, producer: AIOKafkaProducer) -> tuple[list[Account], str]:
+async def settled(client: httpx.AsyncClient, method: str, path: str, token: str, body: dict[str, object] | None = None, *, base: str) -> dict[str, object]:
+    """A command to a service that learns Business Centers and ad accounts from the wallet's
+    events: until it has read them it answers 404, so try again for a bounded time."""
+    deadline = asyncio.get_running_loop().time() + SETTLE_S
+    while True:
+        try:
+            return await command(client, method, path, token, body, base=base)
+        except RuntimeError as error:
+            if ": 404 " not in str(error) or asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+async def set_up(client: httpx.AsyncClient) -> list[Account]:
     """Two Business Centers: one with ABA (three accounts share its money), one manual."""
     user = f"sim-admin-{RUN_ID}"
     token = str((await command(client, "POST", "/v1/users", PLATFORM_TOKEN, {"id": user, "name": "Simulator admin"}))["token"])
+    campaign_token = str(
+        (await command(client, "POST", "/v1/users", PLATFORM_TOKEN, {"id": user, "name": "Simulator admin"}, base=CAMPAIGN))["token"]
+    )
     accounts: list[Account] = []
     for index, (aba, funds_micros) in enumerate(((True, 6 * USD), (False, 3 * USD))):
         bc = f"sim-bc{index + 1}-{RUN_ID}"
         await command(client, "POST", "/v1/business-centers", PLATFORM_TOKEN, {"id": bc, "name": f"Simulated BC {index + 1}", "currency": "USD", "admin_user_id": user})
+        bc_accounts = []
         for number in range(3 if aba else 2):
             account = f"{bc}-acct{number + 1}"
             await command(client, "POST", f"/v1/business-centers/{bc}/ad-accounts", token, {"id": account, "name": account, "type": "auction", "billing_option": "monthly_invoicing"})
-            accounts.append(Account(account, bc, [f"{account}-cmp{c + 1}" for c in range(2)]))
-        owner = bc if aba else f"{bc}-acct1"
+            bc_accounts.append(Account(account, bc, funded_by=bc if aba else account))
         if aba:
             await command(client, "POST", f"/v1/business-centers/{bc}/aba", token)
-        await pay(producer, owner, funds_micros)
-        if not aba:
-            await pay(producer, f"{bc}-acct2", funds_micros)
+        for owner in sorted({account.funded_by for account in bc_accounts}):
+            await top_up(client, owner, funds_micros)
+        await settled(client, "PUT", f"/v1/business-centers/{bc}/members/{user}", PLATFORM_TOKEN, {"role": "admin"}, base=CAMPAIGN)
+        if aba:
+            await set_caps_after_budget_sync(client, campaign_token, bc_accounts)
+        for account in bc_accounts:
+            # A drawdown campaign with a small lifetime budget pauses on its own (S3); the others spend freely.
+            budgets = (("drawdown", 1 * USD), ("drawdown", 100 * USD)) if account is bc_accounts[0] else (("drawdown", 100 * USD),)
+            if not aba and account is bc_accounts[1]:
+                # A prepaid campaign books its budget as a hold at activation (C1) and pauses when delivery reaches it.
+                budgets = (("prepaid", 2 * USD), ("drawdown", 100 * USD))
+            for number, (mode, budget_micros) in enumerate(budgets):
+                campaign = await settled(
+                    client, "POST", "/v1/campaigns", campaign_token,
+                    {"ad_account_id": account.id, "name": f"{account.id} {mode} {number + 1}", "funding_mode": mode, "budget_micros": budget_micros},
+                    base=CAMPAIGN,
+                )
+                activated = await command(client, "POST", f"/v1/campaigns/{campaign['id']}/activate", campaign_token, base=CAMPAIGN)
+                account.campaigns.append(str(campaign["id"]))
+                say(f"campaign {campaign['id']} on {account.id}: {mode}, budget {usd(budget_micros)}, {activated['status']}")
+        accounts.extend(bc_accounts)
         say(f"set up {bc}: {'ABA, funds shared' if aba else 'manual allocation'}, {funds_micros // USD} USD per owner")
-    return accounts, token
+    return accounts
 
 
-async def pay(producer: AIOKafkaProducer, owner_id: str, amount_micros: int) -> None:
-    """A paid invoice, as the invoicing service would announce it."""
-    value = {"event_id": str(uuid.uuid4()), "invoice_id": f"sim-inv-{uuid.uuid4().hex[:8]}", "owner_id": owner_id,
-             "amount_micros": amount_micros, "currency": "USD", "paid_at": datetime.now(UTC).isoformat()}
-    headers = [("event-type", b"InvoicePaid"), ("schema-version", b"1"), ("trace-id", uuid.uuid4().hex.encode())]
-    await producer.send_and_wait("invoicing.events.v1", json.dumps(value).encode(), key=owner_id.encode(), headers=headers)
+async def set_caps_after_budget_sync(client: httpx.AsyncClient, token: str, accounts: list[Account]) -> None:
+    """Budget Sync (W5) gave each ABA account a cap equal to what it had before: nothing here. A
+    finance person lifts those caps, but leaves the last account a small monthly one (S3)."""
+    for account in accounts:
+        deadline = asyncio.get_running_loop().time() + SETTLE_S
+        while True:
+            answer = await client.get(f"{CAMPAIGN}/v1/ad-accounts/{account.id}/budget-cap", headers={"Authorization": f"Bearer {token}"})
+            if answer.status_code == 200 and answer.json().get("source") == "budget_sync":
+                break
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"the campaign service did not apply Budget Sync to {account.id} within {SETTLE_S:.0f} s")
+            await asyncio.sleep(0.5)
+        cap: dict[str, object] = {"kind": "unlimited"}
+        if account is accounts[-1]:
+            cap = {"kind": "monthly", "amount_micros": 2 * USD}
+        await command(client, "PUT", f"/v1/ad-accounts/{account.id}/budget-cap", token, cap, base=CAMPAIGN)
+        say(f"budget cap of {account.id}: {cap['kind']}{' ' + usd(int(cap['amount_micros'])) if 'amount_micros' in cap else ''}")  # type: ignore[call-overload]
 
 
-async def obey_delivery_control(accounts: dict[str, Account]) -> None:
-    consumer = AIOKafkaConsumer("delivery.control.v1", bootstrap_servers=BOOTSTRAP, auto_offset_reset="latest", group_id=f"sim-{RUN_ID}")
+async def top_up(client: httpx.AsyncClient, owner_id: str, amount_micros: int) -> None:
+    """What a customer does: an active subscription (I4), a top-up invoice (I1), paid through the
+    local payment provider, which notifies the invoicing service with signed webhooks (I5)."""
+    await command(client, "PUT", f"/v1/subscriptions/{owner_id}", PLATFORM_TOKEN, {"status": "active"}, base=INVOICING)
+    answer = await command(
+        client, "POST", "/v1/top-ups", PLATFORM_TOKEN, {"owner_id": owner_id, "currency": "USD", "amount_micros": amount_micros},
+        base=INVOICING, key=uuid.uuid4().hex,
+    )
+    invoice = dict(answer["invoice"])  # type: ignore[arg-type]
+    await command(client, "POST", f"/v1/local-provider/invoices/{invoice['id']}/payments", PLATFORM_TOKEN, {"scenario": "pay"}, base=INVOICING)
+    say(f"top-up of {usd(amount_micros)} for {owner_id}: invoice {invoice.get('number', invoice['id'])} paid through the local provider")
+
+
+async def finance(client: httpx.AsyncClient, accounts: list[Account], paused_since: dict[str, float]) -> None:
+    """An owner paused for lack of funds a while gets topped up again, a few times at most."""
+    top_ups: dict[str, int] = {}
+    while True:
+        await asyncio.sleep(1)
+        now = asyncio.get_running_loop().time()
+        for owner, since in list(paused_since.items()):
+            if now - since >= TOP_UP_AFTER_S and top_ups.get(owner, 0) < TOP_UPS_PER_OWNER:
+                top_ups[owner] = top_ups.get(owner, 0) + 1
+                del paused_since[owner]
+                await top_up(client, owner, 3 * USD)
+
+
+async def control_from_now() -> AIOKafkaConsumer:
+    """A reader of `delivery.control.v1` positioned at its end before anything is set up, so no
+    pause of this run is missed (no consumer group: the simulator is one process)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(["delivery.control.v1"])
+    finally:
+        await admin.close()
+    numbers = sorted(partition["partition"] for topic in described for partition in topic.get("partitions", ()))
+    if not numbers:
+        raise RuntimeError("topic delivery.control.v1 has no partitions: is the spend consumer running?")
+    partitions = [TopicPartition("delivery.control.v1", number) for number in numbers]
+    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP)
     await consumer.start()
+    consumer.assign(partitions)
+    await consumer.seek_to_end(*partitions)
+    for partition in partitions:
+        await consumer.position(partition)
+    return consumer
+
+
+async def obey_delivery_control(consumer: AIOKafkaConsumer, accounts: dict[str, Account], paused_since: dict[str, float]) -> None:
     try:
         async for record in consumer:
             decision = json.loads(record.value)
@@ -109,6 +219,8 @@ async def obey_delivery_control(accounts: dict[str, Account]) -> None:
                 (account.paused_campaigns.discard if serving else account.paused_campaigns.add)(decision["campaign_id"])
             else:
                 account.serving = serving
+                if decision["reason"] == "insufficient_funds":
+                    paused_since.setdefault(account.funded_by, asyncio.get_running_loop().time())
             target = decision.get("campaign_id") or account.id
             say(f"{'RESUME' if serving else 'PAUSE '} {target}: {decision['reason']} (cause {decision.get('cause_event_id')})")
     finally:
@@ -146,12 +258,17 @@ async def watch_balances(accounts: list[Account]) -> None:
 async def main() -> int:
     producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, enable_idempotence=True, linger_ms=5)
     await producer.start()
+    control = await control_from_now()
     try:
         async with httpx.AsyncClient(timeout=10) as client:
-            accounts, _ = await set_up(client, producer)
-        by_id = {account.id: account for account in accounts}
-        say(f"serving ads at ~{EVENTS_PER_SECOND} spend events/s; watch balances fall and delivery pause")
-        await asyncio.gather(obey_delivery_control(by_id), watch_balances(accounts), serve_ads(producer, accounts))
+            accounts = await set_up(client)
+            by_id = {account.id: account for account in accounts}
+            paused_since: dict[str, float] = {}
+            say(f"serving ads at ~{EVENTS_PER_SECOND} spend events/s; watch balances fall, delivery pause and resume")
+            await asyncio.gather(
+                obey_delivery_control(control, by_id, paused_since), watch_balances(accounts), serve_ads(producer, accounts),
+                finance(client, accounts, paused_since),
+            )
     finally:
         await producer.stop()
     return 0

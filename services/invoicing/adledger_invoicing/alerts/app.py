@@ -101,6 +101,9 @@ def create_app(settings: AlertSettings | None = None) -> faust.App:
         value_serializer="json",
         partitions=settings.partitions,
         internal=True,
+        # Its timestamps are event times, which may lie ahead of the broker's clock (a producer's
+        # skewed clock, a test's moved clock): Kafka 4 refuses those by default (one hour ahead).
+        config={"message.timestamp.after.max.ms": str(2**63 - 1)},
     )
 
     def raw(name: str) -> faust.TopicT:

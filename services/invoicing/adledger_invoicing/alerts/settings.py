@@ -47,8 +47,12 @@ class AlertSettings(BaseSettings):
         return ";".join(f"kafka://{server.strip()}" for server in servers.split(",") if server.strip())
 
     def resolved_data_dir(self) -> Path:
+        """The worker's state directory, created when missing (Faust does not create its parents)."""
         if str(self.data_dir) not in ("", "."):
-            return self.data_dir
-        home = os.environ.get("ADLEDGER_HOME")
-        base = Path(home) / "faust" if home else Path(tempfile.gettempdir()) / "adledger-faust"
-        return base / self.app_id
+            directory = self.data_dir
+        else:
+            home = os.environ.get("ADLEDGER_HOME")
+            base = Path(home) / "faust" if home else Path(tempfile.gettempdir()) / "adledger-faust"
+            directory = base / self.app_id
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory
