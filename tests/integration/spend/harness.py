@@ -38,6 +38,8 @@ from adledger_libs.kafka import ensure_topics
 from adledger_spend_consumer.adapters import postgres
 from adledger_spend_consumer.domain.spending import AccountProfile
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from ..kafka_io import Record, read_all
 
@@ -240,6 +242,7 @@ class SpendWorld:
                 process.sigkill()
         if os.environ.get("ADLEDGER_TEST_KEEP_SCHEMAS"):
             return
+        await self._delete_topics()
         try:
             conn = await asyncpg.connect(self.database_url, timeout=10)
         except (OSError, asyncpg.PostgresError):
@@ -249,6 +252,18 @@ class SpendWorld:
                 await conn.execute(f"drop schema if exists {schema} cascade")
         finally:
             await conn.close()
+
+    async def _delete_topics(self) -> None:
+        """The run's topics go too, so repeated runs do not pile topics up on the shared broker."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10_000)
+        try:
+            await admin.start()
+            prefix = f"t.res.{self.tag}."
+            await admin.delete_topics([name for name in await admin.list_topics() if name.startswith(prefix)])
+        except KafkaError:
+            pass  # a broker that is gone (a private stack torn down) has nothing left to delete
+        finally:
+            await admin.close()
 
     # ------------------------------------------------------------------------------------------
     # The service
