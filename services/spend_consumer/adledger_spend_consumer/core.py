@@ -465,19 +465,19 @@ class SpendConsumer:
         )
 
     async def _locked_funds(self, uow: UnitOfWork, owners: list[Owner], currencies: set[str]) -> dict[Owner, OwnerFunds]:
-        """Lock every account the batch may move, sorted by id as the ledger does, then read them.
+        """Lock every account the batch may move, sorted by id as the ledger does, and read them,
+        in one statement.
 
-        The lock comes first so that no hold or allocation of the wallet can slip in between the
-        read and the transfers: what the decision plans, the ledger's guards then accept. The
-        later `create_transfers` locks a subset of these rows, already held, in the same order.
+        The lock comes with the read so that no hold or allocation of the wallet can slip in
+        between the read and the transfers: what the decision plans, the ledger's guards then
+        accept. The later `create_transfers` locks a subset of these rows, already held, in the
+        same order. The rows are read as plain figures, not the ledger's validated `Account`
+        objects: this runs for every owner of every batch.
         """
         account_ids = _bucket_account_ids(owners)
         revenue_ids = [system_account_id("platform_revenue", currency) for currency in sorted(currencies)]
-        await uow.conn.execute(
-            f"select 1 from {self._ledger.schema}.accounts where id = any($1::text[]) order by id for update",
-            sorted(account_ids + revenue_ids),
-        )
-        return _funds_of(owners, await self._ledger.balances(uow.conn, account_ids))
+        figures = await postgres.lock_ledger_accounts(uow.conn, self._ledger.schema, sorted(account_ids + revenue_ids))
+        return _funds_of_figures(owners, figures)
 
     def _dead_letter(self, uow: UnitOfWork, inbound: Inbound[SpendReported], rejections: list[str], reason: str) -> None:
         rejections.append(reason)
@@ -562,6 +562,27 @@ def _funds_of(owners: Sequence[Owner], accounts: Mapping[str, Account]) -> dict[
             cash_micros=item.cash_micros - item.cash_held_micros + item.overspend_micros,
             credit_line_micros=item.credit_line_micros - item.credit_line_held_micros,
             overspend_debt_micros=-item.overspend_micros,
+        )
+    return funds
+
+
+def _funds_of_figures(owners: Sequence[Owner], figures: Mapping[str, tuple[int, int]]) -> dict[Owner, OwnerFunds]:
+    """`_funds_of` from (posted balance, held) per ledger account, the same figures as `owner_balance`."""
+    funds: dict[Owner, OwnerFunds] = {}
+    for kind, owner_id in owners:
+        cash = figures.get(owner_account_id(kind, owner_id, "cash"))
+        vouchers = figures.get(owner_account_id(kind, owner_id, "vouchers"))
+        overspend = figures.get(owner_account_id(kind, owner_id, "overspend"))
+        credit_line: tuple[int, int] | None = (0, 0)
+        if kind == "business_center":
+            credit_line = figures.get(owner_account_id(kind, owner_id, "credit_line"))
+        if cash is None or vouchers is None or overspend is None or credit_line is None:
+            continue
+        funds[(kind, owner_id)] = OwnerFunds(
+            vouchers_micros=vouchers[0] - vouchers[1],
+            cash_micros=cash[0] - cash[1] + overspend[0],
+            credit_line_micros=credit_line[0] - credit_line[1],
+            overspend_debt_micros=-overspend[0],
         )
     return funds
 

@@ -129,6 +129,17 @@ async def store_charges(conn: asyncpg.Connection, changed: dict[str, ChargeTakes
     )
 
 
+async def lock_ledger_accounts(conn: asyncpg.Connection, ledger_schema: str, account_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """Lock these accounts of the shared ledger (sorted by id, as the ledger locks them) and read
+    each one's posted balance (credits less debits) and held amount (pending debits)."""
+    rows = await conn.fetch(
+        f"""select id, credits_posted_micros - debits_posted_micros as posted_micros, debits_pending_micros
+            from {ledger_schema}.accounts where id = any($1::text[]) order by id for update""",
+        list(account_ids),
+    )
+    return {row[0]: (row[1], row[2]) for row in rows}
+
+
 async def lock_states(conn: asyncpg.Connection, keys: Iterable[str]) -> dict[str, tuple[str, ...]]:
     """The causes in force for these keys (ad accounts, `ad_account_id/campaign_id`), their rows locked.
 
