@@ -11,6 +11,7 @@ import asyncio
 import json
 import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,7 +33,6 @@ from ..wallet.test_wallet_journey import PLATFORM, USD, RunningWallet, wallet  #
 
 pytestmark = pytest.mark.integration
 H48 = timedelta(hours=48)
-CONSUMED = ["wallet.events.v1", "spend.posted.v1", "delivery.control.v1"]
 
 
 def _free_port() -> int:
@@ -66,12 +66,16 @@ class CampaignStack:
     bc: str = ""
     account: str = ""
     extra: list[Instance] = field(default_factory=list)
+    #: Where the service reads posted spend and delivery decisions (a platform test gives its own).
+    spend_posted_topic: str = "spend.posted.v1"
+    delivery_control_topic: str = "delivery.control.v1"
 
     async def start_instance(self, *, serve: bool = True, fresh: bool = False) -> Instance:
-        service = wire(self.settings, self.wallet.clock)
+        service = wire(self.settings, self.wallet.clock, spend_topic=self.spend_posted_topic, delivery_topic=self.delivery_control_topic)
         await service.runtime.start()
         if fresh:
-            await start_at_end(self.stack.kafka_bootstrap_servers, self.stack.database_url, self.settings.schema, self.settings.consumer_group, CONSUMED)
+            consumed = ["wallet.events.v1", self.spend_posted_topic, self.delivery_control_topic]
+            await start_at_end(self.stack.kafka_bootstrap_servers, self.stack.database_url, self.settings.schema, self.settings.consumer_group, consumed)
         instance = Instance(service, asyncio.Event(), None)
         if serve:
             await self.serve(instance)
@@ -166,8 +170,12 @@ class CampaignStack:
             await asyncio.sleep(0.2)
 
 
-@pytest_asyncio.fixture
-async def campaigns(stack: Stack, wallet: RunningWallet) -> AsyncIterator[CampaignStack]:  # noqa: F811
+@asynccontextmanager
+async def campaign_service(
+    stack: Stack, wallet: RunningWallet, *, spend_posted_topic: str = "spend.posted.v1", delivery_control_topic: str = "delivery.control.v1",  # noqa: F811
+) -> AsyncIterator[CampaignStack]:
+    """The campaign service running beside `wallet` on its clock, its positions on the shared
+    topics at their end; its schema is dropped afterwards."""
     port = _free_port()
     settings = Settings(
         database_url=stack.database_url,
@@ -181,9 +189,28 @@ async def campaigns(stack: Stack, wallet: RunningWallet) -> AsyncIterator[Campai
         deadline_poll_interval_ms=3_600_000,
     )
     client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10.0)
-    running = CampaignStack(stack, wallet, settings, client, instance=None)  # type: ignore[arg-type]
-    running.instance = await running.start_instance(fresh=True)
+    running = CampaignStack(
+        stack, wallet, settings, client, instance=None,  # type: ignore[arg-type]
+        spend_posted_topic=spend_posted_topic, delivery_control_topic=delivery_control_topic,
+    )
     try:
+        running.instance = await running.start_instance(fresh=True)
+        yield running
+    finally:
+        for instance in [running.instance, *running.extra]:
+            if instance is not None:
+                await instance.close()
+        await client.aclose()
+        conn = await asyncpg.connect(stack.database_url)
+        try:
+            await conn.execute(f"drop schema if exists {settings.schema} cascade")
+        finally:
+            await conn.close()
+
+
+@pytest_asyncio.fixture
+async def campaigns(stack: Stack, wallet: RunningWallet) -> AsyncIterator[CampaignStack]:  # noqa: F811
+    async with campaign_service(stack, wallet) as running:
         admin, running.wallet_token = await wallet.user("admin")
         running.bc, running.account = unique("bc"), unique("acc")
         answer = await wallet.command("POST", "/v1/business-centers", PLATFORM, {"id": running.bc, "name": "Acme", "currency": "USD", "admin_user_id": admin})
@@ -200,15 +227,6 @@ async def campaigns(stack: Stack, wallet: RunningWallet) -> AsyncIterator[Campai
         answer = await running.command("PUT", f"/v1/business-centers/{running.bc}/members/{operator}", PLATFORM, {"role": "operator"})
         assert answer.status_code == 200, answer.text
         yield running
-    finally:
-        for instance in [running.instance, *running.extra]:
-            await instance.close()
-        await client.aclose()
-        conn = await asyncpg.connect(stack.database_url)
-        try:
-            await conn.execute(f"drop schema if exists {settings.schema} cascade")
-        finally:
-            await conn.close()
 
 
 async def test_c1_c2_c3_c5_w5_prepaid_journey_invoice_paid_active_spend_reduce_end_credit_48_hours_later(campaigns: CampaignStack) -> None:

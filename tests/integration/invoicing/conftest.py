@@ -13,6 +13,7 @@ import asyncio
 import json
 import socket
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -84,6 +85,13 @@ class Billing:
     spend_topic: str
     wallet_admin_id: str = ""
     wallet_admin_token: str = ""
+    #: The wallet's runtime (a platform test drives the campaign service beside it).
+    wallet_runtime: ServiceRuntime | None = None
+    #: Where the spend consumer posts spend and its delivery decisions (the shared topics unless
+    #: the world was asked for its own).
+    posted_topic: str = "spend.posted.v1"
+    control_topic: str = "delivery.control.v1"
+    state_topic: str = "delivery.state.v1"
 
     # HTTP ------------------------------------------------------------------------------------------
 
@@ -217,6 +225,16 @@ def typed(records: list[Record], event_type: str) -> list[dict[str, Any]]:
 
 @pytest_asyncio.fixture
 async def billing(stack: Stack) -> AsyncIterator[Billing]:
+    async with billing_world(stack) as running:
+        yield running
+
+
+@asynccontextmanager
+async def billing_world(stack: Stack, *, own_delivery_topics: bool = False) -> AsyncIterator[Billing]:
+    """The wallet, the spend consumer and invoicing running. With `own_delivery_topics`, the
+    spend consumer posts spend and delivery decisions on topics of the world's own, laid out like
+    `spend.posted.v1`, `delivery.control.v1` and `delivery.state.v1` (invoicing reads that posted
+    spend), so a reader of them sees only this world's records."""
     wallet_schema, spend_schema, invoicing_schema, ledger_schema = unique("t_wallet"), unique("t_spend"), unique("t_invoicing"), unique("t_ledger")
     clock = ManualClock(datetime(2026, 11, 21, 9, tzinfo=UTC))
     common: dict[str, Any] = {"database_url": stack.database_url, "kafka_bootstrap_servers": stack.kafka_bootstrap_servers, "outbox_poll_interval_ms": 100}
@@ -230,9 +248,21 @@ async def billing(stack: Stack) -> AsyncIterator[Billing]:
         clock,
     )
     spend_topic = unique(SPEND_TOPIC)
-    await ensure_topics(stack.kafka_bootstrap_servers, [replace(topic(SPEND_TOPIC), name=spend_topic, partitions=3), replace(topic(SPEND_TOPIC + ".dlq"), name=spend_topic + ".dlq")])
+    own = {name: unique(name) if own_delivery_topics else name for name in ("spend.posted.v1", "delivery.control.v1", "delivery.state.v1")}
+    await ensure_topics(
+        stack.kafka_bootstrap_servers,
+        [
+            replace(topic(SPEND_TOPIC), name=spend_topic, partitions=3), replace(topic(SPEND_TOPIC + ".dlq"), name=spend_topic + ".dlq"),
+            *(replace(topic(shared), name=name) for shared, name in own.items() if name != shared),
+            # The campaign service dead-letters posted spend it cannot take (delivery control has no DLQ).
+            *([replace(topic("spend.posted.v1.dlq"), name=own["spend.posted.v1"] + ".dlq")] if own_delivery_topics else []),
+        ],
+    )
     spend: ServiceRuntime = build_spend_consumer(
-        SpendSettings(**common, database_schema=spend_schema, ledger_schema=ledger_schema, http_port=spend_port, kafka_consumer_group=spend_group, spend_topic=spend_topic),
+        SpendSettings(
+            **common, database_schema=spend_schema, ledger_schema=ledger_schema, http_port=spend_port, kafka_consumer_group=spend_group, spend_topic=spend_topic,
+            spend_posted_topic=own["spend.posted.v1"], delivery_control_topic=own["delivery.control.v1"], delivery_state_topic=own["delivery.state.v1"],
+        ),
         clock,
     )
     invoicing = wire(
@@ -240,17 +270,17 @@ async def billing(stack: Stack) -> AsyncIterator[Billing]:
             **common, database_schema=invoicing_schema, ledger_schema=ledger_schema, http_port=invoicing_port, platform_token=PLATFORM,
             kafka_consumer_group=invoicing_group, payment_webhook_secret=SECRET,
             # Tests run the clock-driven jobs themselves after moving the ManualClock (T1).
-            clock_jobs_poll_interval_ms=3_600_000,
+            clock_jobs_poll_interval_ms=3_600_000, spend_posted_topic=own["spend.posted.v1"],
         ),
         clock,
     )
     runtimes = [wallet, spend, invoicing.runtime]
-    for runtime in runtimes:
-        await runtime.start()
+    # Started together (migrations take an advisory lock per schema, the shared ledger's too).
+    await asyncio.gather(*(runtime.start() for runtime in runtimes))
     bootstrap, url = stack.kafka_bootstrap_servers, stack.database_url
     await start_at_end(bootstrap, url, wallet_schema, wallet_group, ["invoicing.events.v1", "wallet.commands.v1", "balances.v1", "campaign.events.v1"])
-    await start_at_end(bootstrap, url, spend_schema, spend_group, ["wallet.events.v1", "balances.v1"])
-    await start_at_end(bootstrap, url, invoicing_schema, invoicing_group, ["wallet.events.v1", "balances.v1", "invoicing.commands.v1", "spend.posted.v1"])
+    await start_at_end(bootstrap, url, spend_schema, spend_group, ["wallet.events.v1", "balances.v1", "campaign.events.v1"])
+    await start_at_end(bootstrap, url, invoicing_schema, invoicing_group, ["wallet.events.v1", "balances.v1", "invoicing.commands.v1", own["spend.posted.v1"]])
     stop = asyncio.Event()
     serving = [asyncio.ensure_future(runtime.serve(stop)) for runtime in runtimes]
     wallet_client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{wallet_port}", timeout=15.0)
@@ -258,7 +288,10 @@ async def billing(stack: Stack) -> AsyncIterator[Billing]:
     try:
         for port in (wallet_port, spend_port, invoicing_port):
             await _healthy(port)
-        running = Billing(stack, clock, invoicing, wallet_client, invoicing_client, spend_schema, invoicing_schema, spend_topic)
+        running = Billing(
+            stack, clock, invoicing, wallet_client, invoicing_client, spend_schema, invoicing_schema, spend_topic, wallet_runtime=wallet,
+            posted_topic=own["spend.posted.v1"], control_topic=own["delivery.control.v1"], state_topic=own["delivery.state.v1"],
+        )
         running.wallet_admin_id = unique("alice")
         answer = await running.wallet_command("POST", "/v1/users", PLATFORM, {"id": running.wallet_admin_id, "name": "Alice"})
         running.wallet_admin_token = answer.json()["token"]
