@@ -170,6 +170,12 @@ class Services:
     async def state_of(self, key: str) -> asyncpg.Record | None:
         return await self.fetchrow(f"select * from {self.spend_schema}.delivery_states where key = $1", key)
 
+    async def never_paused(self, key: str) -> bool:
+        """No decision was ever taken for the key: no row, or only the serving row with no cause
+        that locking it for a first decision creates."""
+        row = await self.state_of(key)
+        return row is None or (row["serving"] and not row["causes"] and row["reason"] == "serving")
+
     async def state_until(self, key: str, predicate: Callable[[asyncpg.Record], bool], what: str = "") -> asyncpg.Record:
         async def check() -> asyncpg.Record | None:
             row = await self.state_of(key)

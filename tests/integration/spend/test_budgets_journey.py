@@ -57,7 +57,7 @@ async def test_s3_campaign_budget_pauses_with_cause_event_inside_batch(services:
         ("c1", "pause", "campaign_budget_reached", spends[2].event_id)
     ]
     # The other campaign (no budget known) and the account keep serving.
-    assert await services.state_of(account) is None and await services.state_of(f"{account}/c2") is None
+    assert await services.never_paused(account) and await services.never_paused(f"{account}/c2")
 
 
 async def test_s3_daily_budget_resumes_next_utc_day(services: Services) -> None:
@@ -211,7 +211,7 @@ async def test_s3_aba_bc_zero_pauses_campaign_whatever_budget(services: Services
     assert [(item["campaign_id"], item["action"], item["reason"], item["business_center_id"], item["cause_event_id"]) for item in decisions] == [
         (None, "pause", "insufficient_funds", business_center, crossing.event_id)
     ]
-    assert await services.state_of(f"{account}/big") is None, "the campaign's own budget is far from reached"
+    assert await services.never_paused(f"{account}/big"), "the campaign's own budget is far from reached"
 
 
 async def test_s4_campaign_state_key(services: Services) -> None:
@@ -374,7 +374,7 @@ async def test_c5_a_snapshot_read_before_its_account_is_known_here_is_decided_wh
     # The campaign service's snapshot overtakes the wallet's AdAccountOpened: it is kept, not acted on.
     event = await services.campaign(account, "c1", budget_micros=10 * USD, status="paused", pause_cause="user")
     await services.campaign_until(account, "c1", event.version)
-    assert await services.state_of(f"{account}/c1") is None
+    assert await services.never_paused(f"{account}/c1")
     await services.command(
         "POST", f"/v1/business-centers/{business_center}/ad-accounts", services.admin_token,
         {"id": account, "name": "late", "type": "reservation", "billing_option": "prepaid"},

@@ -147,10 +147,26 @@ async def lock_states(conn: asyncpg.Connection, keys: Iterable[str]) -> dict[str
     deadlock), then the budget rows, then the ledger's: a pause and a resume of one key serialise,
     and a resume never acts on balances or budgets read before a pause it races with. A key with
     no row has never been paused.
+
+    A key seen for the first time gets its row (serving, no causes) before the lock: with no row
+    there would be nothing to lock, and two batches deciding the first pause of one key at once
+    (two instances, the ABA accounts of one Business Center on two partitions) would both see it
+    serving and both pause it. The insert waits for a concurrent insert of the same key to
+    commit, so the second batch then reads the first one's pause.
     """
+    ordered = sorted(set(keys))
+    await conn.execute(
+        """insert into delivery_states (key, ad_account_id, campaign_id, serving, reason, updated_at, causes)
+           select k, split_part(k, '/', 1), nullif(substr(k, length(split_part(k, '/', 1)) + 2), ''), true, 'serving', now(), '{}'
+           from unnest($1::text[]) as v(k)
+           where not exists (select 1 from delivery_states s where s.key = v.k)
+           order by k
+           on conflict (key) do nothing""",
+        ordered,
+    )
     rows = await conn.fetch(
         "select key, causes from delivery_states where key = any($1::text[]) order by key for update",
-        sorted(set(keys)),
+        ordered,
     )
     return {row["key"]: tuple(row["causes"]) for row in rows}
 
@@ -200,7 +216,9 @@ async def apply_transitions(
            from unnest($1::text[], $2::text[], $3::text[], $4::boolean[], $5::text[], $6::text[]) as v(k, a, c, s, r, x)
            on conflict (key) do update
               set serving = excluded.serving, reason = excluded.reason, updated_at = excluded.updated_at,
-                  causes = excluded.causes""",
+                  causes = excluded.causes,
+                  -- A row lock_states made first guessed these from the key; the decision knows them.
+                  ad_account_id = excluded.ad_account_id, campaign_id = excluded.campaign_id""",
         keys,
         [last[key].change.ad_account_id for key in keys],
         [last[key].change.campaign_id for key in keys],
