@@ -285,14 +285,23 @@ async def joined(group: str) -> bool:
 
 
 async def measure_pauses(run: Run, profiles: list[AccountProfile], rate_per_s: int, amount_micros: int, spends_to_zero: int) -> tuple[list[int], list[int]]:
-    """Each account can afford `spends_to_zero` spends; spend flows at `rate_per_s` over all
-    accounts; an account stops being served when its pause is read, as an ad server would."""
+    """Account i can afford `spends_to_zero + i` spends, so the crossings spread over the run
+    instead of all falling in its first second; spend flows at `rate_per_s` over the accounts
+    still served; an account stops being served when its pause is read, as an ad server would.
+
+    The measured stream starts after a warm-up: spend at the same rate on an account of its own,
+    until the consumer applied its first records and a second more passed. Without it, the first
+    pauses measure the cold start of a consumer (its first fetches), not how fast a running one
+    pauses. A pause counts only when its crossing was produced after the warm-up."""
     schema, ledger_schema = f"bench_pause_{run.tag}", f"bench_ledger_pause_{run.tag}"
     accounts = [profile.ad_account_id for profile in profiles]
-    await set_up_ledger(ledger_schema, profiles, {account: amount_micros * spends_to_zero for account in accounts})
+    warm = AccountProfile(f"pausewarm-{run.tag}", f"pausewarmbc-{run.tag}", CURRENCY, False)
+    funds = {account: amount_micros * (spends_to_zero + index) for index, account in enumerate(accounts)}
+    await set_up_ledger(ledger_schema, [*profiles, warm], {**funds, warm.ad_account_id: PLENTY_MICROS})
+    affordable = {account: spends_to_zero + index for index, account in enumerate(accounts)}
     # Its own spend topic: the pause run must not first chew through the throughput backlog.
     settings = consumer_settings(run, schema, ledger_schema, f"bench-pause-{run.tag}", 2000, spend_topic="pause-spend")
-    runtime, stop, serving = await start_consumer(settings, profiles)
+    runtime, stop, serving = await start_consumer(settings, [*profiles, warm])
     crossing_sent_at: dict[str, float] = {}
     paused_at: dict[str, float] = {}
     producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=0, acks=1)
@@ -314,10 +323,29 @@ async def measure_pauses(run: Run, profiles: list[AccountProfile], rate_per_s: i
                     paused_at[decision["ad_account_id"]] = time.perf_counter()
 
         watcher = asyncio.ensure_future(watch())
+        warm_at: list[float] = []
+
+        async def warm_up() -> None:
+            while not await applied(schema, run.topic("pause-spend")):
+                await asyncio.sleep(0.05)
+            warm_at.append(time.perf_counter() + 1.0)
+
+        warming = asyncio.ensure_future(warm_up())
         sent = {account: 0 for account in accounts}
         interval = 1 / rate_per_s
         next_at = time.perf_counter()
         give_up_at = time.perf_counter() + PHASE_LIMIT_S
+        while not warm_at or time.perf_counter() < warm_at[0]:
+            if serving.done():
+                serving.result()
+            if time.perf_counter() > give_up_at:
+                raise RuntimeError(f"the spend consumer applied nothing within {PHASE_LIMIT_S} s")
+            key, value, _ = spend_record(warm.ad_account_id, amount_micros)
+            await producer.send(run.topic("pause-spend"), value, key=key)
+            next_at += interval
+            delay = next_at - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
         while len(paused_at) < len(accounts):
             if serving.done():
                 serving.result()
@@ -328,7 +356,7 @@ async def measure_pauses(run: Run, profiles: list[AccountProfile], rate_per_s: i
             key, value, _ = spend_record(account, amount_micros)
             await producer.send(run.topic("pause-spend"), value, key=key)
             sent[account] += 1
-            if sent[account] == spends_to_zero:
+            if sent[account] == affordable[account]:
                 crossing_sent_at[account] = time.perf_counter()
             next_at += interval
             delay = next_at - time.perf_counter()
@@ -337,7 +365,11 @@ async def measure_pauses(run: Run, profiles: list[AccountProfile], rate_per_s: i
             if time.perf_counter() - next_at > 30:
                 raise RuntimeError("the pause benchmark fell 30 s behind its rate")
         watcher.cancel()
-        latencies_ms = [int((paused_at[a] - crossing_sent_at[a]) * 1000) for a in accounts if a in crossing_sent_at]
+        warming.cancel()
+        measured = [a for a in accounts if a in crossing_sent_at and crossing_sent_at[a] >= warm_at[0]]
+        if len(measured) < len(accounts) // 2:
+            raise RuntimeError(f"only {len(measured)} of {len(accounts)} pauses came after the warm-up: not a valid run")
+        latencies_ms = [int((paused_at[a] - crossing_sent_at[a]) * 1000) for a in measured]
         conn = await asyncpg.connect(DATABASE_URL)
         try:
             rows = await conn.fetch(
@@ -346,7 +378,8 @@ async def measure_pauses(run: Run, profiles: list[AccountProfile], rate_per_s: i
             )
         finally:
             await conn.close()
-        overspend = [-int(row["balance"]) for row in rows]
+        measured_set = set(measured)
+        overspend = [-int(row["balance"]) for row in rows if row["owner_id"] in measured_set]
         return latencies_ms, overspend
     finally:
         await control.stop()
