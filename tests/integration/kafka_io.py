@@ -77,7 +77,15 @@ async def end_offsets(bootstrap: str, topics: list[str]) -> dict[TopicPartition,
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, number) for topic in topics for number in consumer.partitions_for_topic(topic) or ()]
+        # The consumer knows no topic's partitions until it fetched their metadata: without this,
+        # an empty answer made start_at_end store no positions, so services replayed the topics.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20.0
+        while missing := [topic for topic in topics if not consumer.partitions_for_topic(topic)]:
+            if loop.time() > deadline:
+                raise AssertionError(f"no partitions known for {missing} within 20s")
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - as in read_all
+        partitions = [TopicPartition(topic, number) for topic in topics for number in consumer.partitions_for_topic(topic)]
         # An assigned consumer, as in read_all: aiokafka's stop() of an unassigned one is cancelled.
         consumer.assign(partitions)
         offsets = dict(await consumer.end_offsets(partitions))

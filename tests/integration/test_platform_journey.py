@@ -96,21 +96,35 @@ async def test_c1_c2_c3_i1_i5_s3_prepaid_campaign_across_every_service(platform:
     spent = await billing.wallet_balance(account)
     assert (spent["real_micros"], spent["virtual_micros"]) == (80 * USD, 30 * USD), "delivered from the booking: still held, not yet posted"
 
-    # The end; the campaign was paused (by budget) at its end, so C4 settles it at the end of the
-    # month, not 48 hours later (C3); then the wallet's real balance is funded − delivered.
+    # C2 the other way: a higher budget holds the difference; the spend consumer lifts its own
+    # budget pause (budget_raised) and the campaign service shows it active again.
+    raised = await campaigns.command("PUT", f"/v1/campaigns/{campaign_id}/budget", campaigns.token, {"budget_micros": 60 * USD})
+    assert raised.status_code == 200, raised.text
+    rebooked = await billing.wallet_balance_until(account, "virtual_micros", 20 * USD)
+    assert (rebooked["real_micros"], rebooked["held_micros"]) == (80 * USD, 60 * USD)
+    await platform.decision_until(account, "budget_raised")
+    await campaigns.campaign_until(campaign_id, status="active", pause_cause=None, booked_micros=60 * USD)
+
+    # C3: the end, then 48 hours later the underdelivery (60 − 50 > 1 unit) is credited back:
+    # the wallet's real balance is what was funded less what was delivered, and no hold is left.
     platform.clock.set(ends_at)
     deadlines = campaigns.instance.service.deadlines
     assert await deadlines.run() == 1
     await campaigns.campaign_until(campaign_id, status="ended")
-    platform.clock.advance(H48)
-    assert await deadlines.run() == 0, "C4: paused at its end, settled at the end of the month"
-    platform.clock.set(datetime(2026, 12, 1, 0, 0, 1, tzinfo=UTC))
+    platform.clock.advance(H48 - timedelta(seconds=1))
+    assert await deadlines.run() == 0, "not before 48 hours"
+    platform.clock.advance(timedelta(seconds=1))
     assert await deadlines.run() == 1
     assert await deadlines.run() == 0, "settled once"
     settled = await billing.wallet_balance_until(account, "real_micros", 80 * USD - 50 * USD)
     assert (settled["virtual_micros"], settled["held_micros"]) == (30 * USD, 0), "no holds left: virtual = real"
     done = await campaigns.campaign_until(campaign_id, settled=True, booked_micros=0)
-    assert (done["delivered_micros"], done["credited_micros"]) == (50 * USD, 0), "all delivered: nothing to credit back"
+    assert (done["delivered_micros"], done["credited_micros"]) == (50 * USD, 10 * USD)
+    campaign_decisions = [(d["action"], d["reason"]) for d in await platform.decisions(account, 0) if d["campaign_id"] == campaign_id]
+    assert campaign_decisions == [
+        ("pause", "campaign_draft"), ("pause", "campaign_awaiting_payment"), ("resume", "campaign_activated"),
+        ("pause", "campaign_budget_reached"), ("resume", "budget_raised"), ("pause", "campaign_ended"),
+    ], "S4: each cause once, in order"
 
 
 async def test_w8_i2_s4_drawdown_pause_and_resume_by_paid_top_up(platform: Platform) -> None:

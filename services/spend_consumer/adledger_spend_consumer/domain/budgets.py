@@ -152,7 +152,11 @@ def campaign_changes(
         if cause in STATUS_CAUSES and cause != wanted:
             ends.append(delivery.end(account_id, campaign_id, cause, _status_resume_reason(cause), business_center_id=business_center_id))
     reached = budget_reached(campaign)
-    if reached and delivery.CAMPAIGN_BUDGET_REACHED not in causes:
+    if status == "ended":
+        # An ended campaign serves nothing (campaign_ended), and its settled booking (booked 0)
+        # is no budget reached: no budget cause starts or ends for it.
+        pass
+    elif reached and delivery.CAMPAIGN_BUDGET_REACHED not in causes:
         starts.append(delivery.start(account_id, campaign_id, delivery.CAMPAIGN_BUDGET_REACHED, business_center_id=business_center_id))
     elif not reached and delivery.CAMPAIGN_BUDGET_REACHED in causes:
         ends.append(
