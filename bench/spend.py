@@ -85,7 +85,11 @@ def free_port() -> int:
 
 async def create_topics(run: Run, partitions: int) -> None:
     specs = []
-    topics = (("spend", partitions), ("pause-spend", partitions), ("wallet", 3), ("balances", 6), ("control", 6), ("state", 6), ("campaign", 6), ("posted", 6))
+    topics = [("spend", partitions), ("pause-spend", partitions), ("wallet", 3), ("campaign", 6)]
+    # Each phase's consumer gets its own output topics: the naive consumer must not first read
+    # (one transaction each) the balance events the batched one published.
+    for phase in PHASES:
+        topics += [(f"{phase}-balances", 6), (f"{phase}-control", 6), (f"{phase}-state", 6), (f"{phase}-posted", 6)]
     for name, count in topics:
         for full in (run.topic(name), run.topic(name) + ".dlq"):
             specs.append(TopicSpec(full, "id", count, "delete", ("bench",), ("bench",), (), "benchmark topic"))
@@ -222,14 +226,18 @@ async def measure_raw(topic: str, events: int) -> float:
         await consumer.stop()
 
 
-def consumer_settings(run: Run, schema: str, ledger_schema: str, group: str, max_batch_records: int, spend_topic: str = "spend") -> Settings:
+#: The benchmark's consumer phases, each with its own output topics.
+PHASES = ("batched", "naive", "pause")
+
+
+def consumer_settings(run: Run, schema: str, ledger_schema: str, group: str, max_batch_records: int, phase: str, spend_topic: str = "spend") -> Settings:
     return Settings(
         database_url=DATABASE_URL, kafka_bootstrap_servers=BOOTSTRAP, database_schema=schema, ledger_schema=ledger_schema,
         kafka_consumer_group=group, kafka_create_topics=False, http_port=free_port(), log_level="WARNING",
         consumer_max_batch_records=max_batch_records, outbox_poll_interval_ms=50,
-        spend_topic=run.topic(spend_topic), wallet_events_topic=run.topic("wallet"), balances_topic=run.topic("balances"),
-        delivery_control_topic=run.topic("control"), delivery_state_topic=run.topic("state"),
-        campaign_events_topic=run.topic("campaign"), spend_posted_topic=run.topic("posted"),
+        spend_topic=run.topic(spend_topic), wallet_events_topic=run.topic("wallet"), balances_topic=run.topic(f"{phase}-balances"),
+        delivery_control_topic=run.topic(f"{phase}-control"), delivery_state_topic=run.topic(f"{phase}-state"),
+        campaign_events_topic=run.topic("campaign"), spend_posted_topic=run.topic(f"{phase}-posted"),
     )
 
 
@@ -248,7 +256,7 @@ async def measure_consumer(run: Run, profiles: list[AccountProfile], funds: dict
     (the group's join is not the consumer's speed) to the last."""
     schema, ledger_schema = f"bench_{label}_{run.tag}", f"bench_ledger_{label}_{run.tag}"
     await set_up_ledger(ledger_schema, profiles, funds)
-    settings = consumer_settings(run, schema, ledger_schema, f"bench-{label}-{run.tag}", max_batch_records)
+    settings = consumer_settings(run, schema, ledger_schema, f"bench-{label}-{run.tag}", max_batch_records, label)
     runtime, stop, serving = await start_consumer(settings, profiles)
     try:
         give_up_at = time.perf_counter() + PHASE_LIMIT_S
@@ -300,12 +308,12 @@ async def measure_pauses(run: Run, profiles: list[AccountProfile], rate_per_s: i
     await set_up_ledger(ledger_schema, [*profiles, warm], {**funds, warm.ad_account_id: PLENTY_MICROS})
     affordable = {account: spends_to_zero + index for index, account in enumerate(accounts)}
     # Its own spend topic: the pause run must not first chew through the throughput backlog.
-    settings = consumer_settings(run, schema, ledger_schema, f"bench-pause-{run.tag}", 2000, spend_topic="pause-spend")
+    settings = consumer_settings(run, schema, ledger_schema, f"bench-pause-{run.tag}", 2000, "pause", spend_topic="pause-spend")
     runtime, stop, serving = await start_consumer(settings, [*profiles, warm])
     crossing_sent_at: dict[str, float] = {}
     paused_at: dict[str, float] = {}
     producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=0, acks=1)
-    control = AIOKafkaConsumer(run.topic("control"), bootstrap_servers=BOOTSTRAP, auto_offset_reset="earliest")
+    control = AIOKafkaConsumer(run.topic("pause-control"), bootstrap_servers=BOOTSTRAP, auto_offset_reset="earliest")
     await producer.start()
     await control.start()
     try:
