@@ -66,6 +66,20 @@ class Platform:
         assert answer.status_code == 200, answer.text
         campaigns.bc, campaigns.account, campaigns.wallet_token = business_center_id, account_id, self.billing.wallet_admin_token
 
+    async def change_budget(self, campaign_id: str, budget_micros: int) -> dict[str, Any]:
+        """A budget change; while the wallet has not answered the previous hold command the
+        service answers 409 campaign_state ("try again"), so it is tried again, bounded."""
+        key = unique("budget")
+
+        async def attempt() -> dict[str, Any] | None:
+            answer = await self.campaigns.command("PUT", f"/v1/campaigns/{campaign_id}/budget", self.campaigns.token, {"budget_micros": budget_micros}, key=key)
+            if answer.status_code == 409 and answer.json().get("error") == "campaign_state":
+                return None
+            assert answer.status_code == 200, answer.text
+            return dict(answer.json())
+
+        return dict(await until(attempt, f"the budget of {campaign_id} changed to {budget_micros}", timeout_s=30))
+
     async def pay(self, invoice_id: str, token: str, scenario: str = "pay") -> list[str]:
         """The local provider pays the invoice: its signed webhooks reach invoicing's endpoint."""
         paid = await self.billing.provider(invoice_id, scenario, token)

@@ -80,8 +80,8 @@ async def test_c1_c2_c3_i1_i5_s3_prepaid_campaign_across_every_service(platform:
     assert (unmoved["real_micros"], unmoved["virtual_micros"], unmoved["held_micros"]) == (80 * USD, 0, 80 * USD)
 
     # C2: a lower budget gives the difference back to the balance at once.
-    reduced = await campaigns.command("PUT", f"/v1/campaigns/{campaign_id}/budget", campaigns.token, {"budget_micros": 50 * USD})
-    assert reduced.status_code == 200 and reduced.json()["booked_micros"] == 50 * USD, reduced.text
+    reduced = await platform.change_budget(campaign_id, 50 * USD)
+    assert reduced["booked_micros"] == 50 * USD, reduced
     released = await billing.wallet_balance_until(account, "virtual_micros", 30 * USD)
     assert (released["real_micros"], released["held_micros"]) == (80 * USD, 50 * USD)
 
@@ -98,8 +98,8 @@ async def test_c1_c2_c3_i1_i5_s3_prepaid_campaign_across_every_service(platform:
 
     # C2 the other way: a higher budget holds the difference; the spend consumer lifts its own
     # budget pause (budget_raised) and the campaign service shows it active again.
-    raised = await campaigns.command("PUT", f"/v1/campaigns/{campaign_id}/budget", campaigns.token, {"budget_micros": 60 * USD})
-    assert raised.status_code == 200, raised.text
+    raised = await platform.change_budget(campaign_id, 60 * USD)
+    assert raised["budget_micros"] == 60 * USD, raised
     rebooked = await billing.wallet_balance_until(account, "virtual_micros", 20 * USD)
     assert (rebooked["real_micros"], rebooked["held_micros"]) == (80 * USD, 60 * USD)
     await platform.decision_until(account, "budget_raised")
