@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,16 +15,11 @@ import httpx
 import pytest
 
 from .conftest import Stack, unique
+from .waits import free_port as _free_port
 
 pytestmark = pytest.mark.integration
 
 SERVICES = ("wallet", "campaign", "invoicing", "order_escrow", "spend_consumer")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def _healthy(port: int, process: subprocess.Popen[bytes], timeout_s: float = 60.0) -> dict[str, object]:

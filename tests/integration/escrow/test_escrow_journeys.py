@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -23,15 +22,10 @@ from adledger_order_escrow.inject import Service, wire
 from ..conftest import Stack, unique
 from ..kafka_io import read_all
 from ..wallet.test_wallet_journey import PLATFORM, USD, RunningWallet, wallet  # noqa: F401 - the fixture
+from ..waits import free_port as _free_port
 
 pytestmark = pytest.mark.integration
 H48 = timedelta(hours=48)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass

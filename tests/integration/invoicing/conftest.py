@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -36,29 +35,12 @@ from adledger_wallet.inject import build as build_wallet
 
 from ..conftest import Stack, unique
 from ..kafka_io import Record, produce, read_all, start_at_end
+from ..waits import free_port as _free_port, until
 
 USD = 1_000_000
 PLATFORM = "test-platform-token"
 SECRET = "test-webhook-secret"
 SPEND_TOPIC = "ads.spend.v1"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-async def until(check: Callable[[], Any], what: str, timeout_s: float = 45.0) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while True:
-        result = await check()
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 async def _healthy(port: int) -> None:

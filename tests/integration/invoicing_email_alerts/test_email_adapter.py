@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import email
 import json
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,15 +29,10 @@ from adledger_libs.settings import ServiceSettings
 
 from ..conftest import Stack, TopicFactory, unique
 from ..kafka_io import produce, read_all
+from ..waits import free_port as _free_port
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 11, 21, 9, 30, tzinfo=UTC)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass

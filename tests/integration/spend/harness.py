@@ -18,7 +18,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -42,28 +41,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from ..kafka_io import Record, read_all
+from ..waits import free_port, until
 
 CURRENCY = "USD"
 PLENTY_MICROS = 10**13
 CRASH_POINTS = Path(__file__).resolve().parent / "crash_points.py"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-async def until(check: Any, what: str, timeout_s: float = 60.0, interval_s: float = 0.1) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while True:
-        result = await check()
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-        await asyncio.sleep(interval_s)
 
 
 @dataclass

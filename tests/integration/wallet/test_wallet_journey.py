@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from adledger_wallet.inject import build
 
 from ..conftest import Stack, unique
 from ..kafka_io import produce, read_all, start_at_end
+from ..waits import free_port as _free_port
 
 pytestmark = pytest.mark.integration
 USD = 1_000_000
@@ -71,12 +71,6 @@ class RunningWallet:
             if loop.time() > deadline:
                 raise AssertionError(f"{owner_id}.{field} is {answer.get(field)}, expected {expected}: {answer}")
             await asyncio.sleep(0.1)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest_asyncio.fixture
