@@ -212,11 +212,13 @@ async def billing(stack: Stack) -> AsyncIterator[Billing]:
 
 
 @asynccontextmanager
-async def billing_world(stack: Stack, *, own_delivery_topics: bool = False) -> AsyncIterator[Billing]:
+async def billing_world(stack: Stack, *, own_delivery_topics: bool = False, emails_from_the_end: bool = False) -> AsyncIterator[Billing]:
     """The wallet, the spend consumer and invoicing running. With `own_delivery_topics`, the
     spend consumer posts spend and delivery decisions on topics of the world's own, laid out like
     `spend.posted.v1`, `delivery.control.v1` and `delivery.state.v1` (invoicing reads that posted
-    spend), so a reader of them sees only this world's records."""
+    spend), so a reader of them sees only this world's records. With `emails_from_the_end`, the
+    e-mail adapter starts at the end of `orders.events.v1` and `invoicing.events.v1`, so its sink
+    gets only the e-mails asked for while the world runs."""
     wallet_schema, spend_schema, invoicing_schema, ledger_schema = unique("t_wallet"), unique("t_spend"), unique("t_invoicing"), unique("t_ledger")
     clock = ManualClock(datetime(2026, 11, 21, 9, tzinfo=UTC))
     common: dict[str, Any] = {"database_url": stack.database_url, "kafka_bootstrap_servers": stack.kafka_bootstrap_servers, "outbox_poll_interval_ms": 100}
@@ -262,7 +264,9 @@ async def billing_world(stack: Stack, *, own_delivery_topics: bool = False) -> A
     bootstrap, url = stack.kafka_bootstrap_servers, stack.database_url
     await start_at_end(bootstrap, url, wallet_schema, wallet_group, ["invoicing.events.v1", "wallet.commands.v1", "balances.v1", "campaign.events.v1"])
     await start_at_end(bootstrap, url, spend_schema, spend_group, ["wallet.events.v1", "balances.v1", "campaign.events.v1"])
-    await start_at_end(bootstrap, url, invoicing_schema, invoicing_group, ["wallet.events.v1", "balances.v1", "invoicing.commands.v1", own["spend.posted.v1"]])
+    # With `emails_from_the_end`, the e-mail adapter's topics too: it renders no e-mail other runs asked for.
+    emails = ["orders.events.v1", "invoicing.events.v1"] if emails_from_the_end else []
+    await start_at_end(bootstrap, url, invoicing_schema, invoicing_group, ["wallet.events.v1", "balances.v1", "invoicing.commands.v1", own["spend.posted.v1"], *emails])
     stop = asyncio.Event()
     serving = [asyncio.ensure_future(runtime.serve(stop)) for runtime in runtimes]
     wallet_client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{wallet_port}", timeout=15.0)
