@@ -37,6 +37,7 @@ def fresh_stack() -> Iterator[PrivateStack]:
         created.destroy()
 
 
+@pytest.mark.limit_s(600)  # a broker of its own to start, then a bench bounded at 400 s
 def test_make_bench_smoke_runs_every_phase_on_a_freshly_formatted_broker_and_prints_the_final_line(
     fresh_stack: PrivateStack, tmp_path: Path
 ) -> None:
