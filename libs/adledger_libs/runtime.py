@@ -39,6 +39,22 @@ BackgroundJob = Callable[[], Awaitable[None]]
 ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
 
 
+#: How long each step of shutting down may take before it is cut short (a service that is asked
+#: to stop never hangs: an SRE's SIGTERM, a test's teardown). Money is safe either way: what was
+#: not committed is read again from the stored positions at the next start.
+SHUTDOWN_STEP_S = 10.0
+
+
+async def _bounded(step: Awaitable[object], what: str, seconds: float = SHUTDOWN_STEP_S) -> bool:
+    """Await one shutdown step for at most `seconds`; False (and a warning) when it was cut short."""
+    try:
+        await asyncio.wait_for(step, seconds)
+        return True
+    except TimeoutError:
+        log.warning("shutdown_step_cut_short", step=what, after_s=seconds)
+        return False
+
+
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: the runtime owns shutdown of every task."""
 
@@ -163,10 +179,12 @@ class ServiceRuntime:
 
     async def close(self) -> None:
         if self._producer is not None:
-            await self._producer.stop()
+            await _bounded(self._producer.stop(), "kafka_producer_stop")
             self._producer = None
         if self._pool is not None:
-            await self._pool.close()
+            # close() waits for every connection to be given back; one still held is not waited for.
+            if not await _bounded(self._pool.close(), "database_pool_close"):
+                self._pool.terminate()
             self._pool = None
 
     async def check_database(self) -> None:
@@ -208,7 +226,8 @@ class ServiceRuntime:
         )
         self.http_server = _Server(
             uvicorn.Config(
-                app, host=self.settings.http_host, port=self.settings.http_port, log_config=None, access_log=False, lifespan="off"
+                app, host=self.settings.http_host, port=self.settings.http_port, log_config=None, access_log=False, lifespan="off",
+                timeout_graceful_shutdown=int(SHUTDOWN_STEP_S),
             )
         )
         spawn("http", self.http_server.serve())
@@ -225,10 +244,10 @@ class ServiceRuntime:
             for task, name in tasks.items():
                 if name != "http":
                     task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await _bounded(asyncio.gather(*tasks, return_exceptions=True), "tasks_end")
             stopper.cancel()
             if consumer is not None:
-                await consumer.stop()
+                await _bounded(consumer.stop(), "kafka_consumer_stop")
         if failure is not None:
             raise failure
 

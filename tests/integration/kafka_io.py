@@ -23,15 +23,23 @@ class Record:
 async def produce(
     bootstrap: str, topic: str, items: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]
 ) -> list[tuple[int, int]]:
-    """Produce (key, value, headers) records in order; returns (partition, offset) of each."""
+    """Produce (key, value, headers) records in order; returns (partition, offset) of each.
+    Fails after 60 s rather than letting the producer retry for ever."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
-    await producer.start()
+    await asyncio.wait_for(producer.start(), 60)
     try:
-        futures = [await producer.send(topic, value=value, key=key, headers=headers) for key, value, headers in items]
-        metadata = await asyncio.gather(*futures)
-        return [(item.partition, item.offset) for item in metadata]
+
+        async def send_all() -> list[tuple[int, int]]:
+            futures = [await producer.send(topic, value=value, key=key, headers=headers) for key, value, headers in items]
+            metadata = await asyncio.gather(*futures)
+            return [(item.partition, item.offset) for item in metadata]
+
+        try:
+            return await asyncio.wait_for(send_all(), 60)
+        except TimeoutError:
+            raise AssertionError(f"{topic}: {len(items)} records not acknowledged within 60s") from None
     finally:
-        await producer.stop()
+        await asyncio.wait_for(producer.stop(), 30)
 
 
 async def read_all(bootstrap: str, topic: str, *, expect: int, timeout_s: float = 20.0, settle_s: float = 0.5) -> list[Record]:
@@ -40,8 +48,12 @@ async def read_all(bootstrap: str, topic: str, *, expect: int, timeout_s: float 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed")
     await consumer.start()
     try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         partitions = consumer.partitions_for_topic(topic)
         while not partitions:
+            if loop.time() > deadline:
+                raise AssertionError(f"{topic}: no partitions known within {timeout_s}s (does the topic exist?)")
             await consumer._client.force_metadata_update()  # noqa: SLF001 - the topic was just created
             partitions = consumer.partitions_for_topic(topic)
         assigned = [TopicPartition(topic, number) for number in partitions]
@@ -50,8 +62,6 @@ async def read_all(bootstrap: str, topic: str, *, expect: int, timeout_s: float 
         # Everything already on the topic is read, however much that is, before settling.
         ends = await consumer.end_offsets(assigned)
         records: list[Record] = []
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
         settle_until: float | None = None
         while True:
             now = loop.time()
