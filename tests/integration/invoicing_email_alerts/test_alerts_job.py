@@ -112,7 +112,7 @@ class AlertsJob:
         try:
             records = await read_all(self.stack.kafka_bootstrap_servers, self.topics["alerts"], expect=expect, timeout_s=timeout_s, settle_s=1.0)
         except AssertionError as error:
-            raise AssertionError(f"{error}\n{self.log_path.read_text()[-3000:]}") from None
+            raise AssertionError(f"{error}\n{self.log_path.read_text()[-8000:]}") from None
         return [(record.headers["event-type"], json.loads(record.value or b"{}")) for record in records]
 
 
@@ -138,6 +138,9 @@ async def job(stack: Stack, new_topic: TopicFactory, tmp_path: Path) -> AsyncIte
         ADLEDGER_ALERTS_ALERTS_TOPIC=topics["alerts"],
         ADLEDGER_ALERTS_PARTITIONS=str(PARTITIONS),
         ADLEDGER_ALERTS_DATA_DIR=str(tmp_path / "faust"),
+        # Our own lines at debug (each owner record, each evaluation), Faust's at info: a failure
+        # shows what the worker saw.
+        ADLEDGER_ALERTS_LOG_LEVEL="debug",
     )
     running = AlertsJob(stack, app_id, topics, env, tmp_path)
     await running.start()

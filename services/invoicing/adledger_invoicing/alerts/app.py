@@ -236,6 +236,7 @@ def create_app(settings: AlertSettings | None = None) -> faust.App:
             window = daily_spend[owner_id]
             spends = [int(window.delta(DAY * back)) for back in range(1, settings.window_days + 1)]
             average = rules.average_daily_spend(spends, settings.window_days)
+            log.debug("owner_runway", owner_id=owner_id, available_micros=available, daily_spend_micros=spends, average_micros=average)
             if rules.runway_is_low(available, average, settings.runway_factor):
                 days = rules.runway_days(available, average)
                 alert_id = rules.alert_id("runway_low", owner_id, day)
@@ -261,6 +262,7 @@ def create_app(settings: AlertSettings | None = None) -> faust.App:
             threshold = rules.low_balance_threshold(
                 explicit["threshold_micros"] if explicit else None, last_payments.get(owner_id), settings.threshold_percent
             )
+            log.debug("owner_threshold", owner_id=owner_id, available_micros=available, threshold_micros=threshold)
             if rules.below_threshold(available, threshold):
                 assert threshold is not None
                 alert_id = rules.alert_id("low_balance", owner_id, day)
@@ -288,6 +290,7 @@ def create_app(settings: AlertSettings | None = None) -> faust.App:
             owner_id = record["owner_id"]
             kind = record["kind"]
             at = datetime.fromisoformat(record["at"])
+            log.debug("owner_activity", owner_id=owner_id, kind=kind, at=record["at"], partition=event.message.partition, offset=event.message.offset)
             if kind == "spend":
                 seen_key = f"{owner_id}|{record['event_id']}"
                 if seen_spend[seen_key].current():
