@@ -68,19 +68,25 @@ async def _keep_producing(world: SpendWorld, plan: Plan, chunks: list[list[Spend
     return repeated
 
 
-async def test_s1_kafka_restarted_mid_stream_the_consumer_recovers_alone_and_takes_every_event_once(
-    world: SpendWorld, private_stack: PrivateStack
-) -> None:
-    rng = random.Random(11)
+async def _running_while_spend_arrives(world: SpendWorld, seed: int) -> tuple[Plan, Process, asyncio.Future[int]]:
+    """2,400 events' worth of funds; 800 events sent, the service started and 200 applied, and
+    1,600 more being produced in chunks (the returned future) while the test breaks something."""
+    rng = random.Random(seed)
     plan = make_plan(world.tag)
     fund(plan, 2400)
     await world.set_up(plan)
     await world.send(plan, make_spend(rng, plan, 800))
     process = world.start()
     await world.wait_applied(200, process)
-
     producing = asyncio.ensure_future(_keep_producing(world, plan, [make_spend(rng, plan, 80) for _ in range(20)]))
     await asyncio.sleep(0.3)
+    return plan, process, producing
+
+
+async def test_s1_kafka_restarted_mid_stream_the_consumer_recovers_alone_and_takes_every_event_once(
+    world: SpendWorld, private_stack: PrivateStack
+) -> None:
+    plan, process, producing = await _running_while_spend_arrives(world, seed=11)
     await asyncio.to_thread(private_stack.restart_kafka)
     await producing
     await world.wait_done(process, timeout_s=180)
@@ -94,16 +100,7 @@ async def test_s1_kafka_restarted_mid_stream_the_consumer_recovers_alone_and_tak
 async def test_s1_postgres_restarted_mid_stream_the_service_exits_non_zero_is_restarted_and_takes_every_event_once(
     world: SpendWorld, private_stack: PrivateStack
 ) -> None:
-    rng = random.Random(12)
-    plan = make_plan(world.tag)
-    fund(plan, 2400)
-    await world.set_up(plan)
-    await world.send(plan, make_spend(rng, plan, 800))
-    process = world.start()
-    await world.wait_applied(200, process)
-
-    producing = asyncio.ensure_future(_keep_producing(world, plan, [make_spend(rng, plan, 80) for _ in range(20)]))
-    await asyncio.sleep(0.3)
+    plan, process, producing = await _running_while_spend_arrives(world, seed=12)
     await asyncio.to_thread(private_stack.stop_postgres)
     # The database stays down while spend keeps arriving; the service notices at its next batch.
     await until(_exited(process), "the service to stop on the lost database, non-zero", 60)
