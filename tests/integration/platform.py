@@ -58,12 +58,7 @@ class Platform:
     async def operate(self, business_center_id: str, account_id: str) -> None:
         """A campaign-service Operator of the Business Center, whose campaigns run on `account_id`."""
         campaigns = self.campaigns
-        operator = unique("op")
-        answer = await campaigns.command("POST", "/v1/users", PLATFORM, {"id": operator, "name": "Olga Operator"})
-        assert answer.status_code == 201, answer.text
-        campaigns.token = answer.json()["token"]
-        answer = await campaigns.command("PUT", f"/v1/business-centers/{business_center_id}/members/{operator}", PLATFORM, {"role": "operator"})
-        assert answer.status_code == 200, answer.text
+        await campaigns.sign_in_operator(business_center_id)
         campaigns.bc, campaigns.account, campaigns.wallet_token = business_center_id, account_id, self.billing.wallet_admin_token
 
     async def change_budget(self, campaign_id: str, budget_micros: int) -> dict[str, Any]:
@@ -79,6 +74,14 @@ class Platform:
             return dict(answer.json())
 
         return dict(await until(attempt, f"the budget of {campaign_id} changed to {budget_micros}", timeout_s=30))
+
+    async def set_up_people(self, business_center_id: str, account_id: str, *, billing_owner_id: str) -> str:
+        """The billing owner subscribed to invoicing with a billing user, and an Operator whose
+        campaigns run on the ad account; the billing user's token."""
+        await self.billing.subscribe(billing_owner_id)
+        billing_token = await self.billing.billing_user(billing_owner_id)
+        await self.operate(business_center_id, account_id)
+        return billing_token
 
     async def pay(self, invoice_id: str, token: str, scenario: str = "pay") -> list[str]:
         """The local provider pays the invoice: its signed webhooks reach invoicing's endpoint."""

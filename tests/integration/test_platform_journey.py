@@ -34,9 +34,7 @@ async def test_c1_c2_c3_i1_i5_s3_prepaid_campaign_across_every_service(platform:
     business_center = await platform.business_center()
     # A manual ad account (W7: it draws on its own cash only), funded through invoicing.
     account = await platform.ad_account(business_center, kind="reservation", billing_option="prepaid")
-    await billing.subscribe(account)
-    billing_token = await billing.billing_user(account)
-    await platform.operate(business_center, account)
+    billing_token = await platform.set_up_people(business_center, account, billing_owner_id=account)
 
     # I1, I5: a top-up is money only once the provider's signed webhook says paid; credited once.
     top_up = (await billing.top_up(billing_token, account, amount_micros=40 * USD)).json()["invoice"]
@@ -130,9 +128,7 @@ async def test_c1_c2_c3_i1_i5_s3_prepaid_campaign_across_every_service(platform:
 async def test_w8_i2_s4_drawdown_pause_and_resume_by_paid_top_up(platform: Platform) -> None:
     billing, campaigns = platform.billing, platform.campaigns
     business_center, [account] = await billing.business_center(aba_accounts=1)
-    await billing.subscribe(business_center)
-    billing_token = await billing.billing_user(business_center)
-    await platform.operate(business_center, account)
+    billing_token = await platform.set_up_people(business_center, account, billing_owner_id=business_center)
 
     # W5: Budget Sync gave the ABA account a cap of what it had (0); its Admin lifts it (W9, W10).
     async def budget_sync_known() -> bool:
@@ -205,9 +201,7 @@ async def test_i7_monthly_invoice_from_real_posted_spend(platform: Platform) -> 
     billing, campaigns = platform.billing, platform.campaigns
     business_center = await platform.business_center()
     account = await platform.ad_account(business_center, kind="auction", billing_option="monthly_invoicing")
-    await billing.subscribe(account)
-    billing_token = await billing.billing_user(account)
-    await platform.operate(business_center, account)
+    billing_token = await platform.set_up_people(business_center, account, billing_owner_id=account)
     top_up = (await billing.top_up(billing_token, account, amount_micros=10 * USD)).json()["invoice"]
     assert await platform.pay(top_up["id"], billing_token) == ["paid"]
     await billing.wallet_balance_until(account, "real_micros", 10 * USD)

@@ -92,6 +92,15 @@ class CampaignStack:
         headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": key or unique("k")}
         return await self.client.request(method, path, json=body, headers=headers)
 
+    async def sign_in_operator(self, business_center_id: str) -> None:
+        """A new campaign-service user, made an Operator of the Business Center; its token is used from now on."""
+        operator = unique("op")
+        answer = await self.command("POST", "/v1/users", PLATFORM, {"id": operator, "name": "Olga Operator"})
+        assert answer.status_code == 201, answer.text
+        self.token = answer.json()["token"]
+        answer = await self.command("PUT", f"/v1/business-centers/{business_center_id}/members/{operator}", PLATFORM, {"role": "operator"})
+        assert answer.status_code == 200, answer.text
+
     async def campaign(self, campaign_id: str) -> dict[str, Any]:
         answer = await self.client.get(f"/v1/campaigns/{campaign_id}", headers={"Authorization": f"Bearer {self.token}"})
         assert answer.status_code == 200, answer.text
@@ -214,12 +223,7 @@ async def campaigns(stack: Stack, wallet: RunningWallet) -> AsyncIterator[Campai
             {"id": running.account, "name": "Acme auction", "type": "auction", "billing_option": "monthly_invoicing"},
         )
         assert answer.status_code == 201, answer.text
-        operator = unique("op")
-        answer = await running.command("POST", "/v1/users", PLATFORM, {"id": operator, "name": "Olga Operator"})
-        assert answer.status_code == 201, answer.text
-        running.token = answer.json()["token"]
-        answer = await running.command("PUT", f"/v1/business-centers/{running.bc}/members/{operator}", PLATFORM, {"role": "operator"})
-        assert answer.status_code == 200, answer.text
+        await running.sign_in_operator(running.bc)
         yield running
 
 
