@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from supervise import Child, Supervisor  # noqa: E402 - the supervisor sits beside this script
 
 SERVICES: dict[str, int] = {
+    "identity": 8086,
     "wallet": 8081,
     "campaign": 8082,
     "invoicing": 8083,
