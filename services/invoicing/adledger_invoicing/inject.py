@@ -48,7 +48,7 @@ def wire(settings: Settings | None = None, clock: Clock | None = None) -> Servic
     invoicing = Invoicing(clock, PostgresLedger(settings.ledger_schema), events_topic=settings.events_topic)
     provider = (
         LocalPaymentProvider(secret=settings.payment_webhook_secret, webhook_url=lambda: settings.webhook_url, clock=clock)
-        if settings.local_provider_enabled
+        if settings.local_provider_on
         else None
     )
     endpoints = InvoicingApi(lambda: runtime.pool, lambda: runtime.relay, invoicing, provider).endpoints()
