@@ -83,9 +83,10 @@ class Platform:
         await self.operate(business_center_id, account_id)
         return billing_token
 
-    async def pay(self, invoice_id: str, token: str, scenario: str = "pay") -> list[str]:
-        """The local provider pays the invoice: its signed webhooks reach invoicing's endpoint."""
-        paid = await self.billing.provider(invoice_id, scenario, token)
+    async def pay(self, invoice_id: str, scenario: str = "pay") -> list[str]:
+        """The local provider pays the invoice: its signed webhooks reach invoicing's endpoint. It
+        stands in for the payer's card processor and only a platform operator may drive it."""
+        paid = await self.billing.provider(invoice_id, scenario)
         assert all(hook["status_code"] == 200 for hook in paid["webhooks"]), paid
         return [hook["answer"]["effect"] for hook in paid["webhooks"]]
 

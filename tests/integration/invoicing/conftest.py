@@ -5,6 +5,11 @@ Invoicing publishes on the shared `invoicing.events.v1` (the wallet reads paid i
 every service starts its positions on the shared topics at their end, so a test reads only what
 its own services publish. Spend goes to a topic of the test's own, as in the spend tests. The
 local payment provider sends its signed webhooks over HTTP to the invoicing service under test.
+
+Invoicing knows its callers from the platform's one identity: the world's `TestIdentity` publishes
+them on a topic of the world's own (`PLATFORM` is the operator's API key there), and a billing user
+is a person with the Finance Manager role in the Business Center of each owner they bill for (W9).
+The wallet still keeps its own users (it has not moved to the one identity yet).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -33,13 +38,15 @@ from adledger_spend_consumer.inject import build as build_spend_consumer
 from adledger_wallet.config import Settings as WalletSettings
 from adledger_wallet.inject import build as build_wallet
 
-from ..conftest import Stack, unique
+from ..conftest import Stack, TopicFactory, unique
+from ..identity_world import PLATFORM, TestIdentity
 from ..kafka_io import Record, produce, read_all, start_at_end
 from ..waits import free_port as _free_port, until
 
 USD = 1_000_000
-PLATFORM = "test-platform-token"
 SECRET = "test-webhook-secret"
+#: A billing user's session outlives the longest clock move of a journey (to a month's close).
+SESSION_LIFETIME = timedelta(days=400)
 SPEND_TOPIC = "ads.spend.v1"
 
 
@@ -65,6 +72,8 @@ class Billing:
     spend_schema: str
     invoicing_schema: str
     spend_topic: str
+    #: The platform's identity as invoicing sees it (None only for worlds built without it).
+    identity: TestIdentity | None = None
     wallet_admin_id: str = ""
     wallet_admin_token: str = ""
     #: The wallet's runtime (a platform test drives the campaign service beside it).
@@ -107,10 +116,23 @@ class Billing:
         answer = await self.call(self.invoicing, "PUT", f"/v1/subscriptions/{owner_id}", PLATFORM, {"status": status, "billing_email": billing_email})
         assert answer.status_code == 200, answer.text
 
-    async def billing_user(self, *owner_ids: str) -> str:
-        answer = await self.call(self.invoicing, "POST", "/v1/users", PLATFORM, {"id": unique("ann"), "name": "Ann Billing", "owner_ids": list(owner_ids)})
-        assert answer.status_code == 201, answer.text
-        return str(answer.json()["token"])
+    async def owner_business_center(self, owner_id: str) -> str:
+        """The Business Center of an owner (itself, or its ad account's), once invoicing knows it."""
+
+        async def known() -> str | None:
+            rows = await self.fetch(f"select business_center_id from {self.invoicing_schema}.owners where owner_id = $1", owner_id)
+            return str(rows[0]["business_center_id"]) if rows else None
+
+        return str(await until(known, f"invoicing knows the owner {owner_id}"))
+
+    async def billing_user(self, *owner_ids: str, role: str = "finance_manager") -> str:
+        """A person who bills for the owners: `role` in each one's Business Center (W9); their session token."""
+        assert self.identity is not None
+        pool = self.service.runtime.pool
+        user_id = await self.identity.user(unique("ann"), name="Ann Billing", replicas=[pool])
+        for owner_id in owner_ids:
+            await self.identity.grant(await self.owner_business_center(owner_id), user_id, role, replicas=[pool])
+        return self.identity.session(user_id, lifetime=SESSION_LIFETIME)
 
     async def top_up(self, token: str, owner_id: str, *, amount_micros: int | None = None, target_micros: int | None = None, key: str | None = None) -> httpx.Response:
         body: dict[str, Any] = {"owner_id": owner_id, "currency": "USD"}
@@ -121,6 +143,7 @@ class Billing:
         return await self.call(self.invoicing, "POST", "/v1/top-ups", token, body, key)
 
     async def provider(self, invoice_id: str, scenario: str, token: str = PLATFORM, key: str | None = None) -> dict[str, Any]:
+        """The local provider pays (fails, pays twice...) an invoice: a platform operator's tool."""
         answer = await self.call(self.invoicing, "POST", f"/v1/local-provider/invoices/{invoice_id}/payments", token, {"scenario": scenario}, key)
         assert answer.status_code == 200, answer.text
         return dict(answer.json())
@@ -222,6 +245,7 @@ async def billing_world(stack: Stack, *, own_delivery_topics: bool = False, emai
     wallet_schema, spend_schema, invoicing_schema, ledger_schema = unique("t_wallet"), unique("t_spend"), unique("t_invoicing"), unique("t_ledger")
     clock = ManualClock(datetime(2026, 11, 21, 9, tzinfo=UTC))
     common: dict[str, Any] = {"database_url": stack.database_url, "kafka_bootstrap_servers": stack.kafka_bootstrap_servers, "outbox_poll_interval_ms": 100}
+    identity = await TestIdentity.create(stack, TopicFactory(stack.kafka_bootstrap_servers), clock)
     wallet_port, spend_port, invoicing_port = _free_port(), _free_port(), _free_port()
     wallet_group, spend_group, invoicing_group = unique("wallet-group"), unique("spend-group"), unique("invoicing-group")
     wallet = build_wallet(
@@ -251,8 +275,8 @@ async def billing_world(stack: Stack, *, own_delivery_topics: bool = False, emai
     )
     invoicing = wire(
         InvoicingSettings(
-            **common, database_schema=invoicing_schema, ledger_schema=ledger_schema, http_port=invoicing_port, platform_token=PLATFORM,
-            kafka_consumer_group=invoicing_group, payment_webhook_secret=SECRET,
+            **common, database_schema=invoicing_schema, ledger_schema=ledger_schema, http_port=invoicing_port,
+            identity_events_topic=identity.topic, kafka_consumer_group=invoicing_group, payment_webhook_secret=SECRET,
             # Tests run the clock-driven jobs themselves after moving the ManualClock (T1).
             clock_jobs_poll_interval_ms=3_600_000, spend_posted_topic=own["spend.posted.v1"],
         ),
@@ -274,8 +298,10 @@ async def billing_world(stack: Stack, *, own_delivery_topics: bool = False, emai
     try:
         for port in (wallet_port, spend_port, invoicing_port):
             await _healthy(port)
+        await identity.replicated(invoicing.runtime.pool)
         running = Billing(
-            stack, clock, invoicing, wallet_client, invoicing_client, spend_schema, invoicing_schema, spend_topic, wallet_runtime=wallet,
+            stack, clock, invoicing, wallet_client, invoicing_client, spend_schema, invoicing_schema, spend_topic, identity=identity,
+            wallet_runtime=wallet,
             posted_topic=own["spend.posted.v1"], control_topic=own["delivery.control.v1"], state_topic=own["delivery.state.v1"],
         )
         running.wallet_admin_id = unique("alice")
