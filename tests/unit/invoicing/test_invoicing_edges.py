@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
 from adledger_invoicing.adapters.document import render_html
 from adledger_invoicing.adapters.http import InvalidNotification, parse_notification
 from adledger_invoicing.domain import invoices as domain

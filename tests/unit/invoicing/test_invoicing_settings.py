@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from adledger_invoicing.config import Settings
 from adledger_libs.settings import UnsafeSettingsError
 

@@ -7,10 +7,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from adledger_invoicing.domain import signatures
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from adledger_invoicing.domain import signatures
 
 NOW = datetime(2026, 11, 21, 9, tzinfo=UTC)
 STAMP = int(NOW.timestamp())
