@@ -25,7 +25,6 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest_asyncio
-
 from adledger_contracts.external import SpendReported
 from adledger_contracts.topics import topic
 from adledger_invoicing.config import Settings as InvoicingSettings
@@ -41,7 +40,8 @@ from adledger_wallet.inject import build as build_wallet
 from ..conftest import Stack, TopicFactory, unique
 from ..identity_world import PLATFORM, TestIdentity
 from ..kafka_io import Record, produce, read_all, start_at_end
-from ..waits import free_port as _free_port, until
+from ..waits import free_port as _free_port
+from ..waits import until
 
 USD = 1_000_000
 SECRET = "test-webhook-secret"

@@ -8,7 +8,6 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from adledger_contracts.invoicing import IssueInvoice
 from adledger_contracts.spending import SpendPosted
 from adledger_contracts.wallet import PlaceHold, PrepaymentThresholdCrossed

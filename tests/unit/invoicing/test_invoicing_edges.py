@@ -1,5 +1,6 @@
 """The invoicing service's edges without a server: the provider's notification parser, the
-invoice document, and the checked-in OpenAPI document (I5, I8, M1)."""
+invoice document, the checked-in OpenAPI document (I5, I8, M1), the webhook secret's rotation and
+the production API without the local provider (issue 12)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,16 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from adledger_invoicing.adapters.document import render_html
 from adledger_invoicing.adapters.http import InvalidNotification, parse_notification
+from adledger_invoicing.config import Settings
 from adledger_invoicing.domain import invoices as domain
 from adledger_invoicing.domain.invoices import InvoiceStatus, Line, PaymentOutcome, Purpose
-from adledger_invoicing.inject import openapi_document
+from adledger_invoicing.domain.signatures import SIGNATURE_HEADER, sign
+from adledger_invoicing.inject import openapi_document, wire
+from adledger_libs.clock import ManualClock
 
 SCHEMAS = Path(__file__).resolve().parents[3] / "schemas" / "openapi"
 NOW = datetime(2026, 11, 21, 9, tzinfo=UTC)
@@ -59,3 +64,30 @@ def test_invoicing_openapi_is_checked_in_and_current_and_commands_take_idempoten
             assert operation.get("security") == [{"bearer": []}], f"{method} {path}"
             if method in {"post", "put", "patch", "delete"}:
                 assert "Idempotency-Key" in {parameter["name"] for parameter in operation["parameters"]}, f"{method} {path}"
+
+
+async def test_issue_12_the_webhook_secret_rotates_and_the_old_one_is_refused_after_the_change() -> None:
+    old, new = "old-webhook-secret-" + "o" * 20, "new-webhook-secret-" + "n" * 20
+    # An event type the service does not act on: the answer shows the signature passed, with no database.
+    body = json.dumps({"id": "evt_rotation", "type": "charge.refunded"}).encode()
+    stamp = int(NOW.timestamp())
+    for current, before in ((old, None), (new, old)):
+        app = wire(Settings(profile="local", payment_webhook_secret=current), ManualClock(NOW)).runtime.http_app()
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://invoicing") as client:
+            accepted = await client.post("/v1/payments/webhook", content=body, headers={SIGNATURE_HEADER: sign(current, stamp, body)})
+            assert accepted.json() == {"received": True, "effect": "ignored"}
+            if before is not None:
+                refused = await client.post("/v1/payments/webhook", content=body, headers={SIGNATURE_HEADER: sign(before, stamp, body)})
+                assert (refused.status_code, refused.json()["error"]) == (401, "signature_invalid")
+
+
+def test_issue_12_the_production_api_has_no_local_provider_route() -> None:
+    strong = "s" * 40
+    production = wire(Settings(profile="production", payment_webhook_secret=strong)).runtime.http_app()
+    local = wire(Settings(profile="local")).runtime.http_app()
+
+    def paths(app: object) -> set[str]:
+        return set(app.openapi()["paths"])
+
+    assert "/v1/local-provider/invoices/{invoice_id}/payments" in paths(local)
+    assert not any(path.startswith("/v1/local-provider") for path in paths(production))
