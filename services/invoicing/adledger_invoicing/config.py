@@ -51,5 +51,6 @@ class Settings(ServiceSettings):
         super().check_safe()
         if not self.local and self.local_provider_enabled:
             raise UnsafeSettingsError(
-                "ADLEDGER_LOCAL_PROVIDER_ENABLED is set, but the local payment provider exists only in the local profile"
+                "ADLEDGER_LOCAL_PROVIDER_ENABLED is set, but the local payment provider exists only in the "
+                "local profile"
             )

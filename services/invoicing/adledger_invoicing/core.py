@@ -131,7 +131,12 @@ class Invoicing:
     # Top-ups (I1-I4) -------------------------------------------------------------------------------
 
     async def top_up(
-        self, work: InvoicingWork, caller: Caller, owner_id: str, currency: str, amount_micros: int | None,
+        self,
+        work: InvoicingWork,
+        caller: Caller,
+        owner_id: str,
+        currency: str,
+        amount_micros: int | None,
         target_micros: int | None,
     ) -> TopUpResult:
         """I1: an invoice, never a balance change; I2: a target invoices target − balance, or
@@ -142,9 +147,13 @@ class Invoicing:
         known_balance = await store.balance(owner_id)
         account_currency = owner.currency if owner else known_balance.currency if known_balance else None
         plan = domain.plan_top_up(
-            owner_id=owner_id, subscription_active=subscription is not None and subscription.status == "active",
-            account_currency=account_currency, currency=currency, amount_micros=amount_micros,
-            target_micros=target_micros, balance_micros=known_balance.real_micros if known_balance else None,
+            owner_id=owner_id,
+            subscription_active=subscription is not None and subscription.status == "active",
+            account_currency=account_currency,
+            currency=currency,
+            amount_micros=amount_micros,
+            target_micros=target_micros,
+            balance_micros=known_balance.real_micros if known_balance else None,
         )
         if not plan.invoiced:
             return TopUpResult(None, 0, plan.reason)
@@ -154,8 +163,13 @@ class Invoicing:
             else "Top-up of the credit balance"
         )
         invoice = await self._issue(
-            work, payer_id=owner_id, payer_kind="owner", purpose=Purpose.TOP_UP, currency=currency,
-            lines=[Line(description, plan.amount_micros)], recipient_user_id=caller.user_id,
+            work,
+            payer_id=owner_id,
+            payer_kind="owner",
+            purpose=Purpose.TOP_UP,
+            currency=currency,
+            lines=[Line(description, plan.amount_micros)],
+            recipient_user_id=caller.user_id,
             recipient_address=subscription.billing_email if subscription else None,
         )
         assert invoice is not None
@@ -185,9 +199,14 @@ class Invoicing:
             raise domain.CurrencyMismatchError(owner.currency, command.currency)
         subscription = await store.subscription(command.owner_id)
         return await self._issue(
-            work, invoice_id=command.invoice_id, payer_id=command.owner_id, payer_kind="owner",
-            purpose=Purpose(command.purpose), currency=command.currency,
-            lines=[Line(command.description, command.amount_micros)], reference_id=command.reference_id,
+            work,
+            invoice_id=command.invoice_id,
+            payer_id=command.owner_id,
+            payer_kind="owner",
+            purpose=Purpose(command.purpose),
+            currency=command.currency,
+            lines=[Line(command.description, command.amount_micros)],
+            reference_id=command.reference_id,
             recipient_address=subscription.billing_email if subscription else None,
         )
 
@@ -200,12 +219,15 @@ class Invoicing:
             # another environment's signal on a shared broker.
             log.info("prepayment_signal_for_unknown_owner", owner_id=signal.owner_id)
             return None
-        open_ones = await store.invoices(payer_ids=[signal.owner_id], statuses=["draft", "open"], purposes=["prepayment"])
+        open_ones = await store.invoices(
+            payer_ids=[signal.owner_id], statuses=["draft", "open"], purposes=["prepayment"]
+        )
         if open_ones:
             log.info("prepayment_already_open", owner_id=signal.owner_id, invoice_id=open_ones[0].id)
             return None
         amount = domain.prepayment_amount(
-            virtual_micros=signal.virtual_micros, last_payment_micros=signal.last_payment_micros,
+            virtual_micros=signal.virtual_micros,
+            last_payment_micros=signal.last_payment_micros,
             threshold_micros=signal.threshold_micros,
         )
         if amount <= 0:
@@ -214,9 +236,14 @@ class Invoicing:
         virtual = domain.format_money(signal.virtual_micros, signal.currency)
         threshold = domain.format_money(signal.threshold_micros, signal.currency)
         return await self._issue(
-            work, payer_id=signal.owner_id, payer_kind="owner", purpose=Purpose.PREPAYMENT, currency=signal.currency,
+            work,
+            payer_id=signal.owner_id,
+            payer_kind="owner",
+            purpose=Purpose.PREPAYMENT,
+            currency=signal.currency,
             lines=[Line(f"Prepayment: the virtual balance ({virtual}) fell below the threshold ({threshold})", amount)],
-            reference_id=signal.event_id, recipient_address=subscription.billing_email if subscription else None,
+            reference_id=signal.event_id,
+            recipient_address=subscription.billing_email if subscription else None,
         )
 
     # Reads and the operator's commands (I5) --------------------------------------------------------
@@ -251,7 +278,9 @@ class Invoicing:
         payer_ids = await work.store.owners_in(sorted(caller.roles_by_business_center))
         return await work.store.invoices(payer_ids=payer_ids, statuses=statuses)
 
-    async def change_status(self, work: InvoicingWork, caller: Caller, invoice_id: str, wanted: InvoiceStatus) -> Invoice:
+    async def change_status(
+        self, work: InvoicingWork, caller: Caller, invoice_id: str, wanted: InvoiceStatus
+    ) -> Invoice:
         """I5: the platform operator voids an invoice or marks it uncollectible."""
         self._require_platform(caller, f"mark invoices {wanted.value}", BILLING_SCOPE)
         invoice = await self._load_invoice(work, invoice_id, for_update=True)
@@ -270,25 +299,43 @@ class Invoicing:
         invoice = await store.invoice(notification.invoice_id, for_update=True)
         if invoice is None:
             await store.set_notification_effect(notification.provider_event_id, "unknown_invoice")
-            log.warning("payment_for_unknown_invoice", invoice_id=notification.invoice_id, payment_id=notification.payment_id)
+            log.warning(
+                "payment_for_unknown_invoice", invoice_id=notification.invoice_id, payment_id=notification.payment_id
+            )
             return "unknown_invoice"
         decision = domain.apply_payment_notification(
-            invoice, payment_id=notification.payment_id, outcome=notification.outcome,
-            amount_micros=notification.amount_micros, currency=notification.currency,
-            payment_succeeded_before=await store.payment_succeeded_before(notification.payment_id, notification.provider_event_id),
+            invoice,
+            payment_id=notification.payment_id,
+            outcome=notification.outcome,
+            amount_micros=notification.amount_micros,
+            currency=notification.currency,
+            payment_succeeded_before=await store.payment_succeeded_before(
+                notification.payment_id, notification.provider_event_id
+            ),
             now=now,
         )
         await store.set_notification_effect(notification.provider_event_id, decision.effect.value)
         if decision.effect is Effect.PAID:
             await self._apply(work, invoice, decision.invoice)
         elif decision.effect in (Effect.REFUND_DUE, Effect.AMOUNT_MISMATCH):
-            log.warning("payment_needs_an_operator", invoice_id=invoice.id, payment_id=notification.payment_id,
-                        effect=decision.effect.value)
-        log.info("payment_notified", invoice_id=invoice.id, payment_id=notification.payment_id,
-                 outcome=notification.outcome.value, effect=decision.effect.value)
+            log.warning(
+                "payment_needs_an_operator",
+                invoice_id=invoice.id,
+                payment_id=notification.payment_id,
+                effect=decision.effect.value,
+            )
+        log.info(
+            "payment_notified",
+            invoice_id=invoice.id,
+            payment_id=notification.payment_id,
+            outcome=notification.outcome.value,
+            effect=decision.effect.value,
+        )
         return decision.effect.value
 
-    async def notifications_of(self, work: InvoicingWork, caller: Caller, invoice_id: str) -> list[RecordedNotification]:
+    async def notifications_of(
+        self, work: InvoicingWork, caller: Caller, invoice_id: str
+    ) -> list[RecordedNotification]:
         await self.read_invoice(work, caller, invoice_id)
         return await work.store.notifications_of(invoice_id)
 
@@ -300,13 +347,16 @@ class Invoicing:
 
     # Funding sources (I6) ------------------------------------------------------------------------------
 
-    async def register_funding_source(self, work: InvoicingWork, caller: Caller, source: FundingSource) -> FundingSource:
+    async def register_funding_source(
+        self, work: InvoicingWork, caller: Caller, source: FundingSource
+    ) -> FundingSource:
         self._require_platform(caller, "register funding sources", FUNDING_SOURCES_SCOPE)
         source = replace(source, created_at=self.clock.now())
         if not await work.store.add_funding_source(source):
             raise FundingSourceExistsError(f"funding source {source.id!r} exists already")
-        account = Account(id=funding_source_account_id(source.id), currency=source.currency, code="funding_source",
-                          owner_id=source.id)
+        account = Account(
+            id=funding_source_account_id(source.id), currency=source.currency, code="funding_source", owner_id=source.id
+        )
         await self.ledger.create_accounts(work.ledger_session, [*system_accounts(source.currency), account])
         return source
 
@@ -315,14 +365,22 @@ class Invoicing:
         accounts = await self.ledger.balances(work.ledger_session, [account_id])
         return balance(accounts[account_id])
 
-    async def read_funding_source(self, work: InvoicingWork, caller: Caller, funding_source_id: str) -> tuple[FundingSource, int]:
+    async def read_funding_source(
+        self, work: InvoicingWork, caller: Caller, funding_source_id: str
+    ) -> tuple[FundingSource, int]:
         self._require_platform(caller, "read funding sources", FUNDING_SOURCES_SCOPE)
         source = await self._load_funding_source(work, funding_source_id)
         return source, await self.funding_source_balance(work, funding_source_id)
 
     async def charge_funding_source(
-        self, work: InvoicingWork, caller: Caller, funding_source_id: str, charge_id: str, amount_micros: int,
-        currency: str, description: str,
+        self,
+        work: InvoicingWork,
+        caller: Caller,
+        funding_source_id: str,
+        charge_id: str,
+        amount_micros: int,
+        currency: str,
+        description: str,
     ) -> FundingSourceCharged:
         """I6 (U5, U6): a charge to a funding source. A prepaid source is debited even below
         zero, and its low-balance contacts are e-mailed at once; a credit-card source is debited
@@ -338,11 +396,16 @@ class Invoicing:
             raise ChargeConflictError(f"charge {charge_id!r} exists already")
         results = await self.ledger.create_transfers(
             work.ledger_session,
-            [TransferRequest(
-                id=f"funding_source_charge:{charge_id}", debit_account_id=funding_source_account_id(source.id),
-                credit_account_id=system_account_id("platform_revenue", source.currency), amount_micros=amount_micros,
-                currency=source.currency, code="funding_source_charge",
-            )],
+            [
+                TransferRequest(
+                    id=f"funding_source_charge:{charge_id}",
+                    debit_account_id=funding_source_account_id(source.id),
+                    credit_account_id=system_account_id("platform_revenue", source.currency),
+                    amount_micros=amount_micros,
+                    currency=source.currency,
+                    code="funding_source_charge",
+                )
+            ],
             now,
         )
         raise_first_error(results)
@@ -350,9 +413,16 @@ class Invoicing:
         card_invoice_id: str | None = None
         if source.kind == "credit_card":
             invoice = await self._issue(
-                work, invoice_id=domain.derived_invoice_id("card", charge_id), payer_id=source.id,
-                payer_kind="funding_source", purpose=Purpose.CARD_CHARGE, currency=source.currency,
-                lines=[Line(description, amount_micros)], reference_id=charge_id, automatic_collection=True, email=False,
+                work,
+                invoice_id=domain.derived_invoice_id("card", charge_id),
+                payer_id=source.id,
+                payer_kind="funding_source",
+                purpose=Purpose.CARD_CHARGE,
+                currency=source.currency,
+                lines=[Line(description, amount_micros)],
+                reference_id=charge_id,
+                automatic_collection=True,
+                email=False,
             )
             assert invoice is not None
             card_invoice_id = invoice.id
@@ -360,41 +430,65 @@ class Invoicing:
         else:
             self._alert_low_balance(work, source, charge_id, balance_after, now)
         event = FundingSourceCharged(
-            funding_source_id=source.id, kind=source.kind, charge_id=charge_id, amount_micros=amount_micros,
-            currency=source.currency, description=description, balance_after_micros=balance_after,
-            card_invoice_id=card_invoice_id, charged_at=now,
+            funding_source_id=source.id,
+            kind=source.kind,
+            charge_id=charge_id,
+            amount_micros=amount_micros,
+            currency=source.currency,
+            description=description,
+            balance_after_micros=balance_after,
+            card_invoice_id=card_invoice_id,
+            charged_at=now,
         )
         work.publish(event, topic=self.events_topic, key=source.id)
         return event
 
-    def _alert_low_balance(self, work: InvoicingWork, source: FundingSource, charge_id: str, balance_after: int, now: datetime) -> None:
+    def _alert_low_balance(
+        self, work: InvoicingWork, source: FundingSource, charge_id: str, balance_after: int, now: datetime
+    ) -> None:
         """I6: a prepaid source's low-balance contacts are e-mailed at once, in the charge's transaction."""
-        template = domain.low_balance_alert(balance_micros=balance_after, threshold_micros=source.low_balance_threshold_micros)
+        template = domain.low_balance_alert(
+            balance_micros=balance_after, threshold_micros=source.low_balance_threshold_micros
+        )
         if template is None:
             return
         shown = domain.format_money(balance_after, source.currency)
         fields = (
             {"funding_source_name": source.name, "balance": shown}
             if template == "prepaid_source_negative"
-            else {"owner_name": source.name, "balance": shown,
-                  "threshold": domain.format_money(source.low_balance_threshold_micros, source.currency)}
+            else {
+                "owner_name": source.name,
+                "balance": shown,
+                "threshold": domain.format_money(source.low_balance_threshold_micros, source.currency),
+            }
         )
         for number, contact in enumerate(source.low_balance_contacts):
             work.publish(
                 EmailRequested(
-                    email_id=f"funding-source:{source.id}:charge:{charge_id}:{number}", template=template,
-                    recipient_address=contact, subject_id=source.id, fields=fields, requested_at=now,
+                    email_id=f"funding-source:{source.id}:charge:{charge_id}:{number}",
+                    template=template,
+                    recipient_address=contact,
+                    subject_id=source.id,
+                    fields=fields,
+                    requested_at=now,
                 ),
-                topic=self.events_topic, key=source.id,
+                topic=self.events_topic,
+                key=source.id,
             )
 
-    async def top_up_funding_source(self, work: InvoicingWork, caller: Caller, funding_source_id: str, amount_micros: int) -> Invoice:
+    async def top_up_funding_source(
+        self, work: InvoicingWork, caller: Caller, funding_source_id: str, amount_micros: int
+    ) -> Invoice:
         """A prepaid source is funded in advance by an invoice; paid, it credits the source."""
         self._require_platform(caller, "top up funding sources", FUNDING_SOURCES_SCOPE)
         source = await self._load_funding_source(work, funding_source_id)
         invoice = await self._issue(
-            work, payer_id=source.id, payer_kind="funding_source", purpose=Purpose.FUNDING_SOURCE_TOP_UP,
-            currency=source.currency, lines=[Line(f"Prepayment of the funding source {source.name}", amount_micros)],
+            work,
+            payer_id=source.id,
+            payer_kind="funding_source",
+            purpose=Purpose.FUNDING_SOURCE_TOP_UP,
+            currency=source.currency,
+            lines=[Line(f"Prepayment of the funding source {source.name}", amount_micros)],
             recipient_address=source.accounts_payable_contact,
         )
         assert invoice is not None
@@ -414,10 +508,16 @@ class Invoicing:
             if amount <= 0:
                 continue
             invoice = await self._issue(
-                work, invoice_id=domain.derived_invoice_id("day-close", source.id, day.isoformat()), payer_id=source.id,
-                payer_kind="funding_source", purpose=Purpose.FUNDING_SOURCE_DAY_CLOSE, currency=source.currency,
+                work,
+                invoice_id=domain.derived_invoice_id("day-close", source.id, day.isoformat()),
+                payer_id=source.id,
+                payer_kind="funding_source",
+                purpose=Purpose.FUNDING_SOURCE_DAY_CLOSE,
+                currency=source.currency,
                 lines=[Line(f"Negative balance of {source.name} at the close of {day.isoformat()} (UTC)", amount)],
-                reference_id=day.isoformat(), period_start=day, recipient_address=source.accounts_payable_contact,
+                reference_id=day.isoformat(),
+                period_start=day,
+                recipient_address=source.accounts_payable_contact,
             )
             if invoice is not None:
                 issued.append(invoice)
@@ -439,8 +539,11 @@ class Invoicing:
                 month = max(current, domain.next_month(last_closed))
             key = (event.ad_account_id, month, event.campaign_id)
             before = sums.get(key) or MonthlySpend(event.ad_account_id, month, event.campaign_id, event.currency, 0, 0)
-            sums[key] = replace(before, amount_micros=before.amount_micros + event.amount_micros,
-                                event_count=before.event_count + event.spend_event_count)
+            sums[key] = replace(
+                before,
+                amount_micros=before.amount_micros + event.amount_micros,
+                event_count=before.event_count + event.spend_event_count,
+            )
         await work.store.add_monthly_spend(list(sums.values()))
 
     async def close_month(self, work: InvoicingWork, month: date) -> list[Invoice]:
@@ -458,11 +561,22 @@ class Invoicing:
             subscription = await store.subscription(ad_account_id)
             label = domain.month_label(month)
             invoice = await self._issue(
-                work, invoice_id=domain.derived_invoice_id("month", ad_account_id, month.strftime("%Y-%m")),
-                payer_id=ad_account_id, payer_kind="owner", purpose=Purpose.MONTHLY_SPEND, currency=spends[0].currency,
-                lines=[Line(f"Spend of campaign {spend.campaign_id} in {label} ({spend.event_count} events)", spend.amount_micros)
-                       for spend in spends if spend.amount_micros != 0],
-                reference_id=month.strftime("%Y-%m"), period_start=month,
+                work,
+                invoice_id=domain.derived_invoice_id("month", ad_account_id, month.strftime("%Y-%m")),
+                payer_id=ad_account_id,
+                payer_kind="owner",
+                purpose=Purpose.MONTHLY_SPEND,
+                currency=spends[0].currency,
+                lines=[
+                    Line(
+                        f"Spend of campaign {spend.campaign_id} in {label} ({spend.event_count} events)",
+                        spend.amount_micros,
+                    )
+                    for spend in spends
+                    if spend.amount_micros != 0
+                ],
+                reference_id=month.strftime("%Y-%m"),
+                period_start=month,
                 recipient_address=subscription.billing_email if subscription else None,
             )
             if invoice is not None:
@@ -475,7 +589,9 @@ class Invoicing:
         if isinstance(event, BusinessCenterOpened):
             owner = Owner(event.business_center_id, "business_center", event.business_center_id, event.currency, None)
         else:
-            owner = Owner(event.ad_account_id, "ad_account", event.business_center_id, event.currency, event.billing_option)
+            owner = Owner(
+                event.ad_account_id, "ad_account", event.business_center_id, event.currency, event.billing_option
+            )
         await work.store.add_owner(owner, event.opened_at)
 
     async def balances_changed(self, work: InvoicingWork, events: Sequence[BalanceChanged]) -> None:
@@ -483,11 +599,21 @@ class Invoicing:
         for event in events:
             if event.owner_id not in newest or newest[event.owner_id].version < event.version:
                 newest[event.owner_id] = event
-        await work.store.keep_newest_balances([
-            Balance(e.owner_id, e.owner_kind, e.currency, e.real_micros, e.virtual_micros, e.available_micros, e.version,
-                    e.updated_at)
-            for e in newest.values()
-        ])
+        await work.store.keep_newest_balances(
+            [
+                Balance(
+                    e.owner_id,
+                    e.owner_kind,
+                    e.currency,
+                    e.real_micros,
+                    e.virtual_micros,
+                    e.available_micros,
+                    e.version,
+                    e.updated_at,
+                )
+                for e in newest.values()
+            ]
+        )
 
     # Helpers ---------------------------------------------------------------------------------------------
 
@@ -499,35 +625,68 @@ class Invoicing:
         return invoice
 
     @staticmethod
-    async def _load_funding_source(work: InvoicingWork, funding_source_id: str, *, for_update: bool = False) -> FundingSource:
+    async def _load_funding_source(
+        work: InvoicingWork, funding_source_id: str, *, for_update: bool = False
+    ) -> FundingSource:
         source = await work.store.funding_source(funding_source_id, for_update=for_update)
         if source is None:
             raise UnknownFundingSourceError(funding_source_id)
         return source
 
     async def _issue(
-        self, work: InvoicingWork, *, payer_id: str, payer_kind: PayerKind, purpose: Purpose, currency: str, lines: list[Line],
-        invoice_id: str | None = None, reference_id: str | None = None, period_start: date | None = None,
-        automatic_collection: bool = False, recipient_user_id: str | None = None, recipient_address: str | None = None,
+        self,
+        work: InvoicingWork,
+        *,
+        payer_id: str,
+        payer_kind: PayerKind,
+        purpose: Purpose,
+        currency: str,
+        lines: list[Line],
+        invoice_id: str | None = None,
+        reference_id: str | None = None,
+        period_start: date | None = None,
+        automatic_collection: bool = False,
+        recipient_user_id: str | None = None,
+        recipient_address: str | None = None,
         email: bool = True,
     ) -> Invoice | None:
         """Create and issue an invoice with its events; None when the store says it exists."""
         invoice = domain.new_invoice(
-            invoice_id=invoice_id or str(uuid.uuid4()), number=await work.store.next_invoice_number(), payer_id=payer_id,
-            payer_kind=payer_kind, purpose=purpose, currency=currency, lines=lines, now=self.clock.now(),
-            reference_id=reference_id, period_start=period_start, automatic_collection=automatic_collection,
-            recipient_user_id=recipient_user_id, recipient_address=recipient_address,
+            invoice_id=invoice_id or str(uuid.uuid4()),
+            number=await work.store.next_invoice_number(),
+            payer_id=payer_id,
+            payer_kind=payer_kind,
+            purpose=purpose,
+            currency=currency,
+            lines=lines,
+            now=self.clock.now(),
+            reference_id=reference_id,
+            period_start=period_start,
+            automatic_collection=automatic_collection,
+            recipient_user_id=recipient_user_id,
+            recipient_address=recipient_address,
         )
         if not await work.store.add_invoice(invoice):
             return None
         self._publish_snapshot(work, invoice, None)
         if email:
-            self._email(work, invoice, "invoice_issued", {
-                "invoice_number": invoice.display_number,
-                "amount": domain.format_money(invoice.amount_micros, invoice.currency), "due_on": invoice.due_on.isoformat(),
-            })
-        log.info("invoice_issued", invoice_id=invoice.id, number=invoice.display_number, purpose=purpose.value,
-                 amount_micros=invoice.amount_micros)
+            self._email(
+                work,
+                invoice,
+                "invoice_issued",
+                {
+                    "invoice_number": invoice.display_number,
+                    "amount": domain.format_money(invoice.amount_micros, invoice.currency),
+                    "due_on": invoice.due_on.isoformat(),
+                },
+            )
+        log.info(
+            "invoice_issued",
+            invoice_id=invoice.id,
+            number=invoice.display_number,
+            purpose=purpose.value,
+            amount_micros=invoice.amount_micros,
+        )
         return invoice
 
     async def _apply(self, work: InvoicingWork, before: Invoice, after: Invoice) -> Invoice:
@@ -541,41 +700,72 @@ class Invoicing:
             if after.credited_by_wallet:
                 work.publish(
                     InvoicePaid(
-                        event_id=f"invoice:{after.id}:paid", invoice_id=after.id, owner_id=after.payer_id,
-                        amount_micros=after.amount_micros, currency=after.currency, purpose=after.purpose.value,
+                        event_id=f"invoice:{after.id}:paid",
+                        invoice_id=after.id,
+                        owner_id=after.payer_id,
+                        amount_micros=after.amount_micros,
+                        currency=after.currency,
+                        purpose=after.purpose.value,
                         paid_at=after.paid_at,
                     ),
-                    topic=self.events_topic, key=after.payer_id,
+                    topic=self.events_topic,
+                    key=after.payer_id,
                 )
             else:
                 results = await self.ledger.create_transfers(
                     work.ledger_session,
-                    [TransferRequest(
-                        id=f"payment:{after.id}:funding_source", debit_account_id=system_account_id("world_payments", after.currency),
-                        credit_account_id=funding_source_account_id(after.payer_id), amount_micros=after.amount_micros,
-                        currency=after.currency, code="funding_source_payment",
-                    )],
+                    [
+                        TransferRequest(
+                            id=f"payment:{after.id}:funding_source",
+                            debit_account_id=system_account_id("world_payments", after.currency),
+                            credit_account_id=funding_source_account_id(after.payer_id),
+                            amount_micros=after.amount_micros,
+                            currency=after.currency,
+                            code="funding_source_payment",
+                        )
+                    ],
                     now,
                 )
                 raise_first_error(results)
             if not after.automatic_collection:
-                self._email(work, after, "invoice_paid", {
-                    "invoice_number": after.display_number, "amount": domain.format_money(after.amount_micros, after.currency),
-                })
+                self._email(
+                    work,
+                    after,
+                    "invoice_paid",
+                    {
+                        "invoice_number": after.display_number,
+                        "amount": domain.format_money(after.amount_micros, after.currency),
+                    },
+                )
         return after
 
     def _publish_snapshot(self, work: InvoicingWork, invoice: Invoice, previous: InvoiceStatus | None) -> None:
         work.publish(
             InvoiceStatusChanged(
-                event_id=f"invoice:{invoice.id}:v{invoice.version}", invoice_id=invoice.id, number=invoice.display_number,
-                payer_id=invoice.payer_id, payer_kind=invoice.payer_kind, purpose=invoice.purpose.value,
-                previous_status=previous.value if previous else None, status=invoice.status.value,
-                amount_micros=invoice.amount_micros, currency=invoice.currency,
-                lines=[InvoiceLine(description=line.description, amount_micros=line.amount_micros) for line in invoice.lines],
-                reference_id=invoice.reference_id, issued_at=invoice.issued_at, due_on=invoice.due_on.isoformat(),
-                paid_at=invoice.paid_at, payment_id=invoice.payment_id, version=invoice.version, changed_at=self.clock.now(),
+                event_id=f"invoice:{invoice.id}:v{invoice.version}",
+                invoice_id=invoice.id,
+                number=invoice.display_number,
+                payer_id=invoice.payer_id,
+                payer_kind=invoice.payer_kind,
+                purpose=invoice.purpose.value,
+                previous_status=previous.value if previous else None,
+                status=invoice.status.value,
+                amount_micros=invoice.amount_micros,
+                currency=invoice.currency,
+                lines=[
+                    InvoiceLine(description=line.description, amount_micros=line.amount_micros)
+                    for line in invoice.lines
+                ],
+                reference_id=invoice.reference_id,
+                issued_at=invoice.issued_at,
+                due_on=invoice.due_on.isoformat(),
+                paid_at=invoice.paid_at,
+                payment_id=invoice.payment_id,
+                version=invoice.version,
+                changed_at=self.clock.now(),
             ),
-            topic=self.events_topic, key=invoice.payer_id,
+            topic=self.events_topic,
+            key=invoice.payer_id,
         )
 
     def _email(self, work: InvoicingWork, invoice: Invoice, template: EmailTemplate, fields: dict[str, str]) -> None:
@@ -585,12 +775,16 @@ class Invoicing:
             return
         work.publish(
             EmailRequested(
-                email_id=f"invoice:{invoice.id}:{template}", template=template,
+                email_id=f"invoice:{invoice.id}:{template}",
+                template=template,
                 recipient_user_id=invoice.recipient_user_id if invoice.recipient_address is None else None,
-                recipient_address=invoice.recipient_address, subject_id=invoice.id, fields=fields,
+                recipient_address=invoice.recipient_address,
+                subject_id=invoice.id,
+                fields=fields,
                 requested_at=self.clock.now(),
             ),
-            topic=self.events_topic, key=invoice.payer_id,
+            topic=self.events_topic,
+            key=invoice.payer_id,
         )
 
 
@@ -602,7 +796,11 @@ class ClockJobs:
     the methods directly."""
 
     def __init__(
-        self, transactions: Transactions, invoicing: Invoicing, provider: PaymentProvider | None, *,
+        self,
+        transactions: Transactions,
+        invoicing: Invoicing,
+        provider: PaymentProvider | None,
+        *,
         card_collection_retry_after_s: int = 3600,
     ) -> None:
         self._transactions = transactions
@@ -618,8 +816,9 @@ class ClockJobs:
                 first = await work.store.first_funding_source_day()
                 if first is None:
                     return issued
-                due = domain.due_days(last_closed=await work.store.last_closed_day(), first_day=first,
-                                      now=self._invoicing.clock.now())
+                due = domain.due_days(
+                    last_closed=await work.store.last_closed_day(), first_day=first, now=self._invoicing.clock.now()
+                )
                 if not due:
                     return issued
                 issued += await self._invoicing.close_funding_source_day(work, due[0])
@@ -633,8 +832,9 @@ class ClockJobs:
                 first = await work.store.first_spend_month()
                 if first is None:
                     return issued
-                due = domain.due_months(last_closed=await work.store.last_closed_month(), first_month=first,
-                                        now=self._invoicing.clock.now())
+                due = domain.due_months(
+                    last_closed=await work.store.last_closed_month(), first_month=first, now=self._invoicing.clock.now()
+                )
                 if not due:
                     return issued
                 issued += await self._invoicing.close_month(work, due[0])

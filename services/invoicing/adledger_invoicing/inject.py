@@ -23,7 +23,8 @@ from adledger_invoicing.ports.payments import PaymentProvider
 TITLE = "adledger invoicing"
 DESCRIPTION = (
     "Top-ups that count only once paid (I1-I4), invoices and their states (I5), provider payments by signed webhook, "
-    "funding sources (I6), monthly invoices (I7). Callers sign in once with the platform's identity: an owner's billing "
+    "funding sources (I6), monthly invoices (I7). Callers sign in once with the platform's identity: an owner's "
+    "billing "
     "follows the roles of its Business Center (W9), subscriptions and funding sources are the platform operator's. "
     "Every command takes an Idempotency-Key header; every call but the provider's webhook a bearer token."
 )
@@ -40,7 +41,9 @@ class Service:
     transactions: PostgresTransactions
 
 
-def wire(settings: Settings | None = None, clock: Clock | None = None, *, provider: PaymentProvider | None = None) -> Service:
+def wire(
+    settings: Settings | None = None, clock: Clock | None = None, *, provider: PaymentProvider | None = None
+) -> Service:
     settings = settings or Settings()
     clock = clock or SystemClock()
     runtime = ServiceRuntime(settings, migrations=files("adledger_invoicing") / "migrations", clock=clock)
@@ -49,27 +52,47 @@ def wire(settings: Settings | None = None, clock: Clock | None = None, *, provid
     invoicing = Invoicing(clock, PostgresLedger(settings.ledger_schema), events_topic=settings.events_topic)
     work_of = work_factory(settings.schema)
     commands = Commands(lambda: runtime.pool, lambda: runtime.relay, service=settings.service_name)
-    runtime.add_router(http.router(
-        invoicing, commands, work_of, webhook_secret=settings.payment_webhook_secret,
-        webhook_tolerance_s=settings.payment_webhook_tolerance_s, clock=clock,
-    ))
+    runtime.add_router(
+        http.router(
+            invoicing,
+            commands,
+            work_of,
+            webhook_secret=settings.payment_webhook_secret,
+            webhook_tolerance_s=settings.payment_webhook_tolerance_s,
+            clock=clock,
+        )
+    )
     # Issue 12: the local provider can pay any invoice, so it exists in the local profile only.
     local_provider = (
-        LocalPaymentProvider(secret=settings.payment_webhook_secret, webhook_url=lambda: settings.webhook_url, clock=clock)
+        LocalPaymentProvider(
+            secret=settings.payment_webhook_secret, webhook_url=lambda: settings.webhook_url, clock=clock
+        )
         if settings.local_provider_on
         else None
     )
     if local_provider is not None:
         runtime.add_router(http.local_provider_router(invoicing, commands, work_of, local_provider))
-    runtime.describe_api(title=TITLE, description=DESCRIPTION, rejections=http.REJECTIONS, public_paths=http.PUBLIC_PATHS)
-    runtime.subscribe(*kafka.subscriptions(
-        invoicing, work_of, wallet_events_topic=settings.wallet_events_topic, balances_topic=settings.balances_topic,
-        commands_topic=settings.commands_topic, spend_posted_topic=settings.spend_posted_topic,
-    ))
+    runtime.describe_api(
+        title=TITLE, description=DESCRIPTION, rejections=http.REJECTIONS, public_paths=http.PUBLIC_PATHS
+    )
+    runtime.subscribe(
+        *kafka.subscriptions(
+            invoicing,
+            work_of,
+            wallet_events_topic=settings.wallet_events_topic,
+            balances_topic=settings.balances_topic,
+            commands_topic=settings.commands_topic,
+            spend_posted_topic=settings.spend_posted_topic,
+        )
+    )
     register_email_adapter(runtime, clock, events_topic=settings.events_topic)
     transactions = PostgresTransactions(lambda: runtime.pool, lambda: runtime.relay, lock_namespace=settings.schema)
-    jobs = ClockJobs(transactions, invoicing, provider or local_provider,
-                     card_collection_retry_after_s=settings.card_collection_retry_after_s)
+    jobs = ClockJobs(
+        transactions,
+        invoicing,
+        provider or local_provider,
+        card_collection_retry_after_s=settings.card_collection_retry_after_s,
+    )
     runtime.add_periodic_job("invoicing_clock_jobs", jobs.run, settings.clock_jobs_poll_interval_ms)
     return Service(runtime, invoicing, jobs, local_provider, transactions)
 

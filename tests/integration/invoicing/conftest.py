@@ -120,7 +120,8 @@ class Billing:
         """The Business Center of an owner (itself, or its ad account's), once invoicing knows it."""
 
         async def known() -> str | None:
-            rows = await self.fetch(f"select business_center_id from {self.invoicing_schema}.owners where owner_id = $1", owner_id)
+            query = f"select business_center_id from {self.invoicing_schema}.owners where owner_id = $1"
+            rows = await self.fetch(query, owner_id)
             return str(rows[0]["business_center_id"]) if rows else None
 
         return str(await until(known, f"invoicing knows the owner {owner_id}"))
@@ -300,8 +301,8 @@ async def billing_world(stack: Stack, *, own_delivery_topics: bool = False, emai
             await _healthy(port)
         await identity.replicated(invoicing.runtime.pool)
         running = Billing(
-            stack, clock, invoicing, wallet_client, invoicing_client, spend_schema, invoicing_schema, spend_topic, identity=identity,
-            wallet_runtime=wallet,
+            stack, clock, invoicing, wallet_client, invoicing_client, spend_schema, invoicing_schema, spend_topic,
+            identity=identity, wallet_runtime=wallet,
             posted_topic=own["spend.posted.v1"], control_topic=own["delivery.control.v1"], state_topic=own["delivery.state.v1"],
         )
         running.wallet_admin_id = unique("alice")

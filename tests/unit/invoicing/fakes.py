@@ -64,7 +64,9 @@ class FakeStore:
         return self.owners.get(owner_id)
 
     async def owners_in(self, business_center_ids: Sequence[str]) -> list[str]:
-        return sorted(owner.owner_id for owner in self.owners.values() if owner.business_center_id in business_center_ids)
+        return sorted(
+            owner.owner_id for owner in self.owners.values() if owner.business_center_id in business_center_ids
+        )
 
     async def keep_newest_balances(self, balances: Sequence[Balance]) -> None:
         for item in balances:
@@ -95,30 +97,52 @@ class FakeStore:
         return self.invoices_by_id.get(invoice_id)
 
     async def invoices(
-        self, *, payer_ids: Sequence[str] | None, statuses: Sequence[str] | None = None,
-        purposes: Sequence[str] | None = None, limit: int = 200,
+        self,
+        *,
+        payer_ids: Sequence[str] | None,
+        statuses: Sequence[str] | None = None,
+        purposes: Sequence[str] | None = None,
+        limit: int = 200,
     ) -> list[Invoice]:
         found = [
-            invoice for invoice in self.invoices_by_id.values()
-            if (payer_ids is None or invoice.payer_id in payer_ids) and (statuses is None or invoice.status.value in statuses)
+            invoice
+            for invoice in self.invoices_by_id.values()
+            if (payer_ids is None or invoice.payer_id in payer_ids)
+            and (statuses is None or invoice.status.value in statuses)
             and (purposes is None or invoice.purpose.value in purposes)
         ]
         return sorted(found, key=lambda invoice: -invoice.number)[:limit]
 
     async def monthly_invoice_id(self, ad_account_id: str, month: date) -> str | None:
-        return next((invoice.id for invoice in self.invoices_by_id.values() if invoice.purpose.value == "monthly_spend"
-                     and invoice.payer_id == ad_account_id and invoice.period_start == month), None)
+        return next(
+            (
+                invoice.id
+                for invoice in self.invoices_by_id.values()
+                if invoice.purpose.value == "monthly_spend"
+                and invoice.payer_id == ad_account_id
+                and invoice.period_start == month
+            ),
+            None,
+        )
 
     async def open_day_close_invoices_micros(self, funding_source_id: str) -> int:
-        return sum(invoice.amount_micros for invoice in self.invoices_by_id.values()
-                   if invoice.payer_id == funding_source_id and invoice.purpose.value == "funding_source_day_close"
-                   and invoice.status.value in ("draft", "open", "uncollectible"))
+        return sum(
+            invoice.amount_micros
+            for invoice in self.invoices_by_id.values()
+            if invoice.payer_id == funding_source_id
+            and invoice.purpose.value == "funding_source_day_close"
+            and invoice.status.value in ("draft", "open", "uncollectible")
+        )
 
     async def claim_collections(self, now: datetime, *, retry_before: datetime, limit: int = 100) -> list[Invoice]:
         claimed = []
         for invoice in sorted(self.invoices_by_id.values(), key=lambda item: (item.issued_at, item.id)):
             requested = self.collection_requested_at.get(invoice.id)
-            if invoice.automatic_collection and invoice.status.value == "open" and (requested is None or requested < retry_before):
+            if (
+                invoice.automatic_collection
+                and invoice.status.value == "open"
+                and (requested is None or requested < retry_before)
+            ):
                 self.collection_requested_at[invoice.id] = now
                 claimed.append(invoice)
         return claimed[:limit]
@@ -137,12 +161,17 @@ class FakeStore:
         self.notifications[provider_event_id] = (notification, effect, received)
 
     async def payment_succeeded_before(self, payment_id: str, except_event_id: str) -> bool:
-        return any(item.payment_id == payment_id and item.outcome.value == "succeeded" and event_id != except_event_id
-                   for event_id, (item, _, _) in self.notifications.items())
+        return any(
+            item.payment_id == payment_id and item.outcome.value == "succeeded" and event_id != except_event_id
+            for event_id, (item, _, _) in self.notifications.items()
+        )
 
     async def notifications_of(self, invoice_id: str) -> list[RecordedNotification]:
-        return [RecordedNotification(event_id, item.payment_id, item.outcome.value, effect, received)
-                for event_id, (item, effect, received) in self.notifications.items() if item.invoice_id == invoice_id]
+        return [
+            RecordedNotification(event_id, item.payment_id, item.outcome.value, effect, received)
+            for event_id, (item, effect, received) in self.notifications.items()
+            if item.invoice_id == invoice_id
+        ]
 
     async def add_funding_source(self, source: FundingSource) -> bool:
         if source.id in self.funding_sources:
@@ -154,12 +183,18 @@ class FakeStore:
         return self.funding_sources.get(funding_source_id)
 
     async def prepaid_sources_created_before(self, moment: datetime) -> list[FundingSource]:
-        return [source for source in self.funding_sources.values() if source.kind == "prepaid_invoice" and source.created_at < moment]
+        return [
+            source
+            for source in self.funding_sources.values()
+            if source.kind == "prepaid_invoice" and source.created_at < moment
+        ]
 
     async def first_funding_source_day(self) -> date | None:
         return min((source.created_at.date() for source in self.funding_sources.values()), default=None)
 
-    async def add_charge(self, charge_id: str, funding_source_id: str, amount_micros: int, description: str, now: datetime) -> bool:
+    async def add_charge(
+        self, charge_id: str, funding_source_id: str, amount_micros: int, description: str, now: datetime
+    ) -> bool:
         if charge_id in self.charges:
             return False
         self.charges[charge_id] = (funding_source_id, None)
@@ -193,14 +228,24 @@ class FakeStore:
         for spend in spends:
             key = (spend.ad_account_id, spend.month, spend.campaign_id)
             before = self.monthly.get(key)
-            self.monthly[key] = spend if before is None else replace(
-                before, amount_micros=before.amount_micros + spend.amount_micros,
-                event_count=before.event_count + spend.event_count,
+            self.monthly[key] = (
+                spend
+                if before is None
+                else replace(
+                    before,
+                    amount_micros=before.amount_micros + spend.amount_micros,
+                    event_count=before.event_count + spend.event_count,
+                )
             )
 
     async def monthly_spend_of(self, month: date) -> list[MonthlySpend]:
-        return [spend for key, spend in sorted(self.monthly.items()) if key[1] == month
-                and (owner := self.owners.get(spend.ad_account_id)) is not None and owner.billing_option == "monthly_invoicing"]
+        return [
+            spend
+            for key, spend in sorted(self.monthly.items())
+            if key[1] == month
+            and (owner := self.owners.get(spend.ad_account_id)) is not None
+            and owner.billing_option == "monthly_invoicing"
+        ]
 
 
 @dataclass
@@ -248,15 +293,31 @@ class RecordingProvider:
 
 def person(user_id: str = "ann", **roles: Role) -> Caller:
     """A signed-in person with a role per Business Center: `person("ann", bc_1=Role.ADMIN)`."""
-    return Caller(user_id=user_id, kind="person", platform_operator=False, via="session", credential_id=f"session-{user_id}",
-                  roles_by_business_center={center: frozenset({role}) for center, role in roles.items()})
+    return Caller(
+        user_id=user_id,
+        kind="person",
+        platform_operator=False,
+        via="session",
+        credential_id=f"session-{user_id}",
+        roles_by_business_center={center: frozenset({role}) for center, role in roles.items()},
+    )
 
 
-def integration(user_id: str, *scopes: str, platform_operator: bool = False, roles: dict[str, Role] | None = None) -> Caller:
+def integration(
+    user_id: str, *scopes: str, platform_operator: bool = False, roles: dict[str, Role] | None = None
+) -> Caller:
     """A caller with a scoped API key."""
-    return Caller(user_id=user_id, kind="integration", platform_operator=platform_operator, via="api_key",
-                  credential_id=f"key-{user_id}", scopes=frozenset(scopes),
-                  roles_by_business_center={center: frozenset({role}) for center, role in (roles or {}).items()})
+    return Caller(
+        user_id=user_id,
+        kind="integration",
+        platform_operator=platform_operator,
+        via="api_key",
+        credential_id=f"key-{user_id}",
+        scopes=frozenset(scopes),
+        roles_by_business_center={center: frozenset({role}) for center, role in (roles or {}).items()},
+    )
 
 
-OPERATOR = Caller(user_id="platform", kind="person", platform_operator=True, via="api_key", credential_id="platform-bootstrap")
+OPERATOR = Caller(
+    user_id="platform", kind="person", platform_operator=True, via="api_key", credential_id="platform-bootstrap"
+)

@@ -57,10 +57,12 @@ WorkOf = Callable[[UnitOfWork], InvoicingWork]
 #: Ids derived from a funding source's and a charge's (`funding-source:<id>:charge:<charge>:<n>`
 #: for an alert e-mail, `day-close-<id>-<day>` for an invoice) stay within the contract's limits.
 FundingSourceId = Annotated[
-    ResourceId, Field(max_length=48, description="1 to 48 letters, digits or `. _ - @ +`, starting with a letter or digit.")
+    ResourceId,
+    Field(max_length=48, description="1 to 48 letters, digits or `. _ - @ +`, starting with a letter or digit."),
 ]
 ChargeId = Annotated[
-    ResourceId, Field(max_length=48, description="1 to 48 letters, digits or `. _ - @ +`, starting with a letter or digit.")
+    ResourceId,
+    Field(max_length=48, description="1 to 48 letters, digits or `. _ - @ +`, starting with a letter or digit."),
 ]
 #: Invoices are named by the service or by the service that asked for one (C1), so any id.
 InvoiceId = Identifier
@@ -77,7 +79,9 @@ class SetSubscription(_Model):
     """I4: only an owner with an active subscription can hold a credit balance (platform operators)."""
 
     status: Literal["active", "inactive"]
-    billing_email: EmailAddress | None = Field(default=None, description="Where the owner's invoices are e-mailed; unchanged when null.")
+    billing_email: EmailAddress | None = Field(
+        default=None, description="Where the owner's invoices are e-mailed; unchanged when null."
+    )
 
 
 class SubscriptionAnswer(_Model):
@@ -93,7 +97,9 @@ class RequestTopUp(_Model):
     owner_id: ResourceId = Field(description="The Business Center or ad account to fund.")
     currency: CurrencyCode
     amount_micros: PositiveMicros | None = Field(default=None, description="Invoice exactly this (I1).")
-    target_micros: NonNegativeMicros | None = Field(default=None, description="Invoice target − the current balance (I2).")
+    target_micros: NonNegativeMicros | None = Field(
+        default=None, description="Invoice target − the current balance (I2)."
+    )
 
 
 class LineAnswer(_Model):
@@ -123,7 +129,9 @@ class InvoiceAnswer(_Model):
 
 
 class TopUpAnswer(_Model):
-    invoiced: bool = Field(description="False when a target was already reached (I2): no invoice, and `message` says so.")
+    invoiced: bool = Field(
+        description="False when a target was already reached (I2): no invoice, and `message` says so."
+    )
     amount_micros: int = Field(description="The amount invoiced (0 when none).")
     invoice: InvoiceAnswer | None
     message: str | None = None
@@ -142,7 +150,9 @@ class BillingOverviewAnswer(_Model):
 
     owner_id: str
     currency: str | None
-    balance: BalanceAnswer | None = Field(description="The wallet's balance as last published on balances.v1; null when none arrived yet.")
+    balance: BalanceAnswer | None = Field(
+        description="The wallet's balance as last published on balances.v1; null when none arrived yet."
+    )
     pending_top_ups_micros: int
     pending_top_ups: list[InvoiceAnswer]
     outstanding_invoices: list[InvoiceAnswer]
@@ -155,11 +165,17 @@ class RegisterFundingSource(_Model):
     name: Name
     kind: Literal["prepaid_invoice", "credit_card"]
     currency: CurrencyCode
-    low_balance_threshold_micros: NonNegativeMicros = Field(default=0, description="Below it, the low-balance contacts are e-mailed at once.")
-    low_balance_contacts: list[EmailAddress] = Field(
-        default_factory=list, max_length=20, description="E-mail addresses alerted at once when a charge leaves the balance low."
+    low_balance_threshold_micros: NonNegativeMicros = Field(
+        default=0, description="Below it, the low-balance contacts are e-mailed at once."
     )
-    accounts_payable_contact: EmailAddress | None = Field(default=None, description="Where the day-close invoice is sent.")
+    low_balance_contacts: list[EmailAddress] = Field(
+        default_factory=list,
+        max_length=20,
+        description="E-mail addresses alerted at once when a charge leaves the balance low.",
+    )
+    accounts_payable_contact: EmailAddress | None = Field(
+        default=None, description="Where the day-close invoice is sent."
+    )
 
 
 class FundingSourceAnswer(_Model):
@@ -176,10 +192,14 @@ class FundingSourceAnswer(_Model):
 class ChargeFundingSource(_Model):
     """An adjustment charge, refresh, rollover or initial budget charged to a source (I6, U5, U6)."""
 
-    charge_id: ChargeId = Field(description="The caller's id of the charge: the same id twice is refused (charge_exists).")
+    charge_id: ChargeId = Field(
+        description="The caller's id of the charge: the same id twice is refused (charge_exists)."
+    )
     amount_micros: PositiveMicros
     currency: CurrencyCode
-    description: Annotated[Text, Field(min_length=1, max_length=300, description="What it is for: 1 to 300 characters.")]
+    description: Annotated[
+        Text, Field(min_length=1, max_length=300, description="What it is for: 1 to 300 characters.")
+    ]
 
 
 class ChargeAnswer(_Model):
@@ -223,7 +243,9 @@ class NotificationAnswer(_Model):
 
 class WebhookAnswer(_Model):
     received: bool
-    effect: str = Field(description="What the notification did: paid, already_paid, payment_failed, duplicate, ignored, ...")
+    effect: str = Field(
+        description="What the notification did: paid, already_paid, payment_failed, duplicate, ignored, ..."
+    )
 
 
 class ProviderNotification(BaseModel):
@@ -311,27 +333,50 @@ REJECTIONS: RejectionTable = [
 
 def invoice_answer(invoice: Invoice) -> InvoiceAnswer:
     return InvoiceAnswer(
-        id=invoice.id, number=invoice.display_number, payer_id=invoice.payer_id, payer_kind=invoice.payer_kind,
-        purpose=invoice.purpose.value, status=invoice.status.value, amount_micros=invoice.amount_micros,
-        amount=format_money(invoice.amount_micros, invoice.currency), currency=invoice.currency,
-        lines=[LineAnswer(description=line.description, amount_micros=line.amount_micros,
-                          amount=format_money(line.amount_micros, invoice.currency)) for line in invoice.lines],
-        reference_id=invoice.reference_id, issued_at=invoice.issued_at, due_on=invoice.due_on, paid_at=invoice.paid_at,
-        payment_id=invoice.payment_id, version=invoice.version, document_url=f"/v1/invoices/{invoice.id}/document",
+        id=invoice.id,
+        number=invoice.display_number,
+        payer_id=invoice.payer_id,
+        payer_kind=invoice.payer_kind,
+        purpose=invoice.purpose.value,
+        status=invoice.status.value,
+        amount_micros=invoice.amount_micros,
+        amount=format_money(invoice.amount_micros, invoice.currency),
+        currency=invoice.currency,
+        lines=[
+            LineAnswer(
+                description=line.description,
+                amount_micros=line.amount_micros,
+                amount=format_money(line.amount_micros, invoice.currency),
+            )
+            for line in invoice.lines
+        ],
+        reference_id=invoice.reference_id,
+        issued_at=invoice.issued_at,
+        due_on=invoice.due_on,
+        paid_at=invoice.paid_at,
+        payment_id=invoice.payment_id,
+        version=invoice.version,
+        document_url=f"/v1/invoices/{invoice.id}/document",
     )
 
 
 def _subscription_answer(owner_id: str, found: Subscription | None) -> SubscriptionAnswer:
     if found is None:
         return SubscriptionAnswer(owner_id=owner_id, status="none")
-    return SubscriptionAnswer(owner_id=found.owner_id, status=found.status, billing_email=found.billing_email,
-                              changed_at=found.changed_at)
+    return SubscriptionAnswer(
+        owner_id=found.owner_id, status=found.status, billing_email=found.billing_email, changed_at=found.changed_at
+    )
 
 
 def _source_answer(source: FundingSource, balance_micros: int) -> FundingSourceAnswer:
     return FundingSourceAnswer(
-        id=source.id, name=source.name, kind=source.kind, currency=source.currency, balance_micros=balance_micros,
-        low_balance_threshold_micros=source.low_balance_threshold_micros, low_balance_contacts=list(source.low_balance_contacts),
+        id=source.id,
+        name=source.name,
+        kind=source.kind,
+        currency=source.currency,
+        balance_micros=balance_micros,
+        low_balance_threshold_micros=source.low_balance_threshold_micros,
+        low_balance_contacts=list(source.low_balance_contacts),
         accounts_payable_contact=source.accounts_payable_contact,
     )
 
@@ -345,12 +390,17 @@ def parse_notification(body: bytes) -> PaymentNotification | None:
             return None
         parsed = ProviderNotification.model_validate_json(body)
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(str(part) for part in issue['loc']) or '(body)'}: {issue['msg']}"
-                             for issue in error.errors()[:5])
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in issue['loc']) or '(body)'}: {issue['msg']}"
+            for issue in error.errors()[:5]
+        )
         raise InvalidNotification(f"the notification is not the provider's JSON: {problems}"[:500]) from None
     return PaymentNotification(
-        provider_event_id=parsed.id, payment_id=parsed.payment_id, invoice_id=parsed.invoice_id,
-        outcome=PaymentOutcome(parsed.type.removeprefix("payment.")), amount_micros=parsed.amount_micros,
+        provider_event_id=parsed.id,
+        payment_id=parsed.payment_id,
+        invoice_id=parsed.invoice_id,
+        outcome=PaymentOutcome(parsed.type.removeprefix("payment.")),
+        amount_micros=parsed.amount_micros,
         currency=parsed.currency,
     )
 
@@ -370,7 +420,13 @@ def verify_signature(secret: str, header: str | None, body: bytes, now: datetime
 
 
 def router(
-    invoicing: Invoicing, commands: Commands, work_of: WorkOf, *, webhook_secret: str, webhook_tolerance_s: int, clock: Clock
+    invoicing: Invoicing,
+    commands: Commands,
+    work_of: WorkOf,
+    *,
+    webhook_secret: str,
+    webhook_tolerance_s: int,
+    clock: Clock,
 ) -> APIRouter:
     api = APIRouter()
     reads = responses(*AUTHENTICATED_ERRORS, PermissionDenied, NotFound)
@@ -378,49 +434,90 @@ def router(
 
     # Subscriptions (I4) --------------------------------------------------------------------------------
 
-    @api.put("/v1/subscriptions/{owner_id}", response_model=SubscriptionAnswer, tags=["subscriptions"],
-             summary="Set an owner's subscription status (platform operators; I4)", responses=responses(*operator_command))
-    async def set_subscription(owner_id: ResourceId, body: SetSubscription, caller: CurrentCaller, key: IdempotencyKeyHeader,
-                               request: Request) -> JSONResponse:
+    @api.put(
+        "/v1/subscriptions/{owner_id}",
+        response_model=SubscriptionAnswer,
+        tags=["subscriptions"],
+        summary="Set an owner's subscription status (platform operators; I4)",
+        responses=responses(*operator_command),
+    )
+    async def set_subscription(
+        owner_id: ResourceId, body: SetSubscription, caller: CurrentCaller, key: IdempotencyKeyHeader, request: Request
+    ) -> JSONResponse:
         async def apply(uow: UnitOfWork) -> tuple[int, BaseModel]:
             found = await invoicing.set_subscription(work_of(uow), caller, owner_id, body.status, body.billing_email)
             return 200, _subscription_answer(owner_id, found)
 
         return await commands.run(request, caller_id=caller.user_id, key=key, body=body, apply=apply)
 
-    @api.get("/v1/subscriptions/{owner_id}", response_model=SubscriptionAnswer, tags=["subscriptions"],
-             summary="Read an owner's subscription status (any role in its Business Center; I4)", responses=reads)
+    @api.get(
+        "/v1/subscriptions/{owner_id}",
+        response_model=SubscriptionAnswer,
+        tags=["subscriptions"],
+        summary="Read an owner's subscription status (any role in its Business Center; I4)",
+        responses=reads,
+    )
     async def read_subscription(owner_id: ResourceId, caller: CurrentCaller) -> SubscriptionAnswer:
         found = await commands.read(lambda uow: invoicing.read_subscription(work_of(uow), caller, owner_id))
         return _subscription_answer(owner_id, found)
 
     # Top-ups (I1-I4) -------------------------------------------------------------------------------------
 
-    @api.post("/v1/top-ups", status_code=201, response_model=TopUpAnswer, tags=["top-ups"],
-              summary="Request a top-up: an invoice, the balance grows once it is paid (Admins and Finance Managers; I1-I4)",
-              description="201 with the invoice; 200 with invoiced=false when a target is at or below the balance (I2).",
-              responses=responses(*AUTHENTICATED_ERRORS, *COMMAND_ERRORS, PermissionDenied, NotFound, SubscriptionInactive,
-                                  CurrencyMismatch, BalanceUnknown, InvalidValue))
-    async def top_up(body: RequestTopUp, caller: CurrentCaller, key: IdempotencyKeyHeader, request: Request) -> JSONResponse:
+    @api.post(
+        "/v1/top-ups",
+        status_code=201,
+        response_model=TopUpAnswer,
+        tags=["top-ups"],
+        summary="Request a top-up: an invoice, the balance grows once it is paid (Admins and Finance Managers; I1-I4)",
+        description="201 with the invoice; 200 with invoiced=false when a target is at or below the balance (I2).",
+        responses=responses(
+            *AUTHENTICATED_ERRORS,
+            *COMMAND_ERRORS,
+            PermissionDenied,
+            NotFound,
+            SubscriptionInactive,
+            CurrencyMismatch,
+            BalanceUnknown,
+            InvalidValue,
+        ),
+    )
+    async def top_up(
+        body: RequestTopUp, caller: CurrentCaller, key: IdempotencyKeyHeader, request: Request
+    ) -> JSONResponse:
         async def apply(uow: UnitOfWork) -> tuple[int, BaseModel]:
-            result = await invoicing.top_up(work_of(uow), caller, body.owner_id, body.currency, body.amount_micros,
-                                            body.target_micros)
+            result = await invoicing.top_up(
+                work_of(uow), caller, body.owner_id, body.currency, body.amount_micros, body.target_micros
+            )
             if result.invoice is None:
                 return 200, TopUpAnswer(invoiced=False, amount_micros=0, invoice=None, message=result.message)
-            return 201, TopUpAnswer(invoiced=True, amount_micros=result.requested_micros, invoice=invoice_answer(result.invoice))
+            return 201, TopUpAnswer(
+                invoiced=True, amount_micros=result.requested_micros, invoice=invoice_answer(result.invoice)
+            )
 
         return await commands.run(request, caller_id=caller.user_id, key=key, body=body, apply=apply)
 
-    @api.get("/v1/owners/{owner_id}/billing", response_model=BillingOverviewAnswer, tags=["top-ups"],
-             summary="The balance and, apart from it, pending top-ups and outstanding invoices (any role; I1)", responses=reads)
+    @api.get(
+        "/v1/owners/{owner_id}/billing",
+        response_model=BillingOverviewAnswer,
+        tags=["top-ups"],
+        summary="The balance and, apart from it, pending top-ups and outstanding invoices (any role; I1)",
+        responses=reads,
+    )
     async def billing_overview(owner_id: ResourceId, caller: CurrentCaller) -> BillingOverviewAnswer:
         found = await commands.read(lambda uow: invoicing.billing_overview(work_of(uow), caller, owner_id))
         balance = found.balance
         return BillingOverviewAnswer(
-            owner_id=owner_id, currency=balance.currency if balance else None,
-            balance=BalanceAnswer(real_micros=balance.real_micros, virtual_micros=balance.virtual_micros,
-                                  available_micros=balance.available_micros, version=balance.version,
-                                  updated_at=balance.updated_at) if balance else None,
+            owner_id=owner_id,
+            currency=balance.currency if balance else None,
+            balance=BalanceAnswer(
+                real_micros=balance.real_micros,
+                virtual_micros=balance.virtual_micros,
+                available_micros=balance.available_micros,
+                version=balance.version,
+                updated_at=balance.updated_at,
+            )
+            if balance
+            else None,
             pending_top_ups_micros=sum(invoice.amount_micros for invoice in found.pending_top_ups),
             pending_top_ups=[invoice_answer(invoice) for invoice in found.pending_top_ups],
             outstanding_invoices=[invoice_answer(invoice) for invoice in found.outstanding],
@@ -428,38 +525,71 @@ def router(
 
     # Invoices (I5) --------------------------------------------------------------------------------------
 
-    @api.get("/v1/invoices", response_model=list[InvoiceAnswer], tags=["invoices"],
-             summary="List invoices, newest first: an owner's, or every one you may read", responses=reads)
+    @api.get(
+        "/v1/invoices",
+        response_model=list[InvoiceAnswer],
+        tags=["invoices"],
+        summary="List invoices, newest first: an owner's, or every one you may read",
+        responses=reads,
+    )
     async def list_invoices(
         caller: CurrentCaller,
-        owner_id: Annotated[ResourceId | None, Query(description="Only this Business Center's or ad account's.")] = None,
+        owner_id: Annotated[
+            ResourceId | None, Query(description="Only this Business Center's or ad account's.")
+        ] = None,
         status: Annotated[InvoiceStatus | None, Query(description="Only invoices in this state (I5).")] = None,
     ) -> list[InvoiceAnswer]:
         found = await commands.read(lambda uow: invoicing.list_invoices(work_of(uow), caller, owner_id, status))
         return [invoice_answer(invoice) for invoice in found]
 
-    @api.get("/v1/invoices/{invoice_id}", response_model=InvoiceAnswer, tags=["invoices"],
-             summary="Read an invoice with its lines", responses=reads)
+    @api.get(
+        "/v1/invoices/{invoice_id}",
+        response_model=InvoiceAnswer,
+        tags=["invoices"],
+        summary="Read an invoice with its lines",
+        responses=reads,
+    )
     async def read_invoice(invoice_id: InvoiceId, caller: CurrentCaller) -> InvoiceAnswer:
         return invoice_answer(await commands.read(lambda uow: invoicing.read_invoice(work_of(uow), caller, invoice_id)))
 
-    @api.get("/v1/invoices/{invoice_id}/payments", response_model=list[NotificationAnswer], tags=["invoices"],
-             summary="The provider notifications of an invoice and what each did (I5)", responses=reads)
+    @api.get(
+        "/v1/invoices/{invoice_id}/payments",
+        response_model=list[NotificationAnswer],
+        tags=["invoices"],
+        summary="The provider notifications of an invoice and what each did (I5)",
+        responses=reads,
+    )
     async def notifications(invoice_id: InvoiceId, caller: CurrentCaller) -> list[NotificationAnswer]:
         found = await commands.read(lambda uow: invoicing.notifications_of(work_of(uow), caller, invoice_id))
-        return [NotificationAnswer(provider_event_id=item.provider_event_id, payment_id=item.payment_id, outcome=item.outcome,
-                                   effect=item.effect, received_at=item.received_at) for item in found]
+        return [
+            NotificationAnswer(
+                provider_event_id=item.provider_event_id,
+                payment_id=item.payment_id,
+                outcome=item.outcome,
+                effect=item.effect,
+                received_at=item.received_at,
+            )
+            for item in found
+        ]
 
-    @api.get("/v1/invoices/{invoice_id}/document", response_class=HTMLResponse, tags=["invoices"],
-             summary="The invoice as an HTML document for people (print to PDF from a browser)",
-             responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "The document."},
-                        **reads})
+    @api.get(
+        "/v1/invoices/{invoice_id}/document",
+        response_class=HTMLResponse,
+        tags=["invoices"],
+        summary="The invoice as an HTML document for people (print to PDF from a browser)",
+        responses={
+            200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "The document."},
+            **reads,
+        },
+    )
     async def document(invoice_id: InvoiceId, caller: CurrentCaller) -> HTMLResponse:
         invoice = await commands.read(lambda uow: invoicing.read_invoice(work_of(uow), caller, invoice_id))
         return HTMLResponse(render_html(invoice))
 
     def status_change(wanted: InvoiceStatus) -> Callable[..., Any]:
-        async def change(invoice_id: InvoiceId, caller: CurrentCaller, key: IdempotencyKeyHeader, request: Request) -> JSONResponse:
+        async def change(
+            invoice_id: InvoiceId, caller: CurrentCaller, key: IdempotencyKeyHeader, request: Request
+        ) -> JSONResponse:
             async def apply(uow: UnitOfWork) -> tuple[int, BaseModel]:
                 return 200, invoice_answer(await invoicing.change_status(work_of(uow), caller, invoice_id, wanted))
 
@@ -468,56 +598,119 @@ def router(
         return change
 
     transition_errors = responses(*operator_command, NotFound, IllegalTransition)
-    api.post("/v1/invoices/{invoice_id}/void", response_model=InvoiceAnswer, tags=["invoices"], name="void_invoice",
-             summary="Void an invoice (platform operators; I5)", responses=transition_errors)(status_change(InvoiceStatus.VOID))
-    api.post("/v1/invoices/{invoice_id}/uncollectible", response_model=InvoiceAnswer, tags=["invoices"],
-             name="mark_invoice_uncollectible", summary="Mark an invoice uncollectible (platform operators; I5)",
-             responses=transition_errors)(status_change(InvoiceStatus.UNCOLLECTIBLE))
+    api.post(
+        "/v1/invoices/{invoice_id}/void",
+        response_model=InvoiceAnswer,
+        tags=["invoices"],
+        name="void_invoice",
+        summary="Void an invoice (platform operators; I5)",
+        responses=transition_errors,
+    )(status_change(InvoiceStatus.VOID))
+    api.post(
+        "/v1/invoices/{invoice_id}/uncollectible",
+        response_model=InvoiceAnswer,
+        tags=["invoices"],
+        name="mark_invoice_uncollectible",
+        summary="Mark an invoice uncollectible (platform operators; I5)",
+        responses=transition_errors,
+    )(status_change(InvoiceStatus.UNCOLLECTIBLE))
 
     # Funding sources (I6) -------------------------------------------------------------------------------
 
-    @api.post("/v1/funding-sources", status_code=201, response_model=FundingSourceAnswer, tags=["funding-sources"],
-              summary="Register a funding source: prepaid_invoice or credit_card (platform operators; I6)",
-              responses=responses(*operator_command, AlreadyExists))
-    async def register_funding_source(body: RegisterFundingSource, caller: CurrentCaller, key: IdempotencyKeyHeader,
-                                      request: Request) -> JSONResponse:
+    @api.post(
+        "/v1/funding-sources",
+        status_code=201,
+        response_model=FundingSourceAnswer,
+        tags=["funding-sources"],
+        summary="Register a funding source: prepaid_invoice or credit_card (platform operators; I6)",
+        responses=responses(*operator_command, AlreadyExists),
+    )
+    async def register_funding_source(
+        body: RegisterFundingSource, caller: CurrentCaller, key: IdempotencyKeyHeader, request: Request
+    ) -> JSONResponse:
         async def apply(uow: UnitOfWork) -> tuple[int, BaseModel]:
-            source = await invoicing.register_funding_source(work_of(uow), caller, FundingSource(
-                body.id, body.name, body.kind, body.currency, body.low_balance_threshold_micros,
-                tuple(body.low_balance_contacts), body.accounts_payable_contact, datetime.min,
-            ))
+            source = await invoicing.register_funding_source(
+                work_of(uow),
+                caller,
+                FundingSource(
+                    body.id,
+                    body.name,
+                    body.kind,
+                    body.currency,
+                    body.low_balance_threshold_micros,
+                    tuple(body.low_balance_contacts),
+                    body.accounts_payable_contact,
+                    datetime.min,
+                ),
+            )
             return 201, _source_answer(source, 0)
 
         return await commands.run(request, caller_id=caller.user_id, key=key, body=body, apply=apply)
 
-    @api.get("/v1/funding-sources/{funding_source_id}", response_model=FundingSourceAnswer, tags=["funding-sources"],
-             summary="Read a funding source and its ledger balance (platform operators; I6)", responses=reads)
+    @api.get(
+        "/v1/funding-sources/{funding_source_id}",
+        response_model=FundingSourceAnswer,
+        tags=["funding-sources"],
+        summary="Read a funding source and its ledger balance (platform operators; I6)",
+        responses=reads,
+    )
     async def read_funding_source(funding_source_id: FundingSourceId, caller: CurrentCaller) -> FundingSourceAnswer:
         source, balance_micros = await commands.read(
             lambda uow: invoicing.read_funding_source(work_of(uow), caller, funding_source_id)
         )
         return _source_answer(source, balance_micros)
 
-    @api.post("/v1/funding-sources/{funding_source_id}/charges", status_code=201, response_model=ChargeAnswer,
-              tags=["funding-sources"], summary="Charge a funding source (platform operators; I6)",
-              responses=responses(*operator_command, NotFound, CurrencyMismatch, ChargeExists, InvalidValue, Refused))
-    async def charge_funding_source(funding_source_id: FundingSourceId, body: ChargeFundingSource, caller: CurrentCaller,
-                                    key: IdempotencyKeyHeader, request: Request) -> JSONResponse:
+    @api.post(
+        "/v1/funding-sources/{funding_source_id}/charges",
+        status_code=201,
+        response_model=ChargeAnswer,
+        tags=["funding-sources"],
+        summary="Charge a funding source (platform operators; I6)",
+        responses=responses(*operator_command, NotFound, CurrencyMismatch, ChargeExists, InvalidValue, Refused),
+    )
+    async def charge_funding_source(
+        funding_source_id: FundingSourceId,
+        body: ChargeFundingSource,
+        caller: CurrentCaller,
+        key: IdempotencyKeyHeader,
+        request: Request,
+    ) -> JSONResponse:
         async def apply(uow: UnitOfWork) -> tuple[int, BaseModel]:
-            event = await invoicing.charge_funding_source(work_of(uow), caller, funding_source_id, body.charge_id,
-                                                          body.amount_micros, body.currency, body.description)
+            event = await invoicing.charge_funding_source(
+                work_of(uow),
+                caller,
+                funding_source_id,
+                body.charge_id,
+                body.amount_micros,
+                body.currency,
+                body.description,
+            )
             return 201, ChargeAnswer(
-                funding_source_id=event.funding_source_id, charge_id=event.charge_id, amount_micros=event.amount_micros,
-                currency=event.currency, balance_after_micros=event.balance_after_micros, card_invoice_id=event.card_invoice_id,
+                funding_source_id=event.funding_source_id,
+                charge_id=event.charge_id,
+                amount_micros=event.amount_micros,
+                currency=event.currency,
+                balance_after_micros=event.balance_after_micros,
+                card_invoice_id=event.card_invoice_id,
             )
 
         return await commands.run(request, caller_id=caller.user_id, key=key, body=body, apply=apply)
 
-    @api.post("/v1/funding-sources/{funding_source_id}/top-ups", status_code=201, response_model=InvoiceAnswer,
-              tags=["funding-sources"], summary="Invoice a prepayment of a funding source (platform operators; I6)",
-              responses=responses(*operator_command, NotFound, InvalidValue))
-    async def top_up_funding_source(funding_source_id: FundingSourceId, body: TopUpFundingSource, caller: CurrentCaller,
-                                    key: IdempotencyKeyHeader, request: Request) -> JSONResponse:
+    @api.post(
+        "/v1/funding-sources/{funding_source_id}/top-ups",
+        status_code=201,
+        response_model=InvoiceAnswer,
+        tags=["funding-sources"],
+        summary="Invoice a prepayment of a funding source (platform operators; I6)",
+        responses=responses(*operator_command, NotFound, InvalidValue),
+    )
+    async def top_up_funding_source(
+        funding_source_id: FundingSourceId,
+        body: TopUpFundingSource,
+        caller: CurrentCaller,
+        key: IdempotencyKeyHeader,
+        request: Request,
+    ) -> JSONResponse:
         async def apply(uow: UnitOfWork) -> tuple[int, BaseModel]:
             invoice = await invoicing.top_up_funding_source(work_of(uow), caller, funding_source_id, body.amount_micros)
             return 201, invoice_answer(invoice)
@@ -527,19 +720,37 @@ def router(
     # The provider's webhook (I5): public, its HMAC is its authentication ---------------------------------
 
     @api.post(
-        WEBHOOK_PATH, response_model=WebhookAnswer, tags=["payments"],
+        WEBHOOK_PATH,
+        response_model=WebhookAnswer,
+        tags=["payments"],
         summary="The payment provider's signed notification (I5): payment.succeeded or payment.failed",
-        description="Header `Adledger-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.<raw body>' with the shared "
-        "secret>` (several v1 while the provider rolls its secret). Idempotent by `id`; safe in any order; a failure after "
-        "a success changes nothing; other event types are answered `ignored`. No bearer token.",
-        responses=responses(SignatureMissing, SignatureMalformed, SignatureInvalid, SignatureExpired, InvalidNotification,
-                            PayloadTooLarge),
-        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-            "schema": ProviderNotification.model_json_schema(ref_template="#/components/schemas/{model}")}}}},
+        description="Header `Adledger-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.<raw body>' with the "
+        "shared secret>` (several v1 while the provider rolls its secret). Idempotent by `id`; safe in any order; a "
+        "failure after a success changes nothing; other event types are answered `ignored`. No bearer token.",
+        responses=responses(
+            SignatureMissing,
+            SignatureMalformed,
+            SignatureInvalid,
+            SignatureExpired,
+            InvalidNotification,
+            PayloadTooLarge,
+        ),
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": ProviderNotification.model_json_schema(ref_template="#/components/schemas/{model}")
+                    }
+                },
+            }
+        },
     )
     async def payment_webhook(
         request: Request,
-        signature: Annotated[str | None, Header(alias=signatures.SIGNATURE_HEADER, description="The provider's signature.")] = None,
+        signature: Annotated[
+            str | None, Header(alias=signatures.SIGNATURE_HEADER, description="The provider's signature.")
+        ] = None,
     ) -> WebhookAnswer:
         # The signature covers the raw bytes, so the body is read as sent, never re-serialised.
         body = await request.body()
@@ -555,18 +766,25 @@ def router(
     return api
 
 
-def local_provider_router(invoicing: Invoicing, commands: Commands, work_of: WorkOf, provider: LocalPaymentProvider) -> APIRouter:
+def local_provider_router(
+    invoicing: Invoicing, commands: Commands, work_of: WorkOf, provider: LocalPaymentProvider
+) -> APIRouter:
     """The local provider's command: only wired in the local profile (never in production)."""
     api = APIRouter()
 
-    @api.post("/v1/local-provider/invoices/{invoice_id}/payments", response_model=LocalPaymentAnswer, tags=["local-provider"],
-              summary="Local profile only: pay, fail, pay twice… an invoice; sends signed webhooks to this service "
-                      "(platform operators; I5)",
-              description="Payment and event ids derive from the Idempotency-Key, so the same key re-sends the same "
-                          "provider events (answered `duplicate`).",
-              responses=responses(*AUTHENTICATED_ERRORS, *COMMAND_ERRORS, PermissionDenied, NotFound, ProviderUnavailable))
-    async def local_payment(invoice_id: InvoiceId, body: LocalPayment, caller: CurrentCaller,
-                            key: IdempotencyKeyHeader) -> LocalPaymentAnswer:
+    @api.post(
+        "/v1/local-provider/invoices/{invoice_id}/payments",
+        response_model=LocalPaymentAnswer,
+        tags=["local-provider"],
+        summary="Local profile only: pay, fail, pay twice… an invoice; sends signed webhooks to this service "
+        "(platform operators; I5)",
+        description="Payment and event ids derive from the Idempotency-Key, so the same key re-sends the same "
+        "provider events (answered `duplicate`).",
+        responses=responses(*AUTHENTICATED_ERRORS, *COMMAND_ERRORS, PermissionDenied, NotFound, ProviderUnavailable),
+    )
+    async def local_payment(
+        invoice_id: InvoiceId, body: LocalPayment, caller: CurrentCaller, key: IdempotencyKeyHeader
+    ) -> LocalPaymentAnswer:
         invoice = await commands.read(lambda uow: invoicing.payable_by_local_provider(work_of(uow), caller, invoice_id))
         # The webhooks are sent outside any transaction: the provider is another party, and its
         # webhook handler locks the invoice in a transaction of its own.

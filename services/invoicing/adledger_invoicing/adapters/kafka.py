@@ -38,8 +38,13 @@ Handler = Callable[[UnitOfWork, list[Inbound[Any]]], Awaitable[None]]
 
 
 def subscriptions(
-    invoicing: Invoicing, work_of: Callable[[UnitOfWork], InvoicingWork], *, wallet_events_topic: str = WALLET_EVENTS_TOPIC,
-    balances_topic: str = BALANCES_TOPIC, commands_topic: str = COMMANDS_TOPIC, spend_posted_topic: str = SPEND_POSTED_TOPIC,
+    invoicing: Invoicing,
+    work_of: Callable[[UnitOfWork], InvoicingWork],
+    *,
+    wallet_events_topic: str = WALLET_EVENTS_TOPIC,
+    balances_topic: str = BALANCES_TOPIC,
+    commands_topic: str = COMMANDS_TOPIC,
+    spend_posted_topic: str = SPEND_POSTED_TOPIC,
 ) -> list[Subscription]:
     def each(handler: Callable[[InvoicingWork, Any], Awaitable[object]]) -> Handler:
         async def handle(uow: UnitOfWork, batch: list[Inbound[Any]]) -> None:
@@ -68,10 +73,16 @@ def subscriptions(
     return [
         Subscription(topic=wallet_events_topic, model=BusinessCenterOpened, handler=each(invoicing.owner_opened)),
         Subscription(topic=wallet_events_topic, model=AdAccountOpened, handler=each(invoicing.owner_opened)),
-        Subscription(topic=wallet_events_topic, model=PrepaymentThresholdCrossed, handler=each(invoicing.prepayment_needed)),
+        Subscription(
+            topic=wallet_events_topic, model=PrepaymentThresholdCrossed, handler=each(invoicing.prepayment_needed)
+        ),
         # Balances are upserted by version (newest wins), so a replay needs no event-id dedup.
-        Subscription(topic=balances_topic, model=BalanceChanged, handler=all_at_once(invoicing.balances_changed),
-                     dedupe_by_event_id=False),
+        Subscription(
+            topic=balances_topic,
+            model=BalanceChanged,
+            handler=all_at_once(invoicing.balances_changed),
+            dedupe_by_event_id=False,
+        ),
         Subscription(topic=commands_topic, model=IssueInvoice, handler=issue_requested),
         Subscription(topic=spend_posted_topic, model=SpendPosted, handler=all_at_once(invoicing.spend_posted)),
     ]

@@ -43,12 +43,17 @@ class PostgresInvoicingStore:
         self, owner_id: str, status: SubscriptionStatus, billing_email: str | None, changed_by: str, now: datetime
     ) -> Subscription:
         row = await self._conn.fetchrow(
-            """insert into subscriptions (owner_id, status, billing_email, changed_at, changed_by) values ($1, $2, $3, $4, $5)
+            """insert into subscriptions (owner_id, status, billing_email, changed_at, changed_by)
+               values ($1, $2, $3, $4, $5)
                on conflict (owner_id) do update set status = excluded.status,
                    billing_email = coalesce(excluded.billing_email, subscriptions.billing_email),
                    changed_at = excluded.changed_at, changed_by = excluded.changed_by
                returning owner_id, status, billing_email, changed_at""",
-            owner_id, status, billing_email, now, changed_by,
+            owner_id,
+            status,
+            billing_email,
+            now,
+            changed_by,
         )
         assert row is not None
         return Subscription(row["owner_id"], row["status"], row["billing_email"], row["changed_at"])
@@ -63,40 +68,69 @@ class PostgresInvoicingStore:
         await self._conn.execute(
             """insert into owners (owner_id, owner_kind, business_center_id, currency, billing_option, opened_at)
                values ($1, $2, $3, $4, $5, $6) on conflict (owner_id) do nothing""",
-            owner.owner_id, owner.owner_kind, owner.business_center_id, owner.currency, owner.billing_option, opened_at,
+            owner.owner_id,
+            owner.owner_kind,
+            owner.business_center_id,
+            owner.currency,
+            owner.billing_option,
+            opened_at,
         )
 
     async def owner(self, owner_id: str) -> Owner | None:
         row = await self._conn.fetchrow("select * from owners where owner_id = $1", owner_id)
         if row is None:
             return None
-        return Owner(row["owner_id"], row["owner_kind"], row["business_center_id"], row["currency"], row["billing_option"])
+        return Owner(
+            row["owner_id"], row["owner_kind"], row["business_center_id"], row["currency"], row["billing_option"]
+        )
 
     async def owners_in(self, business_center_ids: Sequence[str]) -> list[str]:
         rows = await self._conn.fetch(
-            "select owner_id from owners where business_center_id = any($1::text[]) order by owner_id", list(business_center_ids)
+            "select owner_id from owners where business_center_id = any($1::text[]) order by owner_id",
+            list(business_center_ids),
         )
         return [str(row["owner_id"]) for row in rows]
 
     async def keep_newest_balances(self, balances: Sequence[Balance]) -> None:
         # A compacted topic may replay older records: only a newer version replaces a balance.
         await self._conn.executemany(
-            """insert into balances (owner_id, owner_kind, currency, real_micros, virtual_micros, available_micros, version, updated_at)
+            """insert into balances (owner_id, owner_kind, currency, real_micros, virtual_micros, available_micros,
+                                     version, updated_at)
                values ($1, $2, $3, $4, $5, $6, $7, $8)
                on conflict (owner_id) do update set owner_kind = excluded.owner_kind, currency = excluded.currency,
                    real_micros = excluded.real_micros, virtual_micros = excluded.virtual_micros,
-                   available_micros = excluded.available_micros, version = excluded.version, updated_at = excluded.updated_at
+                   available_micros = excluded.available_micros, version = excluded.version,
+                   updated_at = excluded.updated_at
                where balances.version < excluded.version""",
-            [(b.owner_id, b.owner_kind, b.currency, b.real_micros, b.virtual_micros, b.available_micros, b.version, b.updated_at)
-             for b in balances],
+            [
+                (
+                    b.owner_id,
+                    b.owner_kind,
+                    b.currency,
+                    b.real_micros,
+                    b.virtual_micros,
+                    b.available_micros,
+                    b.version,
+                    b.updated_at,
+                )
+                for b in balances
+            ],
         )
 
     async def balance(self, owner_id: str) -> Balance | None:
         row = await self._conn.fetchrow("select * from balances where owner_id = $1", owner_id)
         if row is None:
             return None
-        return Balance(row["owner_id"], row["owner_kind"], row["currency"], row["real_micros"], row["virtual_micros"],
-                       row["available_micros"], row["version"], row["updated_at"])
+        return Balance(
+            row["owner_id"],
+            row["owner_kind"],
+            row["currency"],
+            row["real_micros"],
+            row["virtual_micros"],
+            row["available_micros"],
+            row["version"],
+            row["updated_at"],
+        )
 
     async def finance_roles_set_up(self, business_center_id: str) -> bool:
         return await replica.finance_roles_set_up(self._conn, business_center_id)
@@ -108,46 +142,79 @@ class PostgresInvoicingStore:
 
     async def add_invoice(self, invoice: Invoice) -> bool:
         inserted = await self._conn.fetchval(
-            """insert into invoices (id, number, payer_id, payer_kind, purpose, status, currency, amount_micros, reference_id,
+            """insert into invoices (id, number, payer_id, payer_kind, purpose, status, currency, amount_micros,
+                   reference_id,
                    period_start, automatic_collection, recipient_user_id, recipient_address, issued_at, due_on, paid_at,
                    payment_id, version, updated_at)
                values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $14)
                on conflict do nothing returning true""",
-            invoice.id, invoice.number, invoice.payer_id, invoice.payer_kind, invoice.purpose.value, invoice.status.value,
-            invoice.currency, invoice.amount_micros, invoice.reference_id, invoice.period_start, invoice.automatic_collection,
-            invoice.recipient_user_id, invoice.recipient_address, invoice.issued_at, invoice.due_on, invoice.paid_at,
-            invoice.payment_id, invoice.version,
+            invoice.id,
+            invoice.number,
+            invoice.payer_id,
+            invoice.payer_kind,
+            invoice.purpose.value,
+            invoice.status.value,
+            invoice.currency,
+            invoice.amount_micros,
+            invoice.reference_id,
+            invoice.period_start,
+            invoice.automatic_collection,
+            invoice.recipient_user_id,
+            invoice.recipient_address,
+            invoice.issued_at,
+            invoice.due_on,
+            invoice.paid_at,
+            invoice.payment_id,
+            invoice.version,
         )
         if not inserted:
             return False
         await self._conn.executemany(
             "insert into invoice_lines (invoice_id, line_number, description, amount_micros) values ($1, $2, $3, $4)",
-            [(invoice.id, number, line.description, line.amount_micros) for number, line in enumerate(invoice.lines, start=1)],
+            [
+                (invoice.id, number, line.description, line.amount_micros)
+                for number, line in enumerate(invoice.lines, start=1)
+            ],
         )
         return True
 
     async def save_invoice(self, invoice: Invoice, now: datetime) -> None:
         await self._conn.execute(
-            "update invoices set status = $2, paid_at = $3, payment_id = $4, version = $5, updated_at = $6 where id = $1",
-            invoice.id, invoice.status.value, invoice.paid_at, invoice.payment_id, invoice.version, now,
+            "update invoices set status = $2, paid_at = $3, payment_id = $4, version = $5, updated_at = $6"
+            " where id = $1",
+            invoice.id,
+            invoice.status.value,
+            invoice.paid_at,
+            invoice.payment_id,
+            invoice.version,
+            now,
         )
 
     async def invoice(self, invoice_id: str, *, for_update: bool = False) -> Invoice | None:
-        row = await self._conn.fetchrow("select * from invoices where id = $1" + (" for update" if for_update else ""), invoice_id)
+        row = await self._conn.fetchrow(
+            "select * from invoices where id = $1" + (" for update" if for_update else ""), invoice_id
+        )
         if row is None:
             return None
         return (await self._with_lines([row]))[0]
 
     async def invoices(
-        self, *, payer_ids: Sequence[str] | None, statuses: Sequence[str] | None = None,
-        purposes: Sequence[str] | None = None, limit: int = 200,
+        self,
+        *,
+        payer_ids: Sequence[str] | None,
+        statuses: Sequence[str] | None = None,
+        purposes: Sequence[str] | None = None,
+        limit: int = 200,
     ) -> list[Invoice]:
         rows = await self._conn.fetch(
             """select * from invoices
                where ($1::text[] is null or payer_id = any($1)) and ($2::text[] is null or status = any($2))
                  and ($3::text[] is null or purpose = any($3))
                order by number desc limit $4""",
-            _listed(payer_ids), _listed(statuses), _listed(purposes), limit,
+            _listed(payer_ids),
+            _listed(statuses),
+            _listed(purposes),
+            limit,
         )
         return await self._with_lines(list(rows))
 
@@ -164,7 +231,9 @@ class PostgresInvoicingStore:
 
     async def monthly_invoice_id(self, ad_account_id: str, month: date) -> str | None:
         value = await self._conn.fetchval(
-            "select id from invoices where purpose = 'monthly_spend' and payer_id = $1 and period_start = $2", ad_account_id, month
+            "select id from invoices where purpose = 'monthly_spend' and payer_id = $1 and period_start = $2",
+            ad_account_id,
+            month,
         )
         return str(value) if value is not None else None
 
@@ -172,7 +241,8 @@ class PostgresInvoicingStore:
         return int(
             await self._conn.fetchval(
                 """select coalesce(sum(amount_micros), 0) from invoices
-                   where payer_id = $1 and purpose = 'funding_source_day_close' and status in ('draft', 'open', 'uncollectible')""",
+                   where payer_id = $1 and purpose = 'funding_source_day_close'
+                     and status in ('draft', 'open', 'uncollectible')""",
                 funding_source_id,
             )
         )
@@ -187,34 +257,47 @@ class PostgresInvoicingStore:
                               and (collection_requested_at is null or collection_requested_at < $2)
                             order by issued_at limit $3 for update skip locked)
                returning *""",
-            now, retry_before, limit,
+            now,
+            retry_before,
+            limit,
         )
         return sorted(await self._with_lines(list(rows)), key=lambda invoice: (invoice.issued_at, invoice.id))
 
     async def release_collection(self, invoice_id: str) -> None:
-        await self._conn.execute("update invoices set collection_requested_at = null where id = $1 and status = 'open'", invoice_id)
+        await self._conn.execute(
+            "update invoices set collection_requested_at = null where id = $1 and status = 'open'", invoice_id
+        )
 
     # Provider notifications (I5) ---------------------------------------------------------------
 
     async def add_notification(self, notification: PaymentNotification, now: datetime) -> bool:
         inserted = await self._conn.fetchval(
-            """insert into payment_notifications (provider_event_id, payment_id, invoice_id, outcome, amount_micros, currency,
+            """insert into payment_notifications (provider_event_id, payment_id, invoice_id, outcome, amount_micros,
+                   currency,
                    effect, received_at)
                values ($1, $2, $3, $4, $5, $6, 'pending', $7) on conflict do nothing returning true""",
-            notification.provider_event_id, notification.payment_id, notification.invoice_id, notification.outcome.value,
-            notification.amount_micros, notification.currency, now,
+            notification.provider_event_id,
+            notification.payment_id,
+            notification.invoice_id,
+            notification.outcome.value,
+            notification.amount_micros,
+            notification.currency,
+            now,
         )
         return bool(inserted)
 
     async def set_notification_effect(self, provider_event_id: str, effect: str) -> None:
-        await self._conn.execute("update payment_notifications set effect = $2 where provider_event_id = $1", provider_event_id, effect)
+        await self._conn.execute(
+            "update payment_notifications set effect = $2 where provider_event_id = $1", provider_event_id, effect
+        )
 
     async def payment_succeeded_before(self, payment_id: str, except_event_id: str) -> bool:
         return bool(
             await self._conn.fetchval(
                 """select exists(select 1 from payment_notifications
                                  where payment_id = $1 and outcome = 'succeeded' and provider_event_id <> $2)""",
-                payment_id, except_event_id,
+                payment_id,
+                except_event_id,
             )
         )
 
@@ -230,11 +313,18 @@ class PostgresInvoicingStore:
 
     async def add_funding_source(self, source: FundingSource) -> bool:
         inserted = await self._conn.fetchval(
-            """insert into funding_sources (id, name, kind, currency, low_balance_threshold_micros, low_balance_contacts,
+            """insert into funding_sources (id, name, kind, currency, low_balance_threshold_micros,
+                   low_balance_contacts,
                    accounts_payable_contact, created_at) values ($1, $2, $3, $4, $5, $6, $7, $8)
                on conflict (id) do nothing returning true""",
-            source.id, source.name, source.kind, source.currency, source.low_balance_threshold_micros,
-            list(source.low_balance_contacts), source.accounts_payable_contact, source.created_at,
+            source.id,
+            source.name,
+            source.kind,
+            source.currency,
+            source.low_balance_threshold_micros,
+            list(source.low_balance_contacts),
+            source.accounts_payable_contact,
+            source.created_at,
         )
         return bool(inserted)
 
@@ -246,7 +336,8 @@ class PostgresInvoicingStore:
 
     async def prepaid_sources_created_before(self, moment: datetime) -> list[FundingSource]:
         rows = await self._conn.fetch(
-            "select * from funding_sources where kind = 'prepaid_invoice' and created_at < $1 order by id for update", moment
+            "select * from funding_sources where kind = 'prepaid_invoice' and created_at < $1 order by id for update",
+            moment,
         )
         return [_funding_source(row) for row in rows]
 
@@ -254,21 +345,31 @@ class PostgresInvoicingStore:
         value = await self._conn.fetchval("select min(created_at) from funding_sources")
         return value.date() if value is not None else None
 
-    async def add_charge(self, charge_id: str, funding_source_id: str, amount_micros: int, description: str, now: datetime) -> bool:
+    async def add_charge(
+        self, charge_id: str, funding_source_id: str, amount_micros: int, description: str, now: datetime
+    ) -> bool:
         inserted = await self._conn.fetchval(
             """insert into funding_source_charges (charge_id, funding_source_id, amount_micros, description, charged_at)
                values ($1, $2, $3, $4, $5) on conflict do nothing returning true""",
-            charge_id, funding_source_id, amount_micros, description, now,
+            charge_id,
+            funding_source_id,
+            amount_micros,
+            description,
+            now,
         )
         return bool(inserted)
 
     async def set_charge_card_invoice(self, charge_id: str, invoice_id: str) -> None:
-        await self._conn.execute("update funding_source_charges set card_invoice_id = $2 where charge_id = $1", charge_id, invoice_id)
+        await self._conn.execute(
+            "update funding_source_charges set card_invoice_id = $2 where charge_id = $1", charge_id, invoice_id
+        )
 
     # Closes (I6, I7, T1) and posted spend ------------------------------------------------------
 
     async def lock_day_closes(self) -> None:
-        await self._conn.execute("select pg_advisory_xact_lock(hashtext($1))", f"invoicing.day_close.{self._lock_namespace}")
+        await self._conn.execute(
+            "select pg_advisory_xact_lock(hashtext($1))", f"invoicing.day_close.{self._lock_namespace}"
+        )
 
     async def last_closed_day(self) -> date | None:
         value: date | None = await self._conn.fetchval("select max(day) from funding_source_day_closes")
@@ -280,7 +381,9 @@ class PostgresInvoicingStore:
         )
 
     async def lock_month_closes(self) -> None:
-        await self._conn.execute("select pg_advisory_xact_lock(hashtext($1))", f"invoicing.month_close.{self._lock_namespace}")
+        await self._conn.execute(
+            "select pg_advisory_xact_lock(hashtext($1))", f"invoicing.month_close.{self._lock_namespace}"
+        )
 
     async def last_closed_month(self) -> date | None:
         value: date | None = await self._conn.fetchval("select max(month) from month_closes")
@@ -291,7 +394,9 @@ class PostgresInvoicingStore:
         return value
 
     async def close_month(self, month: date, now: datetime) -> None:
-        await self._conn.execute("insert into month_closes (month, closed_at) values ($1, $2) on conflict do nothing", month, now)
+        await self._conn.execute(
+            "insert into month_closes (month, closed_at) values ($1, $2) on conflict do nothing", month, now
+        )
 
     async def add_monthly_spend(self, spends: Sequence[MonthlySpend]) -> None:
         await self._conn.executemany(
@@ -310,8 +415,17 @@ class PostgresInvoicingStore:
                where s.month = $1 order by s.ad_account_id, s.campaign_id""",
             month,
         )
-        return [MonthlySpend(row["ad_account_id"], row["month"], row["campaign_id"], row["currency"], row["amount_micros"],
-                             row["event_count"]) for row in rows]
+        return [
+            MonthlySpend(
+                row["ad_account_id"],
+                row["month"],
+                row["campaign_id"],
+                row["currency"],
+                row["amount_micros"],
+                row["event_count"],
+            )
+            for row in rows
+        ]
 
 
 def _listed(values: Sequence[str] | None) -> list[str] | None:
@@ -320,18 +434,37 @@ def _listed(values: Sequence[str] | None) -> list[str] | None:
 
 def _invoice(row: asyncpg.Record, lines: list[Line]) -> Invoice:
     return Invoice(
-        id=row["id"], number=row["number"], payer_id=row["payer_id"], payer_kind=row["payer_kind"], purpose=Purpose(row["purpose"]),
-        status=InvoiceStatus(row["status"]), currency=row["currency"], lines=tuple(lines), issued_at=row["issued_at"],
-        due_on=row["due_on"], reference_id=row["reference_id"], period_start=row["period_start"],
-        automatic_collection=row["automatic_collection"], recipient_user_id=row["recipient_user_id"],
-        recipient_address=row["recipient_address"], paid_at=row["paid_at"], payment_id=row["payment_id"], version=row["version"],
+        id=row["id"],
+        number=row["number"],
+        payer_id=row["payer_id"],
+        payer_kind=row["payer_kind"],
+        purpose=Purpose(row["purpose"]),
+        status=InvoiceStatus(row["status"]),
+        currency=row["currency"],
+        lines=tuple(lines),
+        issued_at=row["issued_at"],
+        due_on=row["due_on"],
+        reference_id=row["reference_id"],
+        period_start=row["period_start"],
+        automatic_collection=row["automatic_collection"],
+        recipient_user_id=row["recipient_user_id"],
+        recipient_address=row["recipient_address"],
+        paid_at=row["paid_at"],
+        payment_id=row["payment_id"],
+        version=row["version"],
     )
 
 
 def _funding_source(row: asyncpg.Record) -> FundingSource:
     return FundingSource(
-        row["id"], row["name"], row["kind"], row["currency"], row["low_balance_threshold_micros"],
-        tuple(row["low_balance_contacts"]), row["accounts_payable_contact"], row["created_at"],
+        row["id"],
+        row["name"],
+        row["kind"],
+        row["currency"],
+        row["low_balance_threshold_micros"],
+        tuple(row["low_balance_contacts"]),
+        row["accounts_payable_contact"],
+        row["created_at"],
     )
 
 
@@ -367,7 +500,9 @@ def work_factory(lock_namespace: str) -> Callable[[UnitOfWork], InvoicingWork]:
 class PostgresTransactions:
     """Implements `ports.unit_of_work.Transactions`: one pooled connection and transaction each."""
 
-    def __init__(self, pool: Callable[[], asyncpg.Pool], relay: Callable[[], OutboxRelay | None], *, lock_namespace: str) -> None:
+    def __init__(
+        self, pool: Callable[[], asyncpg.Pool], relay: Callable[[], OutboxRelay | None], *, lock_namespace: str
+    ) -> None:
         self._pool = pool
         self._relay = relay
         self._lock_namespace = lock_namespace

@@ -60,7 +60,9 @@ def parse(header: str) -> tuple[int, list[str]]:
     """The signed timestamp and the v1 digests of a header; `MalformedSignatureError` otherwise.
     Parts other than `t` and `v1` (a later scheme, `v0`) are ignored, as card processors do."""
     if len(header) > MAXIMUM_HEADER_LENGTH:
-        raise MalformedSignatureError(f"the {SIGNATURE_HEADER} header is longer than {MAXIMUM_HEADER_LENGTH} characters")
+        raise MalformedSignatureError(
+            f"the {SIGNATURE_HEADER} header is longer than {MAXIMUM_HEADER_LENGTH} characters"
+        )
     timestamp: int | None = None
     digests: list[str] = []
     for part in header.split(","):
@@ -73,7 +75,9 @@ def parse(header: str) -> tuple[int, list[str]]:
             timestamp = int(value)
         elif name == "v1":
             if not _DIGEST.fullmatch(value) or len(digests) == MAXIMUM_DIGESTS:
-                raise MalformedSignatureError(f"each v1 of {SIGNATURE_HEADER} is a hex HMAC-SHA256 (at most {MAXIMUM_DIGESTS})")
+                raise MalformedSignatureError(
+                    f"each v1 of {SIGNATURE_HEADER} is a hex HMAC-SHA256 (at most {MAXIMUM_DIGESTS})"
+                )
             digests.append(value)
     if timestamp is None or not digests:
         raise MalformedSignatureError(f"the {SIGNATURE_HEADER} header is t=<unix seconds>,v1=<hex digest>")

@@ -95,8 +95,12 @@ class InvoicingStore(Protocol):
         ...
 
     async def invoices(
-        self, *, payer_ids: Sequence[str] | None, statuses: Sequence[str] | None = None,
-        purposes: Sequence[str] | None = None, limit: int = 200,
+        self,
+        *,
+        payer_ids: Sequence[str] | None,
+        statuses: Sequence[str] | None = None,
+        purposes: Sequence[str] | None = None,
+        limit: int = 200,
     ) -> list[Invoice]:
         """Invoices newest first; None means any payer (or status, or purpose)."""
         ...
@@ -144,7 +148,9 @@ class InvoicingStore(Protocol):
 
     async def first_funding_source_day(self) -> date | None: ...
 
-    async def add_charge(self, charge_id: str, funding_source_id: str, amount_micros: int, description: str, now: datetime) -> bool:
+    async def add_charge(
+        self, charge_id: str, funding_source_id: str, amount_micros: int, description: str, now: datetime
+    ) -> bool:
         """False when the charge id was used before."""
         ...
 
