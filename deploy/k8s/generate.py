@@ -61,7 +61,13 @@ def node_pool(name: str, role: str, storage_size: str, resources: dict[str, Any]
             "storage": {
                 "type": "jbod",
                 "volumes": [
-                    {"id": 0, "type": "persistent-claim", "size": storage_size, "deleteClaim": False, "kraftMetadata": "shared"}
+                    {
+                        "id": 0,
+                        "type": "persistent-claim",
+                        "size": storage_size,
+                        "deleteClaim": False,
+                        "kraftMetadata": "shared",
+                    }
                 ],
             },
             "resources": resources,
@@ -70,8 +76,12 @@ def node_pool(name: str, role: str, storage_size: str, resources: dict[str, Any]
 
 
 def kafka_cluster(version: str) -> list[dict[str, Any]]:
-    controllers = node_pool("controller", "controller", "20Gi", {"requests": {"cpu": "250m", "memory": "1Gi"}, "limits": {"memory": "1Gi"}})
-    brokers = node_pool("broker", "broker", "200Gi", {"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"memory": "4Gi"}})
+    controllers = node_pool(
+        "controller", "controller", "20Gi", {"requests": {"cpu": "250m", "memory": "1Gi"}, "limits": {"memory": "1Gi"}}
+    )
+    brokers = node_pool(
+        "broker", "broker", "200Gi", {"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"memory": "4Gi"}}
+    )
     brokers["spec"]["jvmOptions"] = {"-Xms": "2g", "-Xmx": "2g"}
     kafka = {
         "apiVersion": "kafka.strimzi.io/v1",

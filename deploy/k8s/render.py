@@ -33,8 +33,17 @@ Resource = dict[str, Any]
 SUPPORTED_FIELDS = frozenset({"apiVersion", "kind", "resources", "patches", "namespace", "labels", "images"})
 #: Kinds that belong to no namespace (among those a kustomization of this project could hold).
 CLUSTER_SCOPED_KINDS = frozenset(
-    {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "PersistentVolume", "StorageClass",
-     "PriorityClass", "ClusterTriggerAuthentication", "ClusterImageCatalog"}
+    {
+        "Namespace",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CustomResourceDefinition",
+        "PersistentVolume",
+        "StorageClass",
+        "PriorityClass",
+        "ClusterTriggerAuthentication",
+        "ClusterImageCatalog",
+    }
 )
 _POD_SPEC_PATHS = (("spec",), ("spec", "template", "spec"), ("spec", "jobTemplate", "spec", "template", "spec"))
 
@@ -56,7 +65,8 @@ def build(directory: Path) -> list[Resource]:
         if target.is_dir():
             resources.extend(build(target))
         else:
-            resources.extend(document for document in yaml.safe_load_all(target.read_text(encoding="utf-8")) if document)
+            documents = yaml.safe_load_all(target.read_text(encoding="utf-8"))
+            resources.extend(document for document in documents if document)
     for patch in kustomization.get("patches", []):
         _apply_patch(resources, patch, path)
     if "namespace" in kustomization:
@@ -64,9 +74,11 @@ def build(directory: Path) -> list[Resource]:
             if resource["kind"] not in CLUSTER_SCOPED_KINDS:
                 resource.setdefault("metadata", {})["namespace"] = kustomization["namespace"]
     for labels in kustomization.get("labels", []):
-        if labels.get("includeSelectors", False) or labels.get("includeTemplates", False) or set(labels) - {
-            "pairs", "includeSelectors", "includeTemplates"
-        }:
+        if (
+            labels.get("includeSelectors", False)
+            or labels.get("includeTemplates", False)
+            or set(labels) - {"pairs", "includeSelectors", "includeTemplates"}
+        ):
             raise UnsupportedKustomization(f"{path}: only `labels` with pairs and includeSelectors: false")
         for resource in resources:
             resource.setdefault("metadata", {}).setdefault("labels", {}).update(labels["pairs"])

@@ -42,7 +42,10 @@ def _offered_subcommands() -> set[str]:
 def test_the_wrapper_and_the_broker_use_the_pinned_jars_and_they_match_the_lock(stack: Stack) -> None:
     fetched = subprocess.run(
         [str(ROOT / "deploy" / "local" / "kafka-fetch"), "--quiet", "--verify"],
-        capture_output=True, text=True, timeout=600, env=_environment(stack),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=_environment(stack),
     )
     assert fetched.returncode == 0, fetched.stderr
     assert fetched.stdout.strip().endswith(f"/kafka/{pinned_kafka_version()}/libs"), fetched.stdout
@@ -64,8 +67,19 @@ async def test_every_tool_of_the_wrapper_starts_and_answers_on_the_pinned_kafka(
         "topics": (["--describe", "--topic", topic], f"Topic: {topic}"),
         "consumer-groups": (["--list"], ""),
         "console-consumer": (
-            ["--topic", topic, "--group", group, "--from-beginning", "--max-messages", "1", "--timeout-ms", "60000",
-             "--formatter-property", "print.key=true"],
+            [
+                "--topic",
+                topic,
+                "--group",
+                group,
+                "--from-beginning",
+                "--max-messages",
+                "1",
+                "--timeout-ms",
+                "60000",
+                "--formatter-property",
+                "print.key=true",
+            ],
             "key\tvalue",
         ),
         "console-producer": (["--topic", topic], ""),
@@ -85,7 +99,11 @@ async def test_every_tool_of_the_wrapper_starts_and_answers_on_the_pinned_kafka(
         stdin = "one line from the tools test\n" if subcommand == "console-producer" else ""
         done = subprocess.run(
             [str(WRAPPER), subcommand, *cases[subcommand][0]],
-            input=stdin, capture_output=True, text=True, timeout=TOOL_LIMIT_S, env=environment,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=TOOL_LIMIT_S,
+            env=environment,
         )
         return subcommand, done
 
@@ -96,5 +114,7 @@ async def test_every_tool_of_the_wrapper_starts_and_answers_on_the_pinned_kafka(
     for subcommand, done in results:
         expected = cases[subcommand][1]
         if done.returncode != 0 or "Could not find or load main class" in done.stderr or expected not in done.stdout:
-            failures.append(f"{subcommand}: exit {done.returncode}\nstdout: {done.stdout[-800:]}\nstderr: {done.stderr[-800:]}")
+            failures.append(
+                f"{subcommand}: exit {done.returncode}\nstdout: {done.stdout[-800:]}\nstderr: {done.stderr[-800:]}"
+            )
     assert not failures, "\n\n".join(failures)

@@ -41,7 +41,12 @@ def test_the_local_stack_docker_compose_and_strimzi_run_the_one_pinned_kafka() -
     strimzi = [resource["spec"]["kafka"]["version"] for resource in rendered if resource["kind"] == "Kafka"]
     assert strimzi == [version]
     # No other file names a Kafka image or version of its own (the test stack's testcontainers reads the lock).
-    for path in [*ROOT.glob("*.yml"), *ROOT.glob("deploy/**/*.y*ml"), *ROOT.glob("tests/**/*.py"), *ROOT.glob("deploy/local/*")]:
+    for path in [
+        *ROOT.glob("*.yml"),
+        *ROOT.glob("deploy/**/*.y*ml"),
+        *ROOT.glob("tests/**/*.py"),
+        *ROOT.glob("deploy/local/*"),
+    ]:
         if path.is_file():
             for tag in re.findall(r"apache/kafka:(\d+\.\d+\.\d+)", path.read_text(errors="replace")):
                 assert tag == version, f"{path} names apache/kafka:{tag}, the pin is {version}"
@@ -95,10 +100,14 @@ def _cached(environment: dict[str, str], version: str, contents: dict[str, bytes
     return version_dir
 
 
-def test_kafka_fetch_accepts_a_cached_set_that_matches_the_lock(fake_pin: tuple[Path, dict[str, str], dict[str, bytes]]) -> None:
+def test_kafka_fetch_accepts_a_cached_set_that_matches_the_lock(
+    fake_pin: tuple[Path, dict[str, str], dict[str, bytes]],
+) -> None:
     fetch, environment, contents = fake_pin
     version_dir = _cached(environment, "9.8.7", contents)
-    done = subprocess.run([str(fetch), "--quiet", "--verify"], capture_output=True, text=True, env=environment, timeout=60)
+    done = subprocess.run(
+        [str(fetch), "--quiet", "--verify"], capture_output=True, text=True, env=environment, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(version_dir / "libs")
 
@@ -115,7 +124,9 @@ def test_kafka_fetch_deletes_a_cached_set_that_does_not_match_the_lock_and_fails
     else:
         contents = {"kafka_2.13-9.8.7.jar": contents["kafka_2.13-9.8.7.jar"]}
     version_dir = _cached(environment, "9.8.7", contents)
-    done = subprocess.run([str(fetch), "--quiet", "--verify"], capture_output=True, text=True, env=environment, timeout=60)
+    done = subprocess.run(
+        [str(fetch), "--quiet", "--verify"], capture_output=True, text=True, env=environment, timeout=60
+    )
     assert done.returncode != 0
     assert "do not match the SHA-256 sums in deploy/kafka.lock" in done.stderr
     assert done.stdout == ""
@@ -128,7 +139,10 @@ def test_another_version_than_the_pin_is_used_only_with_a_loud_warning_that_it_i
     fetch, environment, _ = fake_pin
     version_dir = _cached(environment, "9.9.9", {"kafka_2.13-9.9.9.jar": b"unverifiable"})
     done = subprocess.run(
-        [str(fetch), "--quiet", "--verify"], capture_output=True, text=True, timeout=60,
+        [str(fetch), "--quiet", "--verify"],
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**environment, "ADLEDGER_KAFKA_VERSION": "9.9.9"},
     )
     assert done.returncode == 0, done.stderr
