@@ -157,8 +157,8 @@ def main(arguments: list[str] | None = None) -> int:
     options = parser.parse_args(arguments)
     if options.check:
         stale = drifted()
-        for path in stale:
-            print(f"deploy/k8s/{path} differs from the catalogue or the Kafka pin: run `make k8s`", file=sys.stderr)
+        for name in stale:
+            print(f"deploy/k8s/{name} differs from the catalogue or the Kafka pin: run `make k8s`", file=sys.stderr)
         return 1 if stale else 0
     for path, content in render().items():
         target = K8S / path

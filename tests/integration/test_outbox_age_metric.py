@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import asyncpg
 import pytest
-from prometheus_client import REGISTRY
-
 from adledger_libs.kafka import make_producer
 from adledger_libs.outbox import OutboxRelay, unit_of_work
+from prometheus_client import REGISTRY
 
 from .conftest import Stack, TopicFactory
 from .test_exactly_once import ThingCounted

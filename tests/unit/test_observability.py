@@ -60,10 +60,14 @@ def _metrics_in_code() -> dict[str, set[str]]:
                 continue
             if not (node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
                 continue
-            name = node.args[0].value
+            name: str = node.args[0].value
             label_node = node.args[2] if len(node.args) > 2 else None
             label_node = next((keyword.value for keyword in node.keywords if keyword.arg == "labelnames"), label_node)
-            labels = {element.value for element in getattr(label_node, "elts", []) if isinstance(element, ast.Constant)}
+            labels = {
+                str(element.value)
+                for element in getattr(label_node, "elts", [])
+                if isinstance(element, ast.Constant) and isinstance(element.value, str)
+            }
             if node.func.id == "Counter":
                 found[name if name.endswith("_total") else f"{name}_total"] = labels
             elif node.func.id in ("Histogram", "Summary"):
