@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-SERVICES := wallet campaign invoicing order_escrow spend_consumer
+SERVICES := identity wallet campaign invoicing order_escrow spend_consumer
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
@@ -51,6 +51,7 @@ lint: venv ## Static checks that catch real bugs: undefined names, unused import
 
 schemas: venv ## Regenerate schemas/ from the pydantic models and the topic catalogue.
 	$(PY) -m adledger_contracts.schemagen schemas
+	$(PY) -m adledger_identity.inject schemas/openapi
 	$(PY) -m adledger_wallet.inject schemas/openapi
 	$(PY) -m adledger_order_escrow.inject schemas/openapi
 	$(PY) -m adledger_campaign.inject schemas/openapi

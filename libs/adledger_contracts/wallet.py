@@ -20,6 +20,9 @@ class BusinessCenterOpened(Event):
     currency: CurrencyCode = Field(description="Its one currency (rule M2).")
     credit_limit_micros: Micros = Field(description="The credit line granted by the platform.")
     opened_at: UtcDatetime = Field(description="When it was created (UTC).")
+    admin_user_id: Identifier | None = Field(
+        default=None, description="Its first Admin (W9); the identity service gives them the role."
+    )
 
 
 class AdAccountOpened(Event):

@@ -13,7 +13,9 @@ import asyncio
 import contextlib
 import signal
 import sys
+from datetime import timedelta
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any
 from importlib.resources.abc import Traversable
 
 import asyncpg
@@ -32,6 +34,7 @@ from adledger_libs.kafka import ensure_topics, make_producer
 from adledger_libs.logs import configure_logging, get_logger
 from adledger_libs.outbox import OutboxRelay
 from adledger_libs.settings import ServiceSettings
+from adledger_libs.web import RejectionTable
 
 log = get_logger(__name__)
 
@@ -85,6 +88,13 @@ class ServiceRuntime:
         self._error_handlers: dict[type[Exception], ErrorHandler] = {}
         self._startup_jobs: list[BackgroundJob] = []
         self._shared_schemas: list[tuple[str, list[tuple[str, Traversable]]]] = []
+        # FastAPI (issue 13): routers, the service's rejections, and whether callers are verified.
+        self._routers: list[Any] = []
+        self._http_title = f"adledger {settings.service_name.replace('_', ' ')}"
+        self._http_description = ""
+        self._rejections: RejectionTable = ()
+        self._public_paths: list[str] = []
+        self._authenticator: Any = None
         self._pool: asyncpg.Pool | None = None
         self._producer: AIOKafkaProducer | None = None
         self._relay: OutboxRelay | None = None
@@ -96,6 +106,55 @@ class ServiceRuntime:
 
     def add_routes(self, *routes: BaseRoute) -> None:
         self._routes.extend(routes)
+
+    def add_router(self, router: Any) -> None:
+        """A FastAPI router of the service's API."""
+        self._routers.append(router)
+
+    def describe_api(
+        self, *, title: str, description: str, rejections: RejectionTable = (), public_paths: Sequence[str] = ()
+    ) -> None:
+        """The API's title and description (in its OpenAPI document), how the core's refusals are
+        answered, and the routes that need no bearer token."""
+        self._http_title = title
+        self._http_description = description
+        self._rejections = rejections
+        self._public_paths = list(public_paths)
+
+        async def prune_idempotency_answers() -> None:
+            from adledger_libs.web import prune_idempotent_requests
+
+            retention = timedelta(days=self.settings.idempotency_retention_days)
+            await prune_idempotent_requests(self.pool, self.clock.now() - retention)
+
+        self.add_periodic_job("idempotency_pruning", prune_idempotency_answers, 3_600_000)
+
+    def verify_callers(self, *, replicate: bool = True) -> Any:
+        """Callers are verified locally against a replica of the platform's identity: its
+        `identity.events.v1` subscriptions join the service's consumer (the identity service
+        itself writes those tables directly, `replicate=False`)."""
+        from adledger_auth import replica
+        from adledger_auth.callers import Authenticator
+
+        if self._authenticator is None:
+            self._authenticator = Authenticator(lambda: self.pool, self.clock)
+            if replicate:
+                self.subscribe(*replica.subscriptions(self.settings.identity_events_topic))
+        return self._authenticator
+
+    def http_app(self) -> Any:
+        """The service's FastAPI application (also built without a database, for its OpenAPI document)."""
+        from adledger_auth.callers import UnauthenticatedError
+        from adledger_libs.web import build_app
+
+        authenticator = self._authenticator
+        return build_app(
+            title=self._http_title, description=self._http_description, routers=self._routers,
+            health_checks={"database": self.check_database, "kafka": self.check_kafka}, rejections=self._rejections,
+            authenticate=authenticator.authenticate if authenticator is not None else None,
+            unauthenticated=(UnauthenticatedError,), public_paths=self._public_paths,
+            max_body_bytes=self.settings.http_max_body_bytes,
+        )
 
     def add_background_job(self, name: str, job: BackgroundJob) -> None:
         self._background.append((name, job))
@@ -155,6 +214,7 @@ class ServiceRuntime:
 
     async def start(self) -> None:
         settings = self.settings
+        settings.check_safe()
         await self.migrate()
         self._pool = await create_pool(
             settings.database_url,
@@ -218,12 +278,15 @@ class ServiceRuntime:
             spawn("consumer", consumer.run())
         for name, job in self._background:
             spawn(name, job())
-        app = build_app(
-            service=self.settings.service_name,
-            health_checks={"database": self.check_database, "kafka": self.check_kafka},
-            routes=self._routes,
-            error_handlers=self._error_handlers,
-        )
+        if self._routers:
+            app = self.http_app()
+        else:
+            app = build_app(
+                service=self.settings.service_name,
+                health_checks={"database": self.check_database, "kafka": self.check_kafka},
+                routes=self._routes,
+                error_handlers=self._error_handlers,
+            )
         self.http_server = _Server(
             uvicorn.Config(
                 app, host=self.settings.http_host, port=self.settings.http_port, log_config=None, access_log=False, lifespan="off",
