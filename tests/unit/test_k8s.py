@@ -31,13 +31,14 @@ OVERLAYS = sorted(path.parent for path in (K8S / "overlays").glob("*/kustomizati
 KUBERNETES_VERSIONS = ("1.31", "1.37")
 #: The HTTP services: the Deployment's name and the service's package.
 SERVICES = {
+    "identity": "identity",
     "wallet": "wallet",
     "campaign": "campaign",
     "invoicing": "invoicing",
     "order-escrow": "order_escrow",
     "spend-consumer": "spend_consumer",
 }
-SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "DATABASE_URL", "KEY")
+SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "DATABASE_URL")
 
 Resource = dict[str, Any]
 
@@ -243,7 +244,10 @@ def test_every_setting_a_workload_names_is_read_by_it_and_secrets_come_from_secr
             found = _field_of(variable, classes)
             assert found is not None, f"{name}: {variable} is not a setting of {package}"
             settings_class, field = found
-            if any(word in variable for word in SECRET_WORDS):
+            secret = (
+                field in settings_class().secret_settings() if hasattr(settings_class, "secret_settings") else False
+            )
+            if secret or any(word in variable for word in SECRET_WORDS):
                 assert "value" not in entry and "secretKeyRef" in entry["valueFrom"], (
                     f"{name}: {variable} must come from a Secret"
                 )
@@ -251,7 +255,7 @@ def test_every_setting_a_workload_names_is_read_by_it_and_secrets_come_from_secr
                 settings_class.model_validate({field: entry["value"]})  # the value parses as that setting's type
         if package != "alerts":
             assert {"ADLEDGER_DATABASE_URL", "ADLEDGER_HTTP_PORT", "ADLEDGER_KAFKA_BOOTSTRAP_SERVERS"} <= set(variables)
-        if package in ("wallet", "campaign", "invoicing", "order_escrow"):
+        if package in ("identity", "wallet", "campaign", "invoicing", "order_escrow"):
             assert "ADLEDGER_PLATFORM_TOKEN" in variables, f"{name} would run with the local token"
     invoicing = {entry["name"]: entry for entry in next(_containers(_one(rendered, "Deployment", "invoicing")))["env"]}
     assert invoicing["ADLEDGER_LOCAL_PROVIDER_ENABLED"]["value"] == "false"
@@ -312,7 +316,8 @@ def test_an_overlay_deploys_a_released_image_in_its_own_namespace(rendered: list
     assert len(namespaces) == 1 and None not in namespaces
     for resource in rendered:
         if resource["kind"] == "Deployment":
-            for container in _containers(resource):
+            pod = resource["spec"]["template"]["spec"]
+            for container in [*pod.get("initContainers", []), *pod["containers"]]:
                 name, _, tag = container["image"].rpartition(":")
                 assert "/" in name and tag and tag != "latest", container["image"]
 
@@ -364,3 +369,26 @@ def test_the_crd_conversion_keeps_what_kubernetes_accepts_and_refuses_unknown_fi
     assert list(validator.iter_errors(good)) == []
     assert list(validator.iter_errors({**good, "spec": {"sise": 1}})), "an unknown field is refused"
     assert "description" not in json.dumps(schema)
+
+
+def test_the_image_installs_every_service_the_manifests_run(rendered: list[Resource]) -> None:
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    for package in SERVICES.values():
+        assert f"./services/{package}" in dockerfile, f"deploy/Dockerfile does not install {package}"
+    deployments = {resource["metadata"]["name"] for resource in rendered if resource["kind"] == "Deployment"}
+    assert deployments == {*SERVICES, "alerts"}
+    services_in_repo = {path.parent.name for path in (ROOT / "services").glob("*/pyproject.toml")}
+    assert services_in_repo == set(SERVICES.values()), "every service of services/ has a Deployment here"
+
+
+def test_the_identity_service_reads_its_signing_keys_from_a_secret(rendered: list[Resource]) -> None:
+    pod = _one(rendered, "Deployment", "identity")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    directory = next(entry["value"] for entry in container["env"] if entry["name"] == "ADLEDGER_SIGNING_KEYS_DIR")
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    mounted = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+    assert "emptyDir" in volumes[mounted[directory]], "the keys' directory is writable (the service locks it)"
+    (copy,) = pod["initContainers"]
+    sources = {mount["name"] for mount in copy["volumeMounts"]}
+    assert {mounted[directory], "signing-keys-secret"} == sources
+    assert volumes["signing-keys-secret"]["secret"]["secretName"] == "adledger-identity-signing-keys"
