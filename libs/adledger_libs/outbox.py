@@ -207,8 +207,12 @@ class OutboxRelay:
         batch_size: int = 2000,
         poll_interval_s: float = 0.5,
         after_publish: Callable[[list[int]], Awaitable[None]] | None = None,
+        sign: Callable[[str, bytes | None, bytes, dict[str, str]], list[tuple[str, bytes]]] | None = None,
     ) -> None:
+        """`sign(topic, key, value, headers)` gives the headers to add to a record as it leaves
+        (the producing service's signature on records other services act on, issue 12)."""
         self._pool = pool
+        self._sign = sign
         self._producer = producer
         self._schema = checked_schema(schema)
         self._batch_size = batch_size
@@ -262,15 +266,12 @@ class OutboxRelay:
             self._oldest = (max(row["age_s"] for row in rows), time.monotonic()) if rows else None
             if not rows:
                 return 0
-            futures = [
-                await self._producer.send(
-                    row["topic"],
-                    value=row["value"],
-                    key=row["key"],
-                    headers=[(name, value.encode()) for name, value in json.loads(row["headers"])],
-                )
-                for row in rows
-            ]
+            futures = []
+            for row in rows:
+                headers = [(name, value.encode()) for name, value in json.loads(row["headers"])]
+                if self._sign is not None:
+                    headers += self._sign(row["topic"], row["key"], row["value"], dict(json.loads(row["headers"])))
+                futures.append(await self._producer.send(row["topic"], value=row["value"], key=row["key"], headers=headers))
             await asyncio.gather(*futures)
             ids = [row["id"] for row in rows]
             if self._after_publish is not None:

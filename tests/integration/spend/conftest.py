@@ -37,7 +37,7 @@ from adledger_wallet.inject import build as build_wallet
 
 from ..conftest import Stack, TopicFactory, unique
 from ..identity_world import PLATFORM, TestIdentity
-from ..kafka_io import Record, produce, read_all, start_at_end
+from ..kafka_io import Record, encoded, produce, read_all, start_at_end
 from ..waits import free_port as _free_port, until as _until
 
 USD = 1_000_000
@@ -98,8 +98,7 @@ class Services:
 
     async def pay(self, owner_id: str, amount_micros: int, currency: str = "USD") -> None:
         event = InvoicePaid(invoice_id=unique("inv"), owner_id=owner_id, amount_micros=amount_micros, currency=currency, paid_at=self.clock.now())
-        envelope = encode(event, key=owner_id, trace_id="trace-payment")
-        await produce(self.bootstrap, "invoicing.events.v1", [(envelope.key, envelope.value, list(envelope.headers))])
+        await produce(self.bootstrap, "invoicing.events.v1", [encoded(event, owner_id, topic="invoicing.events.v1")])
 
     def spend_event(
         self, account_id: str, amount_micros: int, *, currency: str = "USD", event_id: str | None = None, charge_id: str | None = None,
@@ -117,8 +116,7 @@ class Services:
             idempotency_key=f"{hold_id}:place", hold_id=hold_id, owner_id=owner_id, amount_micros=amount_micros, currency="USD",
             purpose="campaign_booking", requested_by="campaign",
         )
-        envelope = encode(command, key=owner_id, trace_id="trace-booking")
-        await produce(self.bootstrap, "wallet.commands.v1", [(envelope.key, envelope.value, list(envelope.headers))])
+        await produce(self.bootstrap, "wallet.commands.v1", [encoded(command, owner_id, topic="wallet.commands.v1")])
         return hold_id
 
     def _next_version(self, entity: str) -> int:
