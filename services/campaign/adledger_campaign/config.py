@@ -6,9 +6,6 @@ from adledger_libs.settings import ServiceSettings
 class Settings(ServiceSettings):
     service_name: str = "campaign"
     http_port: int = 8082
-    #: The bearer token of the platform operator: creates users, gives roles, acts as an Admin of
-    #: every Business Center. The default is for a local stack only: set it in production.
-    platform_token: str = "local-platform-token"
     #: C2: the smallest campaign budget; reducing a prepaid budget to it undoes an activation
     #: made in error. Default: one unit of currency.
     minimum_budget_micros: int = 1_000_000
