@@ -167,7 +167,8 @@ class FakeTransactions:
 def person(user_id: str, roles: dict[str, set[Role]] | None = None, *, platform_operator: bool = False) -> Caller:
     """A signed-in person with roles per Business Center (as the identity replica has them)."""
     return Caller(
-        user_id=user_id, kind="person", platform_operator=platform_operator, via="session", credential_id=f"s-{user_id}",
+        user_id=user_id, kind="person", platform_operator=platform_operator, via="session",
+        credential_id=f"s-{user_id}",
         roles_by_business_center={center: frozenset(held) for center, held in (roles or {}).items()},
     )
 

@@ -63,7 +63,8 @@ async def _create(campaigns: Campaigns, work: FakeUnitOfWork, caller: Caller = O
                   funding_mode: str = "prepaid", budget_micros: int = 100 * USD) -> Campaign:
     return await campaigns.create_campaign(
         work, caller, ad_account_id=account, name="Winter sale", funding_mode=funding_mode,  # type: ignore[arg-type]
-        budget_kind="lifetime", budget_micros=budget_micros, starts_at=None, ends_at=campaigns.clock.now() + timedelta(days=3),
+        budget_kind="lifetime", budget_micros=budget_micros, starts_at=None,
+        ends_at=campaigns.clock.now() + timedelta(days=3),
     )
 
 
