@@ -58,9 +58,6 @@ from adledger_campaign.ports.unit_of_work import CampaignUnitOfWork, Transaction
 log = get_logger(__name__)
 
 SERVICE = "campaign"
-CAMPAIGN_EVENTS_TOPIC = "campaign.events.v1"
-WALLET_COMMANDS_TOPIC = "wallet.commands.v1"
-INVOICING_COMMANDS_TOPIC = "invoicing.commands.v1"
 NO_LONGER_DUE = "no_longer_due"
 #: What an API key must be scoped to (or `*`) to use this service's API; a session may do all its user may.
 API_SCOPE = "campaigns"
@@ -68,16 +65,18 @@ API_SCOPE = "campaigns"
 
 @dataclass(frozen=True)
 class Topics:
-    campaign_events: str = CAMPAIGN_EVENTS_TOPIC
-    wallet_commands: str = WALLET_COMMANDS_TOPIC
-    invoicing_commands: str = INVOICING_COMMANDS_TOPIC
+    """Where the core publishes (from the settings: the names are configuration, not the core's)."""
+
+    campaign_events: str
+    wallet_commands: str
+    invoicing_commands: str
 
 
 class Campaigns:
-    def __init__(self, clock: Clock, *, minimum_budget_micros: int = 1_000_000, topics: Topics | None = None) -> None:
+    def __init__(self, clock: Clock, topics: Topics, *, minimum_budget_micros: int = 1_000_000) -> None:
         self.clock = clock
+        self.topics = topics
         self.minimum_budget_micros = minimum_budget_micros
-        self.topics = topics or Topics()
 
     # Campaigns -----------------------------------------------------------------------------------
 

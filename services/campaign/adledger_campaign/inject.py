@@ -35,12 +35,15 @@ class Service:
     deadlines: DueDeadlines
 
 
-def wire(settings: Settings | None = None, clock: Clock | None = None, *, spend_topic: str = kafka.SPEND_POSTED_TOPIC,
-         delivery_topic: str = kafka.DELIVERY_CONTROL_TOPIC) -> Service:
+def wire(settings: Settings | None = None, clock: Clock | None = None) -> Service:
     settings = settings or Settings()
     clock = clock or SystemClock()
     runtime = ServiceRuntime(settings, migrations=files("adledger_campaign") / "migrations", clock=clock)
-    campaigns = Campaigns(clock, minimum_budget_micros=settings.minimum_budget_micros, topics=Topics())
+    topics = Topics(
+        campaign_events=settings.events_topic, wallet_commands=settings.wallet_commands_topic,
+        invoicing_commands=settings.invoicing_commands_topic,
+    )
+    campaigns = Campaigns(clock, topics, minimum_budget_micros=settings.minimum_budget_micros)
     runtime.verify_callers()
     commands = Commands(lambda: runtime.pool, lambda: runtime.relay, service=settings.service_name)
     runtime.add_router(http.router(campaigns, commands, PostgresCampaignUnitOfWork))
@@ -48,7 +51,8 @@ def wire(settings: Settings | None = None, clock: Clock | None = None, *, spend_
         title=TITLE, description=DESCRIPTION, rejections=http.REJECTIONS, public_paths=http.PUBLIC_PATHS
     )
     runtime.subscribe(*kafka.subscriptions(
-        campaigns, PostgresCampaignUnitOfWork, spend_topic=spend_topic, delivery_topic=delivery_topic,
+        campaigns, PostgresCampaignUnitOfWork, wallet_topic=settings.wallet_events_topic,
+        spend_topic=settings.spend_posted_topic, delivery_topic=settings.delivery_control_topic,
     ))
     deadlines = DueDeadlines(transactions(lambda: runtime.pool, lambda: runtime.relay), campaigns)
     runtime.add_periodic_job("campaign_deadlines", deadlines.run, settings.deadline_poll_interval_ms)

@@ -28,7 +28,7 @@ from adledger_contracts.external import DeliveryDecided
 from adledger_contracts.spending import SpendPosted
 from adledger_libs.events import Message, encode
 
-from ..conftest import Stack, TopicFactory, unique
+from ..conftest import Stack, unique
 from ..identity_world import PLATFORM, TestIdentity
 from ..kafka_io import produce, read_all, start_at_end
 from ..waits import free_port as _free_port
@@ -67,15 +67,21 @@ class CampaignStack:
     bc: str = ""
     account: str = ""
     extra: list[Instance] = field(default_factory=list)
-    #: Where the service reads posted spend and delivery decisions (a platform test gives its own).
-    spend_posted_topic: str = "spend.posted.v1"
-    delivery_control_topic: str = "delivery.control.v1"
+
+    @property
+    def spend_posted_topic(self) -> str:
+        """Where the service reads posted spend (a platform test gives its own)."""
+        return self.settings.spend_posted_topic
+
+    @property
+    def delivery_control_topic(self) -> str:
+        return self.settings.delivery_control_topic
 
     async def start_instance(self, *, serve: bool = True, fresh: bool = False) -> Instance:
-        service = wire(self.settings, self.wallet.clock, spend_topic=self.spend_posted_topic, delivery_topic=self.delivery_control_topic)
+        service = wire(self.settings, self.wallet.clock)
         await service.runtime.start()
         if fresh:
-            consumed = ["wallet.events.v1", self.spend_posted_topic, self.delivery_control_topic]
+            consumed = [self.settings.wallet_events_topic, self.spend_posted_topic, self.delivery_control_topic]
             await start_at_end(self.stack.kafka_bootstrap_servers, self.stack.database_url, self.settings.schema, self.settings.consumer_group, consumed)
         instance = Instance(service, asyncio.Event(), None)
         if serve:
@@ -101,8 +107,8 @@ class CampaignStack:
 
     async def person(self, name: str, business_center_id: str | None = None, *roles: str) -> tuple[str, str]:
         """A person of the platform's identity with `roles` in the Business Center, known to the
-        campaign service's replica: (user id, session token)."""
-        replicas = [self.instance.service.runtime.pool]
+        campaign service's and the wallet's replicas: (user id, session token)."""
+        replicas = [self.instance.service.runtime.pool, self.wallet.runtime.pool]
         user_id = await self.identity.user(unique(name.split()[0].lower()), name=name, replicas=replicas)
         if business_center_id is not None and roles:
             await self.identity.grant(business_center_id, user_id, *roles, replicas=replicas)
@@ -189,11 +195,10 @@ async def campaign_service(
     stack: Stack, wallet: RunningWallet, *, spend_posted_topic: str = "spend.posted.v1", delivery_control_topic: str = "delivery.control.v1",  # noqa: F811
     identity: TestIdentity | None = None,
 ) -> AsyncIterator[CampaignStack]:
-    """The campaign service running beside `wallet` on its clock, its positions on the shared
-    topics at their end, its callers from `identity` (a world's own when none is given); its
-    schema is dropped afterwards."""
-    if identity is None:
-        identity = await TestIdentity.create(stack, TopicFactory(stack.kafka_bootstrap_servers), wallet.clock)
+    """The campaign service running beside `wallet` on its clock and its topics, its positions on
+    the shared topics at their end, its callers from the wallet's identity (one identity for the
+    world) unless another is given; its schema is dropped afterwards."""
+    identity = identity or wallet.identity
     port = _free_port()
     settings = Settings(
         database_url=stack.database_url,
@@ -201,16 +206,17 @@ async def campaign_service(
         database_schema=unique("t_campaign"),
         http_port=port,
         identity_events_topic=identity.topic,
+        wallet_events_topic=wallet.events_topic,
+        wallet_commands_topic=wallet.commands_topic,
+        spend_posted_topic=spend_posted_topic,
+        delivery_control_topic=delivery_control_topic,
         kafka_consumer_group=unique("campaign-group"),
         outbox_poll_interval_ms=100,
         # Tests run the deadline job themselves after moving the ManualClock (T1).
         deadline_poll_interval_ms=3_600_000,
     )
     client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10.0)
-    running = CampaignStack(
-        stack, wallet, identity, settings, client, instance=None,  # type: ignore[arg-type]
-        spend_posted_topic=spend_posted_topic, delivery_control_topic=delivery_control_topic,
-    )
+    running = CampaignStack(stack, wallet, identity, settings, client, instance=None)  # type: ignore[arg-type]
     try:
         running.instance = await running.start_instance(fresh=True)
         await identity.replicated(running.instance.service.runtime.pool)
@@ -230,9 +236,9 @@ async def campaign_service(
 @pytest_asyncio.fixture
 async def campaigns(stack: Stack, wallet: RunningWallet) -> AsyncIterator[CampaignStack]:  # noqa: F811
     async with campaign_service(stack, wallet) as running:
-        admin, running.wallet_token = await wallet.user("admin")
+        admin, running.wallet_token = await running.person("Ada Admin")
         running.bc, running.account = unique("bc"), unique("acc")
-        answer = await wallet.command("POST", "/v1/business-centers", PLATFORM, {"id": running.bc, "name": "Acme", "currency": "USD", "admin_user_id": admin})
+        answer = await wallet.open_business_center(running.bc, admin)
         assert answer.status_code == 201, answer.text
         answer = await wallet.command(
             "POST", f"/v1/business-centers/{running.bc}/ad-accounts", running.wallet_token,
@@ -386,6 +392,8 @@ async def test_c5_s3_pauses_from_delivery_control_and_by_hand_and_the_typed_refu
         assert (hidden.status_code, hidden.json()["error"]) == (404, "not_found"), hidden.text
         assert hidden.json() == json.loads(unknown.text.replace(missing, campaign_id)), "W9: the same answer as none"
     assert (await stack.campaign(campaign_id))["status"] == "active", "the stranger changed nothing"
+    operator_read = await stack.command("GET", f"/v1/campaigns/{campaign_id}", PLATFORM)
+    assert operator_read.status_code == 200, "the platform operator's API key sees every Business Center"
     too_low = await stack.command("PUT", f"/v1/campaigns/{campaign_id}/budget", stack.token, {"budget_micros": USD - 1})
     assert (too_low.status_code, too_low.json()["error"]) == (422, "budget_below_minimum")
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from adledger_auth.callers import Caller
 from adledger_auth.roles import PermissionDeniedError, Role
-from adledger_campaign.core import API_SCOPE, Campaigns, DueDeadlines
+from adledger_campaign.core import API_SCOPE, Campaigns, DueDeadlines, Topics
 from adledger_campaign.domain.campaigns import Campaign, Status
 from adledger_campaign.domain.caps import Cap, CapKind, TooManyCapChangesError
 from adledger_campaign.ports.store import AdAccount, NoBudgetCapError, UnknownAdAccountError, UnknownCampaignError
@@ -56,7 +56,10 @@ def store() -> FakeCampaignStore:
 
 @pytest.fixture
 def campaigns(clock: ManualClock) -> Campaigns:
-    return Campaigns(clock, minimum_budget_micros=USD)
+    topics = Topics(
+        campaign_events="campaign.events", wallet_commands="wallet.commands", invoicing_commands="invoicing.commands"
+    )
+    return Campaigns(clock, topics, minimum_budget_micros=USD)
 
 
 async def _create(campaigns: Campaigns, work: FakeUnitOfWork, caller: Caller = OPERATOR, *, account: str = MANUAL,
@@ -226,7 +229,7 @@ async def test_c1_w7_an_aba_accounts_booking_is_held_on_the_business_center_and_
     await campaigns.activate(work, OPERATOR, campaign.id)
     [place] = work.messages(PlaceHold)
     assert (place.owner_id, place.amount_micros, place.allow_partial) == (BC, 100 * USD, True)
-    assert work.published[0].topic == "wallet.commands.v1" and work.published[0].key == BC
+    assert work.published[0].topic == "wallet.commands" and work.published[0].key == BC
 
     answered = FakeUnitOfWork(store)
     await campaigns.hold_placed(answered, HoldPlaced(
@@ -234,6 +237,7 @@ async def test_c1_w7_an_aba_accounts_booking_is_held_on_the_business_center_and_
         requested_by="campaign", placed_at=NOW,
     ))
     [invoice] = answered.messages(IssueInvoice)
+    assert [item.topic for item in answered.published if item.message is invoice] == ["invoicing.commands"]
     assert (invoice.owner_id, invoice.amount_micros, invoice.reference_id) == (BC, 60 * USD, campaign.id)
     assert store.campaigns[campaign.id].status is Status.AWAITING_PAYMENT
 

@@ -31,17 +31,13 @@ from adledger_libs.outbox import UnitOfWork
 from adledger_campaign.core import Campaigns
 from adledger_campaign.ports.unit_of_work import CampaignUnitOfWork
 
-WALLET_EVENTS_TOPIC = "wallet.events.v1"
-SPEND_POSTED_TOPIC = "spend.posted.v1"
-DELIVERY_CONTROL_TOPIC = "delivery.control.v1"
-
 Handler = Callable[[CampaignUnitOfWork, Any], Awaitable[None]]
 BatchHandler = Callable[[UnitOfWork, list[Inbound[Any]]], Awaitable[None]]
 
 
 def subscriptions(
-    campaigns: Campaigns, unit: Callable[[UnitOfWork], CampaignUnitOfWork], *, wallet_topic: str = WALLET_EVENTS_TOPIC,
-    spend_topic: str = SPEND_POSTED_TOPIC, delivery_topic: str = DELIVERY_CONTROL_TOPIC,
+    campaigns: Campaigns, unit: Callable[[UnitOfWork], CampaignUnitOfWork], *, wallet_topic: str, spend_topic: str,
+    delivery_topic: str,
 ) -> list[Subscription]:
     """`unit` gives the core's unit of work over the consumer's transaction (inject.py chooses it)."""
 
