@@ -5,9 +5,10 @@ inject.py, file sink in the test's tmp_path) renders it once and publishes one E
 The world is `billing_world` (wallet, spend consumer, invoicing; tests/integration/invoicing/
 conftest.py) with order_escrow started beside it by the escrow tests' own `escrow` fixture, which
 is given the billing world's wallet (so one wallet answers the hold commands, and every service
-runs on one ManualClock). order_escrow has no setting for its orders topic, so the shared
-`orders.events.v1` is used; every consumer of the world starts at its end, and this test reads
-only the records keyed by its own order.
+runs on one ManualClock), and its own identity world (the buyer's name in the e-mail is the one
+the platform's identity published). order_escrow uses the shared `orders.events.v1` (its
+default), which the invoicing service reads; every consumer of the world starts at its end, and
+this test reads only the records keyed by its own order.
 """
 
 from __future__ import annotations
