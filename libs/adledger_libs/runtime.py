@@ -149,7 +149,8 @@ class ServiceRuntime:
 
         authenticator = self._authenticator
         return build_app(
-            title=self._http_title, description=self._http_description, routers=self._routers,
+            title=self._http_title, service=self.settings.service_name, description=self._http_description,
+            routers=self._routers,
             health_checks={"database": self.check_database, "kafka": self.check_kafka}, rejections=self._rejections,
             authenticate=authenticator.authenticate if authenticator is not None else None,
             unauthenticated=(UnauthenticatedError,), public_paths=self._public_paths,

@@ -325,6 +325,7 @@ def current_caller(request: Request) -> Any:
 def build_app(
     *,
     title: str,
+    service: str = "",
     description: str,
     routers: Sequence[APIRouter] = (),
     health_checks: Mapping[str, HealthCheck] | None = None,

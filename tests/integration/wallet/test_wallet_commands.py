@@ -22,14 +22,14 @@ async def _send(running: RunningWallet, key: str, *commands: Message) -> None:
     for command in commands:
         envelope = encode(command, key=key, trace_id="trace-command")
         items.append((envelope.key, envelope.value, list(envelope.headers)))
-    await produce(running.bootstrap, "wallet.commands.v1", items)
+    await produce(running.bootstrap, running.commands_topic, items)
 
 
 async def _answers(running: RunningWallet, key: str, count: int) -> list[tuple[str, dict[str, object]]]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 30
     while True:
-        records = await read_all(running.bootstrap, "wallet.events.v1", expect=0, settle_s=0.2)
+        records = await read_all(running.bootstrap, running.events_topic, expect=0, settle_s=0.2)
         mine = [
             (record.headers["event-type"], json.loads(record.value or b"{}"))
             for record in records
@@ -45,7 +45,7 @@ async def test_m4_w14_holds_and_payouts_commanded_over_kafka(wallet: RunningWall
     admin, token = await wallet.user("admin")
     buyer, seller = unique("bc"), unique("bc")
     for business_center in (buyer, seller):
-        answer = await wallet.command("POST", "/v1/business-centers", PLATFORM, {"id": business_center, "name": "x", "currency": "USD", "admin_user_id": admin})
+        answer = await wallet.open_business_center(business_center, admin)
         assert answer.status_code == 201
     await wallet.pay(unique("inv"), buyer, 10 * USD)
     await wallet.balance_until(buyer, token, "real_micros", 10 * USD)
@@ -90,12 +90,13 @@ async def test_m4_t1_a_hold_past_its_deadline_is_released_once(wallet: RunningWa
     from datetime import timedelta
 
     from adledger_ledger.postgres import PostgresLedger
+    from adledger_wallet.adapters.postgres import PostgresWalletStore
     from adledger_libs.outbox import unit_of_work
     from adledger_wallet.core import Wallet
 
     admin, token = await wallet.user("admin")
     buyer = unique("bc")
-    await wallet.command("POST", "/v1/business-centers", PLATFORM, {"id": buyer, "name": "x", "currency": "USD", "admin_user_id": admin})
+    await wallet.open_business_center(buyer, admin)
     await wallet.pay(unique("inv"), buyer, 5 * USD)
     await wallet.balance_until(buyer, token, "real_micros", 5 * USD)
     hold = unique("hold")
@@ -103,7 +104,7 @@ async def test_m4_t1_a_hold_past_its_deadline_is_released_once(wallet: RunningWa
     await _send(wallet, buyer, PlaceHold(idempotency_key=hold, hold_id=hold, owner_id=buyer, amount_micros=2 * USD, currency="USD", purpose="order_escrow", expires_at=expires_at, requested_by="order_escrow"))
     await wallet.balance_until(buyer, token, "virtual_micros", 3 * USD)
 
-    sweeper = Wallet(PostgresLedger(wallet.runtime.settings.ledger_schema), wallet.clock)  # type: ignore[attr-defined]
+    sweeper = Wallet(PostgresLedger(wallet.runtime.settings.ledger_schema), wallet.clock, PostgresWalletStore.of)  # type: ignore[attr-defined]
     async with unit_of_work(wallet.runtime.pool) as uow:
         assert await sweeper.expire_holds(uow) == [], "not yet due"
     wallet.clock.advance(timedelta(hours=48))
@@ -119,7 +120,7 @@ async def test_m4_an_escrow_hold_with_a_payee_posts_to_the_seller_and_a_partial_
     admin, token = await wallet.user("admin")
     buyer, seller = unique("bc"), unique("bc")
     for business_center in (buyer, seller):
-        await wallet.command("POST", "/v1/business-centers", PLATFORM, {"id": business_center, "name": "x", "currency": "USD", "admin_user_id": admin})
+        await wallet.open_business_center(business_center, admin)
     await wallet.pay(unique("inv"), buyer, 10 * USD)
     await wallet.balance_until(buyer, token, "real_micros", 10 * USD)
     order = unique("order")
@@ -137,7 +138,7 @@ async def test_m4_commands_are_applied_in_the_order_they_were_sent_whatever_thei
     (The wallet used to apply a batch's commands by type, every PlaceHold first, which refused it.)"""
     admin, token = await wallet.user("admin")
     buyer = unique("bc")
-    await wallet.command("POST", "/v1/business-centers", PLATFORM, {"id": buyer, "name": "x", "currency": "USD", "admin_user_id": admin})
+    await wallet.open_business_center(buyer, admin)
     await wallet.pay(unique("inv"), buyer, 10 * USD)
     await wallet.balance_until(buyer, token, "real_micros", 10 * USD)
     first, second = unique("hold"), unique("hold")
