@@ -154,7 +154,7 @@ class ServiceRuntime:
             health_checks={"database": self.check_database, "kafka": self.check_kafka}, rejections=self._rejections,
             authenticate=authenticator.authenticate if authenticator is not None else None,
             unauthenticated=(UnauthenticatedError,), public_paths=self._public_paths,
-            max_body_bytes=self.settings.http_max_body_bytes, service=self.settings.service_name,
+            max_body_bytes=self.settings.http_max_body_bytes,
         )
 
     def add_background_job(self, name: str, job: BackgroundJob) -> None:

@@ -335,9 +335,7 @@ def build_app(
     public_paths: Iterable[str] = (),
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     version: str = "1",
-    service: str = "",
 ) -> FastAPI:
-    """`service`: the name `/health` answers with (the service's name, as before FastAPI); the title by default."""
     app = FastAPI(title=title, description=description, version=version, docs_url=None, redoc_url=None)
     for router in routers:
         app.include_router(router)

@@ -1,11 +1,13 @@
 """Escrowed orders on the real stack (rules O1-O6, W14, M4, W9, T1): the wallet and order_escrow run
-in-process on real Kafka and PostgreSQL, share one ManualClock, and talk only through
-`wallet.commands.v1` and `wallet.events.v1`. Deadlines are acted on by calling the service's
-deadline job after moving the clock; nothing sleeps for 48 hours.
+in-process on real Kafka and PostgreSQL, share one ManualClock, and talk only through the wallet
+world's own commands and events topics (`wallet.commands.v1` and `wallet.events.v1` in production).
+Deadlines are acted on by calling the service's deadline job after moving the clock; nothing sleeps
+for 48 hours.
 
-Callers are the platform's one identity (tests/integration/identity_world.py): the buyer is a
-person with a session token and the Admin role in the buyer's Business Center (W9), the seller an
-integration whose API key has the `orders` scope, and `PLATFORM` the platform operator's key."""
+Callers are the platform's one identity, the wallet world's (tests/integration/identity_world.py):
+the buyer is a person with a session token and the Admin role in the buyer's Business Center (W9),
+the seller an integration whose API key has the `orders` scope, and `PLATFORM` the platform
+operator's key."""
 
 from __future__ import annotations
 
@@ -23,9 +25,9 @@ import pytest_asyncio
 from adledger_order_escrow.config import Settings
 from adledger_order_escrow.inject import Service, wire
 
-from ..conftest import Stack, TopicFactory, unique
+from ..conftest import Stack, unique
 from ..identity_world import TestIdentity
-from ..kafka_io import read_all, start_at_end
+from ..kafka_io import read_all
 from ..waits import free_port as _free_port
 from ..waits import until
 from ..wallet.test_wallet_journey import PLATFORM, USD, RunningWallet, wallet  # noqa: F401 - the fixture
@@ -66,19 +68,11 @@ class Escrow:
     seller_token: str = ""
     channel_id: str = ""
     extra: list[Instance] = field(default_factory=list)
-    #: Whether the service's positions on the shared wallet topic were set to its end yet.
-    positioned: bool = False
 
     async def start_instance(self, *, serve: bool = True) -> Instance:
+        # The world's own wallet topics are read from their beginning: nothing of other runs is on them.
         service = wire(self.settings, self.wallet.clock)
         await service.runtime.start()
-        if not self.positioned:
-            # Read only what this test's wallet answers, not every earlier run's wallet events.
-            await start_at_end(
-                self.stack.kafka_bootstrap_servers, self.stack.database_url, self.settings.database_schema,
-                self.settings.consumer_group, ["wallet.events.v1"],
-            )
-            self.positioned = True
         stop = asyncio.Event()
         serving = asyncio.ensure_future(service.runtime.serve(stop)) if serve else None
         instance = Instance(service, stop, serving)
@@ -96,7 +90,7 @@ class Escrow:
         async def known() -> bool:
             return bool(await self.pool.fetchval("select true from owners where owner_id = $1", owner_id))
 
-        await until(known, f"order_escrow learnt {owner_id} from wallet.events.v1", timeout_s=90)
+        await until(known, f"order_escrow learnt {owner_id} from the wallet's events", timeout_s=90)
 
     async def serve(self, instance: Instance) -> None:
         instance.serving = asyncio.ensure_future(instance.service.runtime.serve(instance.stop))
@@ -164,15 +158,18 @@ async def _until_healthy(client: httpx.AsyncClient) -> None:
 
 
 @pytest_asyncio.fixture
-async def escrow(stack: Stack, wallet: RunningWallet, new_topic: TopicFactory) -> AsyncIterator[Escrow]:  # noqa: F811
+async def escrow(stack: Stack, wallet: RunningWallet) -> AsyncIterator[Escrow]:  # noqa: F811
+    """order_escrow in the wallet's world: its identity, its command and event topics, its clock."""
     port = _free_port()
-    identity = await TestIdentity.create(stack, new_topic, wallet.clock)
+    identity = wallet.identity
     settings = Settings(
         database_url=stack.database_url,
         kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
         database_schema=unique("t_escrow"),
         http_port=port,
         identity_events_topic=identity.topic,
+        wallet_events_topic=wallet.events_topic,
+        wallet_commands_topic=wallet.commands_topic,
         kafka_consumer_group=unique("escrow-group"),
         outbox_poll_interval_ms=100,
         # Tests run the deadline job themselves after moving the ManualClock (T1).
@@ -186,10 +183,7 @@ async def escrow(stack: Stack, wallet: RunningWallet, new_topic: TopicFactory) -
         admin, running.wallet_token = await wallet.user("admin")
         running.buyer_bc, running.seller_bc = unique("bc_buyer"), unique("bc_seller")
         for business_center in (running.buyer_bc, running.seller_bc):
-            answer = await wallet.command(
-                "POST", "/v1/business-centers", PLATFORM,
-                {"id": business_center, "name": "x", "currency": "USD", "admin_user_id": admin},
-            )
+            answer = await wallet.open_business_center(business_center, admin)
             assert answer.status_code == 201, answer.text
         await wallet.pay(unique("inv"), running.buyer_bc, 10 * USD)
         await running.balance(running.buyer_bc, "real_micros", 10 * USD)
