@@ -9,10 +9,10 @@ PYTHON ?= python3
 STACK := deploy/local/stack
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv stack-up stack-down stack-status run test test-unit test-integration lint schemas check-schemas bench bench-smoke lock clean
+.PHONY: help setup venv stack-up stack-down stack-status run test test-unit test-integration lint schemas check-schemas k8s kafka-lock bench bench-smoke lock clean
 
 help: ## List the targets.
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 setup: venv stack-up ## Install everything (Python packages, Kafka jars, PostgreSQL, Java) and start the stack.
 
@@ -56,6 +56,14 @@ schemas: venv ## Regenerate schemas/ from the pydantic models and the topic cata
 	$(PY) -m adledger_order_escrow.inject schemas/openapi
 	$(PY) -m adledger_campaign.inject schemas/openapi
 	$(PY) -m adledger_invoicing.inject schemas/openapi
+	$(PY) deploy/k8s/generate.py
+
+k8s: venv ## Regenerate deploy/k8s's Strimzi resources (KafkaTopics from the catalogue, the Kafka version from deploy/kafka.lock).
+	$(PY) deploy/k8s/generate.py
+
+KAFKA_VERSION ?=
+kafka-lock: ## Pin Kafka KAFKA_VERSION (default: the pinned one): fetch it, write deploy/kafka.lock's checksums and docker-compose.yml.
+	deploy/local/kafka-lock $(KAFKA_VERSION)
 
 check-schemas: venv ## Fail if schemas/ drifted from the models.
 	$(PY) -m adledger_contracts.schemagen schemas --check

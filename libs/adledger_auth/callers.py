@@ -18,7 +18,7 @@ import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from adledger_auth import replica
-from adledger_auth.roles import Action, PermissionDeniedError, Role, require
+from adledger_auth.roles import Action, PermissionDeniedError, Role, authorize
 from adledger_auth.tokens import (
     MAXIMUM_TOKEN_LENGTH,
     InvalidTokenError,
@@ -78,8 +78,7 @@ class Caller:
     def require(self, business_center_id: str, action: Action, *, finance_roles_set_up: bool) -> None:
         """W9 for this caller in one Business Center (a platform operator may do everything)."""
         if not self.platform_operator:
-            require(self.user_id, business_center_id, self.roles_in(business_center_id), action,
-                    finance_roles_set_up=finance_roles_set_up)
+            authorize(self, business_center_id, action, finance_roles_set_up=finance_roles_set_up)
 
 
 class Authenticator:

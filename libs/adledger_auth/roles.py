@@ -41,6 +41,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from types import MappingProxyType
+from typing import Protocol
 
 from adledger_libs.refusals import Refusal
 
@@ -94,6 +95,18 @@ class PermissionDeniedError(Refusal):
         self.business_center_id = business_center_id
 
 
+class Principal(Protocol):
+    """Whoever acts: the verified caller of an API (`adledger_auth.callers.Caller`), or a test's stand-in."""
+
+    @property
+    def user_id(self) -> str: ...
+
+    @property
+    def platform_operator(self) -> bool: ...
+
+    def roles_in(self, business_center_id: str) -> frozenset[Role]: ...
+
+
 def roles_allowed_to(action: Action, *, finance_roles_set_up: bool) -> frozenset[Role]:
     """The roles that may take `action` in a Business Center (the table in the module docstring)."""
     if action in _MONEY_ACTIONS:
@@ -119,3 +132,10 @@ def require(
             f"and the user has {have} there",
             action=action, business_center_id=business_center_id,
         )
+
+
+def authorize(principal: Principal, business_center_id: str, action: Action, *, finance_roles_set_up: bool) -> None:
+    """W9 for a principal in one Business Center, by its roles there (a platform operator is not
+    exempt here: a core decides where the platform may act outside the Business Center's roles)."""
+    require(principal.user_id, business_center_id, principal.roles_in(business_center_id), action,
+            finance_roles_set_up=finance_roles_set_up)

@@ -29,6 +29,7 @@ from adledger_contracts.topics import CATALOGUE, TopicSpec
 from adledger_libs.clock import Clock, SystemClock
 from adledger_libs.consumer import Subscription, TransactionalConsumer
 from adledger_libs.db import LIBRARY_MIGRATIONS, connect, create_pool, migrate
+from adledger_libs.events import HEADER_EVENT_TYPE
 from adledger_libs.http import build_app
 from adledger_libs.kafka import ensure_topics, make_producer
 from adledger_libs.logs import configure_logging, get_logger
@@ -149,11 +150,12 @@ class ServiceRuntime:
 
         authenticator = self._authenticator
         return build_app(
-            title=self._http_title, description=self._http_description, routers=self._routers,
+            title=self._http_title, service=self.settings.service_name, description=self._http_description,
+            routers=self._routers,
             health_checks={"database": self.check_database, "kafka": self.check_kafka}, rejections=self._rejections,
             authenticate=authenticator.authenticate if authenticator is not None else None,
             unauthenticated=(UnauthenticatedError,), public_paths=self._public_paths,
-            max_body_bytes=self.settings.http_max_body_bytes, service_name=self.settings.service_name,
+            max_body_bytes=self.settings.http_max_body_bytes,
         )
 
     def add_background_job(self, name: str, job: BackgroundJob) -> None:
@@ -232,6 +234,7 @@ class ServiceRuntime:
             self._producer,
             schema=settings.schema,
             poll_interval_s=settings.outbox_poll_interval_ms / 1000,
+            sign=self._record_signer(),
         )
         for job in self._startup_jobs:
             await job()
@@ -273,6 +276,7 @@ class ServiceRuntime:
                 relay=self.relay,
                 max_batch_records=self.settings.consumer_max_batch_records,
                 client_id=self._name(),
+                check_signature=self._signature_check(),
             )
             await consumer.start()
             spawn("consumer", consumer.run())
@@ -313,6 +317,46 @@ class ServiceRuntime:
                 await _bounded(consumer.stop(), "kafka_consumer_stop")
         if failure is not None:
             raise failure
+
+    def _record_signer(self) -> Callable[[str, bytes | None, bytes, dict[str, str]], list[tuple[str, bytes]]] | None:
+        """The service signs the records other services act on (`Message.SIGNED_BY` names it) as
+        they leave its outbox. Its key is made on first start locally; production needs it when the
+        service sends such records (`settings.signs_records`), and refuses to start without it."""
+        from adledger_auth.signatures import HEADER_SIGNATURE, service_key, signed_types
+        from adledger_contracts import ALL_MESSAGES
+
+        settings = self.settings
+        principal = settings.service_name
+        signers = signed_types(ALL_MESSAGES)
+        sent_by_me = {message_type for message_type, allowed in signers.items() if principal in allowed}
+        if not sent_by_me:
+            return None
+        try:
+            signer = service_key(settings.secrets_path() / "services", principal, make=settings.local)
+        except FileNotFoundError:
+            if settings.signs_records:
+                raise
+            log.warning("record_signing_key_missing", service=principal)
+            return None
+
+        def sign(topic: str, key: bytes | None, value: bytes, headers: dict[str, str]) -> list[tuple[str, bytes]]:
+            if headers.get(HEADER_EVENT_TYPE) not in sent_by_me:
+                return []
+            return [(HEADER_SIGNATURE, signer.sign(topic, key, value).encode())]
+
+        return sign
+
+    def _signature_check(self) -> Callable[..., None] | None:
+        from adledger_auth.signatures import RecordVerifier, check_signed_message
+
+        if not any(subscription.model.SIGNED_BY for subscription in self._subscriptions):
+            return None
+        verifier = RecordVerifier(self.settings.secrets_path() / "services")
+
+        def check(message: object, headers: dict[str, str], topic: str, key: bytes | None, value: bytes) -> None:
+            check_signed_message(verifier, message, headers, topic, key, value)
+
+        return check
 
     def _name(self, suffix: str = "") -> str:
         return f"adledger-{self.settings.service_name}" + (f"-{suffix}" if suffix else "")

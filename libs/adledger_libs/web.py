@@ -325,6 +325,7 @@ def current_caller(request: Request) -> Any:
 def build_app(
     *,
     title: str,
+    service: str = "",
     description: str,
     routers: Sequence[APIRouter] = (),
     health_checks: Mapping[str, HealthCheck] | None = None,
@@ -334,12 +335,11 @@ def build_app(
     public_paths: Iterable[str] = (),
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     version: str = "1",
-    service_name: str = "",
 ) -> FastAPI:
     app = FastAPI(title=title, description=description, version=version, docs_url=None, redoc_url=None)
     for router in routers:
         app.include_router(router)
-    _add_operational_routes(app, health_checks or {}, service_name or title)
+    _add_operational_routes(app, health_checks or {}, service or title)
     _add_error_handlers(app, rejections)
     always_public = ["/health", "/metrics", "/openapi.json", "/docs", "/docs/*"]
     app.add_middleware(
@@ -351,7 +351,7 @@ def build_app(
     return app
 
 
-def _add_operational_routes(app: FastAPI, health_checks: Mapping[str, HealthCheck], service_name: str) -> None:
+def _add_operational_routes(app: FastAPI, health_checks: Mapping[str, HealthCheck], service: str) -> None:
     @app.get("/health", include_in_schema=False)
     async def health() -> JSONResponse:
         results: dict[str, str] = {}
@@ -363,7 +363,7 @@ def _add_operational_routes(app: FastAPI, health_checks: Mapping[str, HealthChec
             except Exception as error:  # noqa: BLE001 - any failure makes the check fail, with its reason
                 healthy = False
                 results[name] = f"failing: {error!r}"
-        return JSONResponse({"status": "ok" if healthy else "failing", "service": service_name, "checks": results},
+        return JSONResponse({"status": "ok" if healthy else "failing", "service": service, "checks": results},
                             status_code=200 if healthy else 503)
 
     @app.get("/metrics", include_in_schema=False)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -15,7 +18,7 @@ from adledger_identity.ports.signing import SigningKeys
 from adledger_libs.clock import Clock, SystemClock
 from adledger_libs.outbox import unit_of_work
 from adledger_libs.runtime import ServiceRuntime
-from adledger_libs.web import Commands, openapi_text
+from adledger_libs.web import Commands
 
 TITLE = "adledger identity"
 DESCRIPTION = (
@@ -69,10 +72,16 @@ def build(settings: Settings | None = None, clock: Clock | None = None) -> Servi
     return wire(settings, clock).runtime
 
 
+def openapi() -> dict[str, Any]:
+    """The OpenAPI document FastAPI generates, as served at /openapi.json (no database needed)."""
+    document: dict[str, Any] = build(Settings(profile="local")).http_app().openapi()
+    return document
+
+
 def write_openapi(directory: Path) -> Path:
     path = directory / "identity.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(openapi_text(build(Settings(profile="local")).http_app()), encoding="utf-8")
+    path.write_text(json.dumps(openapi(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return path
 
 
