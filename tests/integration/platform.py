@@ -152,7 +152,11 @@ class Platform:
 async def platform_world(stack: Stack) -> AsyncIterator[Platform]:
     async with billing_world(stack, own_delivery_topics=True) as billing:
         assert billing.wallet_runtime is not None
-        wallet = RunningWallet(billing.wallet_runtime, billing.wallet, billing.clock, stack.kafka_bootstrap_servers)
+        assert billing.identity is not None
+        wallet = RunningWallet(
+            billing.wallet_runtime, billing.wallet, billing.clock, stack.kafka_bootstrap_servers, billing.identity,
+            billing.wallet_commands_topic, billing.wallet_events_topic,
+        )
         async with campaign_service(
             stack, wallet, spend_posted_topic=billing.posted_topic, delivery_control_topic=billing.control_topic,
         ) as campaigns:

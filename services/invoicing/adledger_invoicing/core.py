@@ -354,6 +354,9 @@ class Invoicing:
         source = replace(source, created_at=self.clock.now())
         if not await work.store.add_funding_source(source):
             raise FundingSourceExistsError(f"funding source {source.id!r} exists already")
+        # Owner ids are unique across kinds (issue 12): a funding source cannot take the id of a
+        # Business Center or an ad account, whose money would then be its (`OwnerIdTakenError`).
+        await self.ledger.register_owner(work.ledger_session, source.id, "funding_source")
         account = Account(
             id=funding_source_account_id(source.id), currency=source.currency, code="funding_source", owner_id=source.id
         )

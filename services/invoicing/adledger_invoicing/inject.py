@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
-from adledger_ledger.postgres import LEDGER_MIGRATIONS, PostgresLedger
+from adledger_ledger.postgres import PostgresLedger
 from adledger_libs.clock import Clock, SystemClock
 from adledger_libs.runtime import ServiceRuntime
 from adledger_libs.web import Commands, openapi_text
@@ -47,7 +47,7 @@ def wire(
     settings = settings or Settings()
     clock = clock or SystemClock()
     runtime = ServiceRuntime(settings, migrations=files("adledger_invoicing") / "migrations", clock=clock)
-    runtime.add_shared_schema(settings.ledger_schema, [("adledger_ledger", LEDGER_MIGRATIONS)])
+    # The ledger's schema is migrated by its one owner, the wallet; this service only uses it.
     runtime.verify_callers()
     invoicing = Invoicing(clock, PostgresLedger(settings.ledger_schema), events_topic=settings.events_topic)
     work_of = work_factory(settings.schema)

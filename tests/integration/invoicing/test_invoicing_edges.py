@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
@@ -29,8 +30,9 @@ from adledger_invoicing.core import ClockJobs
 from adledger_invoicing.domain.invoices import Invoice
 from adledger_invoicing.domain.signatures import SIGNATURE_HEADER, sign
 from adledger_invoicing.inject import Service, wire
+from adledger_ledger.postgres import LEDGER_MIGRATIONS
 from adledger_libs.clock import ManualClock
-from adledger_libs.db import create_pool
+from adledger_libs.db import create_pool, migrate
 from adledger_libs.events import Event, encode
 from adledger_libs.settings import UnsafeSettingsError
 
@@ -211,12 +213,22 @@ async def world(stack: Stack) -> AsyncIterator[World]:
     identity = await TestIdentity.create(stack, TopicFactory(stack.kafka_bootstrap_servers), clock)
     topics = await _own_topics(stack, "wallet", "balances", "commands", "posted", "events")
     settings = _settings(stack, identity, topics)
+    await _migrate_ledger(stack, settings.ledger_schema)
     service = wire(settings, clock)
     async with running(
         service.runtime, stack, drop_schemas=[settings.ledger_schema], start_at_end_of=["orders.events.v1"]
     ) as client:
         await identity.replicated(service.runtime.pool)
         yield World(stack, clock, identity, service, client, topics["wallet"], topics["balances"])
+
+
+async def _migrate_ledger(stack: Stack, schema: str) -> None:
+    """The ledger's schema, as its one owner (the wallet, not running here) migrates it."""
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        await migrate(conn, schema, [("adledger_ledger", LEDGER_MIGRATIONS)])
+    finally:
+        await conn.close()
 
 
 def _naming(path: str, body: dict[str, Any] | None, owner_id: str) -> tuple[str, dict[str, Any] | None]:
@@ -357,7 +369,9 @@ async def test_issue_12_production_has_no_local_provider_and_refuses_to_start_wi
         with pytest.raises(UnsafeSettingsError):
             await wire(_settings(stack, identity, topics, profile="production", **unsafe), clock).runtime.start()
     strong = "production-webhook-secret-" + "x" * 20
-    settings = _settings(stack, identity, topics, profile="production", payment_webhook_secret=strong)
+    # Production reads its keys (the records it signs, issue 12) from a directory it is given.
+    keys = str(Settings(profile="local").secrets_path())
+    settings = _settings(stack, identity, topics, profile="production", payment_webhook_secret=strong, secrets_dir=keys)
     service = wire(settings, clock)
     assert service.local_provider is None
     async with running(

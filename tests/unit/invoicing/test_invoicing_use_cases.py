@@ -24,6 +24,7 @@ from adledger_invoicing.domain import invoices as domain
 from adledger_invoicing.domain.billing import Balance, FundingSource, Owner, PaymentNotification, Subscription
 from adledger_invoicing.domain.invoices import InvoiceStatus, PaymentOutcome
 from adledger_invoicing.ports.store import UnknownFundingSourceError, UnknownInvoiceError, UnknownOwnerError
+from adledger_ledger.domain import OwnerIdTakenError
 from adledger_ledger.fake import InMemoryLedger
 from adledger_libs.clock import ManualClock
 from adledger_libs.money import MAXIMUM_MICROS
@@ -234,6 +235,11 @@ async def test_i6_a_prepaid_charge_below_zero_alerts_at_once_and_a_card_charge_o
     with pytest.raises(FundingSourceExistsError):
         await invoicing.register_funding_source(
             work, OPERATOR, FundingSource("fs-card", "Card", "credit_card", "USD", 0, (), None, NOW)
+        )
+    await ledger.register_owner(None, "bc-a", "business_center")
+    with pytest.raises(OwnerIdTakenError):
+        await invoicing.register_funding_source(
+            work, OPERATOR, FundingSource("bc-a", "Taken", "prepaid_invoice", "USD", 0, (), None, NOW)
         )
     charged = await invoicing.charge_funding_source(work, OPERATOR, "fs-pre", "c-1", 2 * USD, "USD", "Adjustment")
     assert charged.balance_after_micros == -2 * USD

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from adledger_auth.http import CurrentCaller
 from adledger_auth.roles import PermissionDeniedError
 from adledger_contracts.types import EmailAddress, Identifier, Name, ResourceId, Text
-from adledger_ledger.domain import LedgerError
+from adledger_ledger.domain import LedgerError, OwnerIdTakenError
 from adledger_libs.clock import Clock
 from adledger_libs.money import CurrencyCode, Micros, NonNegativeMicros, PositiveMicros
 from adledger_libs.outbox import UnitOfWork
@@ -318,7 +318,7 @@ class InvalidNotification(ApiError):
 REJECTIONS: RejectionTable = [
     ((PermissionDeniedError,), PermissionDenied),
     ((UnknownInvoiceError, UnknownFundingSourceError, UnknownOwnerError), NotFound),
-    ((FundingSourceExistsError,), AlreadyExists),
+    ((FundingSourceExistsError, OwnerIdTakenError), AlreadyExists),
     ((ChargeConflictError,), ChargeExists),
     ((domain.SubscriptionInactiveError,), SubscriptionInactive),
     ((domain.CurrencyMismatchError,), CurrencyMismatch),
