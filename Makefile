@@ -16,13 +16,14 @@ help: ## List the targets.
 
 setup: venv stack-up ## Install everything (Python packages, Kafka jars, PostgreSQL, Java) and start the stack.
 
-venv: $(VENV)/.installed ## Create .venv with the libs and every service installed (editable).
+venv: $(VENV)/.installed ## Create .venv with the libs, every service and the `adledger` CLI installed (editable).
 
-$(VENV)/.installed: libs/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) requirements-dev.txt requirements.lock
+$(VENV)/.installed: libs/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) tools/cli/pyproject.toml \
+		requirements-dev.txt requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "adledger needs Python 3.11 or newer")'
 	$(PYTHON) -m venv $(VENV) || { echo "error: could not create a virtualenv (on Debian: apt-get install python3-venv)" >&2; exit 1; }
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -c requirements.lock -r requirements-dev.txt \
-		-e libs $(foreach s,$(SERVICES),-e services/$(s))
+		-e libs $(foreach s,$(SERVICES),-e services/$(s)) -e tools/cli
 	touch $@
 
 stack-up: ## Start Kafka and PostgreSQL (installs what is missing; waits for health).
