@@ -1,8 +1,9 @@
 """`make run`: every adledger service in the foreground, with one readable, prefixed log.
 
-Starts each service as its own process (`python -m adledger_<name>`), waits until each answers
-/health, prints where everything is, and on Ctrl-C (or SIGTERM) stops them all. If one service
-dies, the others are stopped too and the exit code is non-zero: a half-running stack misleads.
+Starts each service as its own process (`python -m adledger_<name>`) under a supervisor
+(`supervise.py`): a service that exits is restarted with back-off and the restart is logged, so one
+crash never stops the others. Once every service answers /health it prints where everything is and
+starts the ad-server simulator. Ctrl-C (or SIGTERM) stops them all.
 """
 
 from __future__ import annotations
@@ -12,6 +13,10 @@ import os
 import signal
 import sys
 import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from supervise import Child, Supervisor  # noqa: E402 - the supervisor sits beside this script
 
 SERVICES: dict[str, int] = {
     "wallet": 8081,
@@ -24,20 +29,18 @@ SERVICES: dict[str, int] = {
 WORKERS: dict[str, tuple[str, ...]] = {
     "alerts": ("-m", "adledger_invoicing.alerts", "worker", "-l", "warn"),
 }
-COLOURS = ("\033[36m", "\033[32m", "\033[33m", "\033[35m", "\033[34m", "\033[31m")
+COLOURS = ("\033[36m", "\033[32m", "\033[33m", "\033[35m", "\033[34m", "\033[31m", "\033[37m")
 RESET = "\033[0m"
 HEALTH_TIMEOUT_S = 90.0
+NAMES = [*SERVICES, *WORKERS, "simulator"]
 
 
-def _prefix(name: str, index: int) -> str:
+def _output(name: str, line: bytes) -> None:
     label = f"{name:<15}|"
-    return f"{COLOURS[index % len(COLOURS)]}{label}{RESET} " if sys.stdout.isatty() else f"{label} "
-
-
-async def _pipe(stream: asyncio.StreamReader, prefix: str) -> None:
-    while line := await stream.readline():
-        sys.stdout.write(prefix + line.decode("utf-8", errors="replace"))
-        sys.stdout.flush()
+    if sys.stdout.isatty():
+        label = f"{COLOURS[NAMES.index(name) % len(COLOURS)]}{label}{RESET}"
+    sys.stdout.write(f"{label} " + line.decode("utf-8", errors="replace"))
+    sys.stdout.flush()
 
 
 def _healthy(port: int) -> bool:
@@ -48,91 +51,49 @@ def _healthy(port: int) -> bool:
         return False
 
 
-async def _wait_healthy(name: str, port: int, process: asyncio.subprocess.Process) -> None:
+async def _all_healthy() -> list[str]:
+    """Wait until every service answers /health; the names of those that did not in time."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + HEALTH_TIMEOUT_S
-    while not await asyncio.to_thread(_healthy, port):
-        if process.returncode is not None:
-            raise RuntimeError(f"{name} exited with code {process.returncode} before it was healthy")
-        if loop.time() > deadline:
-            raise RuntimeError(f"{name} did not answer http://127.0.0.1:{port}/health within {HEALTH_TIMEOUT_S:.0f}s")
+    waiting = dict(SERVICES)
+    while waiting and loop.time() < deadline:
+        for name, port in list(waiting.items()):
+            if await asyncio.to_thread(_healthy, port):
+                del waiting[name]
         await asyncio.sleep(0.5)
+    return list(waiting)
 
 
 async def main() -> int:
     env = {**os.environ}
     env.setdefault("ADLEDGER_LOG_FORMAT", "console")
     env.setdefault("PYTHONUNBUFFERED", "1")
-    processes: dict[str, asyncio.subprocess.Process] = {}
-    pipes: list[asyncio.Task[None]] = []
-    for index, (name, port) in enumerate(SERVICES.items()):
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            f"adledger_{name}",
-            env={**env, "ADLEDGER_HTTP_PORT": str(port)},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        processes[name] = process
-        assert process.stdout is not None
-        pipes.append(asyncio.create_task(_pipe(process.stdout, _prefix(name, index))))
-    for index, (name, arguments) in enumerate(WORKERS.items(), start=len(SERVICES)):
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, *arguments, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )
-        processes[name] = process
-        assert process.stdout is not None
-        pipes.append(asyncio.create_task(_pipe(process.stdout, _prefix(name, index))))
-
-    stop = asyncio.Event()
+    children = [Child(name, (sys.executable, "-m", f"adledger_{name}"), {"ADLEDGER_HTTP_PORT": str(port)})
+                for name, port in SERVICES.items()]
+    children += [Child(name, (sys.executable, *arguments)) for name, arguments in WORKERS.items()]
+    supervisor = Supervisor(children, base_env=env, output=_output)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, supervisor.stop)
 
-    exit_code = 0
-    try:
-        await asyncio.gather(*(_wait_healthy(name, SERVICES[name], processes[name]) for name in SERVICES))
+    async def announce_and_simulate() -> None:
+        late = await _all_healthy()
+        if late:
+            print(f"\nwarning: not healthy after {HEALTH_TIMEOUT_S:.0f}s: {', '.join(late)} (still supervised; see the "
+                  "log above and $ADLEDGER_HOME/logs)", file=sys.stderr, flush=True)
         print("\nadledger is running. Health and metrics:")
         for name, port in SERVICES.items():
             print(f"  {name:<15} http://127.0.0.1:{port}/health   http://127.0.0.1:{port}/metrics")
         print(f"  {'alerts':<15} spend rates and runway alerts (faust-streaming worker, no HTTP port)")
         print("Kafka tools: deploy/local/kafka topics --list | consumer-groups --describe --all-groups")
-        print("Press Ctrl-C to stop everything.\n", flush=True)
+        print("A service that exits is restarted with back-off. Press Ctrl-C to stop everything.\n", flush=True)
         if env.get("ADLEDGER_SIMULATOR", "1") != "0":
             # The ad-server simulator: spend in, pauses and resumes out (ADLEDGER_SIMULATOR=0 turns it off).
-            simulator = await asyncio.create_subprocess_exec(
-                sys.executable,
-                os.path.join(os.path.dirname(os.path.abspath(__file__)), "simulator.py"),
-                env=env,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-            processes["simulator"] = simulator
-            assert simulator.stdout is not None
-            pipes.append(asyncio.create_task(_pipe(simulator.stdout, _prefix("simulator", len(SERVICES) + len(WORKERS)))))
-        waits = {asyncio.create_task(process.wait()): name for name, process in processes.items()}
-        stopper = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait([stopper, *waits], return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if task is not stopper:
-                print(f"\n{waits[task]} exited with code {task.result()}; stopping the others.", flush=True)
-                exit_code = 1
-    except RuntimeError as error:
-        print(f"\nerror: {error}; stopping everything.", file=sys.stderr, flush=True)
-        exit_code = 1
-    finally:
-        for process in processes.values():
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(asyncio.gather(*(p.wait() for p in processes.values())), timeout=30)
-        except TimeoutError:
-            for process in processes.values():
-                if process.returncode is None:
-                    process.kill()
-        await asyncio.gather(*pipes, return_exceptions=True)
-    return exit_code
+            simulator = os.path.join(os.path.dirname(os.path.abspath(__file__)), "simulator.py")
+            await supervisor.add(Child("simulator", (sys.executable, simulator)))
+
+    await supervisor.run(after_start=announce_and_simulate)
+    return 0
 
 
 if __name__ == "__main__":

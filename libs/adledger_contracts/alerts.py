@@ -20,7 +20,7 @@ from adledger_libs.money import CurrencyCode, Micros
 from pydantic import Field
 
 from adledger_contracts.notifications import EmailTemplate
-from adledger_contracts.types import Identifier, UtcDatetime
+from adledger_contracts.types import Count, Identifier, Name, Text, UtcDatetime
 
 AlertKind = Literal["low_balance", "runway_low"]
 
@@ -32,11 +32,11 @@ class EmailSent(Event):
 
     email_id: Identifier = Field(description="The EmailRequested's idempotency key.")
     template: EmailTemplate = Field(description="The template rendered.")
-    recipient: str = Field(min_length=1, description="Who it went to: an address, `user:<id>`, or `contacts:<subject id>`.")
+    recipient: Text = Field(min_length=1, description="Who it went to: an address, `user:<id>`, or `contacts:<subject id>`.")
     subject_id: Identifier = Field(description="What it is about: an order, an invoice, a Business Center.")
-    subject_line: str = Field(min_length=1, description="The rendered subject line.")
-    sink: str = Field(min_length=1, description="Where it went: `file:<path>` locally, or `log`.")
-    request_event_id: str = Field(min_length=1, description="The event id of the EmailRequested it answers.")
+    subject_line: Name = Field(description="The rendered subject line.")
+    sink: Text = Field(min_length=1, description="Where it went: `file:<path>` locally, or `log`.")
+    request_event_id: Identifier = Field(description="The event id of the EmailRequested it answers.")
     sent_at: UtcDatetime = Field(description="When it was sent (UTC, from the service's clock).")
 
 
@@ -55,7 +55,7 @@ class BalanceAlertRaised(Event):
     average_daily_spend_micros: Micros | None = Field(
         default=None, description="runway_low: the spend of the 7 whole UTC days before `utc_day`, divided by 7 (floor)."
     )
-    runway_days: int | None = Field(
+    runway_days: Count | None = Field(
         default=None, ge=0, description="runway_low: whole days the balance lasts at that rate (floor)."
     )
     utc_day: date = Field(description="The UTC day of the event that raised it (event time, not the wall clock).")

@@ -12,7 +12,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from adledger_contracts.types import Identifier, UtcDatetime
+from adledger_contracts.types import Identifier, Name, UtcDatetime, Version
 from adledger_libs.events import Event
 from adledger_libs.money import CurrencyCode, Micros, PositiveMicros
 
@@ -30,7 +30,7 @@ class CampaignChanged(Event):
     campaign_id: Identifier = Field(description="The campaign.")
     ad_account_id: Identifier = Field(description="The ad account it belongs to.")
     business_center_id: Identifier | None = Field(default=None, description="The ad account's Business Center, when known.")
-    name: str = Field(description="For people.")
+    name: Name = Field(description="For people.")
     funding_mode: FundingMode = Field(
         description="drawdown: spends from the balances in real time (W7); prepaid: books its budget up front as holds (C1)."
     )
@@ -45,7 +45,7 @@ class CampaignChanged(Event):
     pause_cause: PauseCause | None = Field(default=None, description="Why it is paused: by a user, its budget, or no funds.")
     starts_at: UtcDatetime | None = Field(default=None, description="Schedule start (UTC); null: at activation.")
     ends_at: UtcDatetime | None = Field(default=None, description="Schedule end (UTC); null: open-ended.")
-    version: int = Field(ge=1, description="Grows by one with each change of this campaign.")
+    version: Version = Field(ge=1, description="Grows by one with each change of this campaign.")
     changed_by_user_id: Identifier | None = Field(default=None, description="Who changed it; null when the system did.")
     changed_at: UtcDatetime = Field(description="When (UTC).")
 
@@ -64,5 +64,5 @@ class AdAccountBudgetCapChanged(Event):
     currency: CurrencyCode = Field(description="The ad account's currency.")
     source: Literal["user", "budget_sync"] = Field(description="A person (counted for W10) or Budget Sync at ABA enable (W5).")
     changed_by_user_id: Identifier | None = Field(default=None, description="Who; null for Budget Sync.")
-    version: int = Field(ge=1, description="Grows by one with each change of this account's cap.")
+    version: Version = Field(ge=1, description="Grows by one with each change of this account's cap.")
     changed_at: UtcDatetime = Field(description="When (UTC).")

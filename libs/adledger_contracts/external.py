@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from adledger_contracts.types import Identifier, UtcDatetime
+from adledger_contracts.types import Identifier, Name, UtcDatetime, Version
 from adledger_libs.events import Event, Message
 from adledger_libs.money import CurrencyCode, Micros, PositiveMicros
 
@@ -16,9 +16,7 @@ class SpendReported(Event):
 
     MESSAGE_TYPE: ClassVar[str] = "SpendReported"
 
-    event_id: str = Field(
-        min_length=1, max_length=128, description="Unique per spend; a re-sent event keeps its id."
-    )
+    event_id: Identifier = Field(description="Unique per spend; a re-sent event keeps its id.")
     ad_account_id: Identifier = Field(description="The ad account whose funds pay for the spend.")
     campaign_id: Identifier = Field(description="The campaign that served.")
     amount_micros: PositiveMicros = Field(description="Cost of what was served, in micros (> 0).")
@@ -41,13 +39,13 @@ class DeliveryDecided(Event):
     ad_account_id: Identifier = Field(description="The ad account the decision is about.")
     campaign_id: Identifier | None = Field(description="The campaign, or null for the whole ad account.")
     action: DeliveryAction = Field(description="`pause` or `resume`.")
-    reason: str = Field(
+    reason: Name = Field(
         min_length=1,
         description="insufficient_funds, campaign_budget_reached, account_budget_reached, manual, funds_restored, …",
     )
     business_center_id: Identifier | None = Field(description="The Business Center whose funds are shared, if any.")
     decided_at: UtcDatetime = Field(description="When the decision was made (UTC).")
-    cause_event_id: str | None = Field(description="The spend event that tipped it, when one did.")
+    cause_event_id: Identifier | None = Field(description="The spend event that tipped it, when one did.")
     overspend_micros: Micros | None = Field(
         default=None,
         ge=0,
@@ -64,7 +62,7 @@ class DeliveryStateChanged(Event):
     ad_account_id: Identifier = Field(description="The ad account.")
     campaign_id: Identifier | None = Field(description="The campaign, or null for the whole ad account.")
     serving: bool = Field(description="Whether the ad server may serve it now.")
-    reason: str = Field(min_length=1, description="Why it is in this state (the reason of the last decision).")
+    reason: Name = Field(description="Why it is in this state (the reason of the last decision).")
     updated_at: UtcDatetime = Field(description="When this state was decided (UTC).")
 
 
@@ -88,5 +86,5 @@ class BalanceChanged(Event):
     virtual_micros: Micros = Field(description="Rule W11: real balance minus open holds.")
     available_micros: Micros = Field(description="What can be spent now: the buckets' total less open holds.")
     buckets: BalanceBuckets = Field(description="The balance per bucket.")
-    version: int = Field(ge=1, description="Grows by one with each change of this owner's balance.")
+    version: Version = Field(ge=1, description="Grows by one with each change of this owner's balance.")
     updated_at: UtcDatetime = Field(description="When the balance last changed (UTC).")

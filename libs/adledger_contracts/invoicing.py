@@ -10,7 +10,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from adledger_contracts.types import Identifier, UtcDatetime
+from adledger_contracts.types import Identifier, Name, Text, UtcDatetime, Version
 from adledger_libs.events import Command, Event, Message
 from adledger_libs.money import CurrencyCode, Micros, PositiveMicros
 
@@ -26,8 +26,8 @@ class IssueInvoice(Command):
     currency: CurrencyCode = Field(description="The owner's currency (M2).")
     purpose: Literal["activation_shortfall"] = Field(description="Why it is needed.")
     reference_id: Identifier = Field(description="What it is for, e.g. the campaign id.")
-    description: str = Field(min_length=1, description="The invoice line's text for people.")
-    requested_by: str = Field(min_length=1, description="The service that asks.")
+    description: Text = Field(min_length=1, description="The invoice line's text for people.")
+    requested_by: Identifier = Field(description="The service that asks.")
 
 
 # Events of the invoicing service on `invoicing.events.v1` (key: the payer's id) -------------------
@@ -47,7 +47,7 @@ InvoicePurpose = Literal[
 class InvoiceLine(Message):
     """One line of an invoice."""
 
-    description: str = Field(min_length=1, description="What is billed, for people.")
+    description: Text = Field(min_length=1, description="What is billed, for people.")
     amount_micros: Micros = Field(description="The line's amount (negative for a credit line, e.g. a final-cost adjustment).")
 
 
@@ -58,7 +58,7 @@ class InvoiceStatusChanged(Event):
     MESSAGE_TYPE: ClassVar[str] = "InvoiceStatusChanged"
 
     invoice_id: Identifier = Field(description="The invoice.")
-    number: str = Field(description="The invoice number for people, sequential per service (e.g. INV-000042).")
+    number: Name = Field(description="The invoice number for people, sequential per service (e.g. INV-000042).")
     payer_id: Identifier = Field(description="Who pays: a Business Center or ad account, or a funding source.")
     payer_kind: Literal["owner", "funding_source"] = Field(description="owner: the wallet credits the payment; funding_source: the invoicing service does.")
     purpose: InvoicePurpose = Field(description="Why the invoice exists.")
@@ -67,12 +67,12 @@ class InvoiceStatusChanged(Event):
     amount_micros: PositiveMicros = Field(description="The total to pay.")
     currency: CurrencyCode = Field(description="Currency (M2).")
     lines: list[InvoiceLine] = Field(description="The lines; they add up to the total.")
-    reference_id: str | None = Field(default=None, description="What it is for: a campaign, a month, a day, a charge.")
+    reference_id: Identifier | None = Field(default=None, description="What it is for: a campaign, a month, a day, a charge.")
     issued_at: UtcDatetime = Field(description="When it was issued (UTC).")
-    due_on: str = Field(description="The day it is due (YYYY-MM-DD, UTC).")
+    due_on: Name = Field(description="The day it is due (YYYY-MM-DD, UTC).")
     paid_at: UtcDatetime | None = Field(default=None, description="When the provider confirmed the payment (UTC).")
-    payment_id: str | None = Field(default=None, description="The provider's payment that paid it.")
-    version: int = Field(ge=1, description="Grows by one with each change of this invoice.")
+    payment_id: Identifier | None = Field(default=None, description="The provider's payment that paid it.")
+    version: Version = Field(ge=1, description="Grows by one with each change of this invoice.")
     changed_at: UtcDatetime = Field(description="When this change happened (UTC).")
 
 
@@ -87,7 +87,7 @@ class FundingSourceCharged(Event):
     charge_id: Identifier = Field(description="The charge (idempotency key of the caller).")
     amount_micros: PositiveMicros = Field(description="The amount charged.")
     currency: CurrencyCode = Field(description="Currency.")
-    description: str = Field(description="What it is for, e.g. an adjustment charge of a send.")
+    description: Text = Field(description="What it is for, e.g. an adjustment charge of a send.")
     balance_after_micros: Micros = Field(description="The source's balance after the charge (may be negative).")
-    card_invoice_id: str | None = Field(default=None, description="credit_card: the card payment's invoice.")
+    card_invoice_id: Identifier | None = Field(default=None, description="credit_card: the card payment's invoice.")
     charged_at: UtcDatetime = Field(description="When (UTC).")

@@ -9,7 +9,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from adledger_contracts.types import Identifier, UtcDatetime
+from adledger_contracts.types import Identifier, Text, UtcDatetime
 from adledger_libs.events import Event
 
 EmailTemplate = Literal[
@@ -40,7 +40,7 @@ class EmailRequested(Event):
     email_id: Identifier = Field(description="Idempotency key: the same id is sent once.")
     template: EmailTemplate = Field(description="The template to render.")
     recipient_user_id: Identifier | None = Field(default=None, description="The user to e-mail, when a platform user.")
-    recipient_address: str | None = Field(default=None, description="An address (a billing contact), when not a user.")
+    recipient_address: Text | None = Field(default=None, description="An address (a billing contact), when not a user.")
     subject_id: Identifier = Field(description="What it is about: an order, an invoice, a Business Center.")
     fields: dict[str, str] = Field(description="The template's fields, already formatted for people (amounts too).")
     requested_at: UtcDatetime = Field(description="When (UTC).")

@@ -12,7 +12,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from adledger_contracts.types import Identifier, UtcDatetime
+from adledger_contracts.types import Count, Identifier, Text, UtcDatetime
 from adledger_libs.events import Event
 from adledger_libs.money import CurrencyCode, Micros, PositiveMicros
 
@@ -39,7 +39,7 @@ class OrderPlaced(Event):
     MESSAGE_TYPE: ClassVar[str] = "OrderPlaced"
 
     order_id: Identifier = Field(description="The order; also the id of its escrow hold in the wallet.")
-    order_number: int = Field(description="The order's number for people (e-mails, support).")
+    order_number: Count = Field(description="The order's number for people (e-mails, support).")
     buyer_user_id: Identifier = Field(description="The user who placed the order.")
     buyer_owner_id: Identifier = Field(description="The Business Center or ad account whose cash is held.")
     channel_id: Identifier = Field(description="The seller's channel.")
@@ -56,13 +56,13 @@ class OrderStatusChanged(Event):
     MESSAGE_TYPE: ClassVar[str] = "OrderStatusChanged"
 
     order_id: Identifier = Field(description="The order.")
-    order_number: int = Field(description="The order's number for people.")
+    order_number: Count = Field(description="The order's number for people.")
     previous_status: OrderStatus = Field(description="The status before the change.")
     status: OrderStatus = Field(description="The status after the change.")
     changed_by: Literal["buyer", "seller", "admin", "wallet", "deadline"] = Field(
         description="Who caused it: an order party, the wallet's answer, or a passed deadline (O2, O5)."
     )
-    reason: str | None = Field(default=None, description="A decline's or dispute's reason, or the wallet's rejection code.")
+    reason: Text | None = Field(default=None, description="A decline's or dispute's reason, or the wallet's rejection code.")
     seller_micros: Micros | None = Field(default=None, description="On a release, refund or split: what goes to the seller.")
     buyer_micros: Micros | None = Field(default=None, description="On a release, refund or split: what goes back to the buyer.")
     changed_at: UtcDatetime = Field(description="When (UTC).")

@@ -12,7 +12,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from adledger_contracts.types import Identifier, UtcDatetime
+from adledger_contracts.types import Count, Identifier, UtcDatetime
 from adledger_libs.events import Event
 from adledger_libs.money import CurrencyCode, Micros
 
@@ -35,7 +35,7 @@ class SpendPosted(Event):
         default=0, description="Prepaid: the part delivered against the booking; the rest was taken in W7 order."
     )
     currency: CurrencyCode = Field(description="Currency.")
-    spend_event_count: int = Field(ge=1, description="How many spend events it sums.")
+    spend_event_count: Count = Field(ge=1, description="How many spend events it sums.")
     first_occurred_at: UtcDatetime = Field(description="The earliest occurred_at among them.")
     last_occurred_at: UtcDatetime = Field(description="The latest occurred_at among them.")
     posted_at: UtcDatetime = Field(description="When it was posted (UTC); its calendar month is the month of I7.")

@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from adledger_contracts.types import Identifier, UtcDatetime
+from adledger_contracts.types import Identifier, Name, UtcDatetime
 from adledger_libs.events import Command, Event, Message
 from adledger_libs.money import CurrencyCode, Micros, PositiveMicros
 
@@ -58,8 +58,8 @@ class AutomaticBalanceAllocationEnabled(Event):
     MESSAGE_TYPE: ClassVar[str] = "AutomaticBalanceAllocationEnabled"
 
     business_center_id: Identifier = Field(description="The Business Center.")
-    eligible_ad_account_ids: list[str] = Field(description="The accounts that now draw on the Business Center (W3).")
-    ineligible_ad_account_ids: list[str] = Field(description="The accounts that keep manual allocation.")
+    eligible_ad_account_ids: list[Identifier] = Field(description="The accounts that now draw on the Business Center (W3).")
+    ineligible_ad_account_ids: list[Identifier] = Field(description="The accounts that keep manual allocation.")
     cash_moves: list[CashMoved] = Field(description="Cash moved to the Business Center (W4).")
     budget_syncs: list[BudgetSynced] = Field(description="Budgets set by Budget Sync (W5).")
     enabled_at: UtcDatetime = Field(description="When (UTC).")
@@ -115,7 +115,7 @@ class InvoicePaid(Event):
     owner_id: Identifier = Field(description="Whose balance it funds: a Business Center or an ad account.")
     amount_micros: PositiveMicros = Field(description="The amount paid.")
     currency: CurrencyCode = Field(description="Currency; must equal the owner's (M2).")
-    purpose: str = Field(default="top_up", description="top_up, prepayment, activation_shortfall, …")
+    purpose: Name = Field(default="top_up", description="top_up, prepayment, activation_shortfall, …")
     paid_at: UtcDatetime = Field(description="When the provider confirmed the payment (UTC).")
 
 
@@ -139,7 +139,7 @@ class PlaceHold(Command):
     )
     allow_partial: bool = Field(default=False, description="Hold what is available when it is less than the amount (C1).")
     expires_at: UtcDatetime | None = Field(default=None, description="When the hold lapses by itself (UTC), if ever.")
-    requested_by: str = Field(min_length=1, description="The service that asks, for routing the answer.")
+    requested_by: Identifier = Field(description="The service that asks, for routing the answer.")
 
 
 class ResolveHold(Command):
@@ -150,7 +150,7 @@ class ResolveHold(Command):
     hold_id: Identifier = Field(description="The hold to resolve.")
     action: Literal["post", "void"] = Field(description="Post it, or give it back.")
     amount_micros: Micros | None = Field(default=None, ge=0, description="For a partial post; null posts all.")
-    requested_by: str = Field(min_length=1, description="The service that asks.")
+    requested_by: Identifier = Field(description="The service that asks.")
 
 
 class ResizeHold(Command):
@@ -163,7 +163,7 @@ class ResizeHold(Command):
     hold_id: Identifier = Field(description="The hold to shrink.")
     new_hold_id: Identifier = Field(description="The id of the smaller hold that replaces it (idempotent).")
     amount_micros: PositiveMicros = Field(description="What stays held; less than the hold's amount.")
-    requested_by: str = Field(min_length=1, description="The service that asks.")
+    requested_by: Identifier = Field(description="The service that asks.")
 
 
 class RequestPayout(Command):
@@ -176,7 +176,7 @@ class RequestPayout(Command):
     payee_owner_id: Identifier = Field(description="The Business Center or ad account that receives.")
     amount_micros: PositiveMicros = Field(description="How much.")
     currency: CurrencyCode = Field(description="Currency.")
-    requested_by: str = Field(min_length=1, description="The service that asks.")
+    requested_by: Identifier = Field(description="The service that asks.")
 
 
 class HoldPlaced(Event):
@@ -189,7 +189,7 @@ class HoldPlaced(Event):
     requested_micros: PositiveMicros = Field(description="What was asked.")
     held_micros: Micros = Field(description="What is held (less than asked only with allow_partial).")
     currency: CurrencyCode = Field(description="Currency.")
-    requested_by: str = Field(description="The service that asked.")
+    requested_by: Identifier = Field(description="The service that asked.")
     placed_at: UtcDatetime = Field(description="When (UTC).")
 
 
@@ -199,9 +199,9 @@ class HoldRejected(Event):
     MESSAGE_TYPE: ClassVar[str] = "HoldRejected"
 
     hold_id: Identifier = Field(description="The hold.")
-    error: str = Field(description="A stable code: insufficient_funds, unknown_owner, currency_mismatch, already_resolved, …")
-    reason: str = Field(description="For people.")
-    requested_by: str = Field(description="The service that asked.")
+    error: Name = Field(description="A stable code: insufficient_funds, unknown_owner, currency_mismatch, already_resolved, …")
+    reason: Name = Field(description="For people.")
+    requested_by: Identifier = Field(description="The service that asked.")
 
 
 class HoldResolved(Event):
@@ -212,7 +212,7 @@ class HoldResolved(Event):
     hold_id: Identifier = Field(description="The hold.")
     action: Literal["post", "void", "expire"] = Field(description="What was done.")
     posted_micros: Micros = Field(description="What was posted (0 for a void); the rest went back.")
-    requested_by: str = Field(description="The service that asked.")
+    requested_by: Identifier = Field(description="The service that asked.")
     resolved_at: UtcDatetime = Field(description="When (UTC).")
 
 

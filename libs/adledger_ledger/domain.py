@@ -27,7 +27,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from adledger_libs.money import CurrencyMismatchError
+from adledger_libs.money import MAXIMUM_MICROS, CurrencyMismatchError
+from adledger_libs.refusals import Refusal
 
 __all__ = [
     "Account",
@@ -65,6 +66,7 @@ __all__ = [
 ]
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _TOTAL_NAMES = ("debits_posted_micros", "credits_posted_micros", "debits_pending_micros", "credits_pending_micros")
 _DEFINITION_NAMES = (
     "id",
@@ -76,7 +78,7 @@ _DEFINITION_NAMES = (
 )
 _MAXIMUM_ID_LENGTH = 256
 # PostgreSQL stores the totals as bigint; a total beyond it must fail here, not in the database.
-_MAXIMUM_MICROS = 2**63 - 1
+_MAXIMUM_MICROS = MAXIMUM_MICROS
 
 
 # --------------------------------------------------------------------------------------------
@@ -84,7 +86,7 @@ _MAXIMUM_MICROS = 2**63 - 1
 # --------------------------------------------------------------------------------------------
 
 
-class LedgerError(Exception):
+class LedgerError(Refusal):
     """A request the ledger refused. Nothing of the refused request was applied."""
 
 
@@ -236,6 +238,9 @@ def _require_currency(value: object) -> None:
 def _require_id(name: str, value: object) -> None:
     if not isinstance(value, str) or not 0 < len(value) <= _MAXIMUM_ID_LENGTH:
         raise InvalidTransferError(f"{name} must be a non-empty string of at most {_MAXIMUM_ID_LENGTH} characters")
+    if _CONTROL_CHARACTER.search(value):
+        # PostgreSQL cannot store a NUL byte; no id of the ledger holds any control character.
+        raise InvalidTransferError(f"{name} must not contain control characters")
 
 
 def _require_utc(name: str, value: datetime) -> None:
@@ -252,14 +257,20 @@ def _frozen_user_data(value: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def _check_json_value(path: str, value: object) -> None:
-    if value is None or isinstance(value, (str, bool, int)):
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidTransferError(f"{path} holds a NUL character, which PostgreSQL's jsonb cannot store")
+        return
+    if isinstance(value, int) and not isinstance(value, bool) and not -_MAXIMUM_MICROS <= value <= _MAXIMUM_MICROS:
+        raise InvalidTransferError(f"{path} holds an integer beyond 64 bits")
+    if value is None or isinstance(value, (bool, int)):
         return
     if isinstance(value, float):
         raise TypeError(f"{path} holds a float; amounts are int micros (rule M1)")
     if isinstance(value, Mapping):
         for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidTransferError(f"{path} has a key that is not a string: {key!r}")
+            if not isinstance(key, str) or "\x00" in key:
+                raise InvalidTransferError(f"{path} has a key that is not a string without NUL: {key!r}")
             _check_json_value(f"{path}.{key}", item)
         return
     if isinstance(value, (list, tuple)):

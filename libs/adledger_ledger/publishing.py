@@ -34,11 +34,16 @@ async def publish_balances(
     *,
     topic: str = BALANCES_TOPIC,
 ) -> list[BalanceChanged]:
-    """Bump each owner's version and record its new balance in the outbox."""
+    """Bump each owner's version and record its new balance in the outbox.
+
+    The version rows are locked (by the upsert) before the balances are read: a transaction that
+    read first could be overtaken by another that moved money and took the next version, and its
+    own newer version would then carry older figures. Under the lock, the read sees every change
+    committed by a holder of an earlier version.
+    """
     unique_owners = sorted(set(owners), key=lambda owner: owner[1])
     if not unique_owners:
         return []
-    balances = await read_owner_balances(uow, ledger, unique_owners)
     rows = await uow.conn.fetch(
         f"""insert into {ledger.schema}.owner_versions as v (owner_id, owner_kind, version, updated_at)
             select owner_id, owner_kind, 1, $3 from unnest($1::text[], $2::text[]) as n(owner_id, owner_kind)
@@ -49,6 +54,7 @@ async def publish_balances(
         now,
     )
     versions = {row["owner_id"]: row["version"] for row in rows}
+    balances = await read_owner_balances(uow, ledger, unique_owners)
     events = [balance_event(item, versions[item.owner_id], now) for item in balances]
     for event in events:
         uow.publish(event, topic=topic, key=event.owner_id)

@@ -6,11 +6,22 @@ For each batch read from Kafka, in ONE PostgreSQL transaction:
 2. decode each record into its typed event at the edge; a record that fails goes to the
    dead-letter topic (through the outbox) with the reason, and the stream goes on;
 3. drop records whose event id was already applied (a re-sent event, or an outbox re-publish);
-4. run the handlers, which write their effects and record outgoing events;
+4. run the handlers, which write their effects and record outgoing events, topic by topic in
+   the order of the subscriptions, and within a topic in the order of the records;
 5. write the outbox rows and the new positions.
 Only after the commit are the offsets committed to Kafka: the database is the truth, Kafka's
 committed offsets follow it for tooling and for where to start. On assignment the consumer
 seeks to the stored positions.
+
+A record that decodes but that a handler cannot apply because of what it holds (a refusal of a
+rule or of the ledger, `Refusal`; a value the database rejects, `asyncpg.DataError`; a model its
+values do not fit, `pydantic.ValidationError`; or a handler's explicit `RecordRejected`) is a
+record fault, not a bug: the batch's transaction is rolled back and the batch applied again in
+isolation, each handler's records split in halves inside savepoints until the faulty record is
+alone; it is dead-lettered with the reason and the rest is applied. One poison record can never
+make a consumer loop. Any other exception is a bug: the service stops loudly.
+A record that cannot even be read off the wire (aiokafka refuses a header key that is not UTF-8)
+is found by reading its partition one record at a time, dead-lettered by position, and skipped.
 """
 
 from __future__ import annotations
@@ -22,14 +33,25 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import asyncpg
+import pydantic
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.errors import CommitFailedError, CorruptRecordException, IllegalStateError, KafkaError
 
 from adledger_contracts.topics import dead_letter_topic
-from adledger_libs.events import HEADER_EVENT_ID, HEADER_EVENT_TYPE, HEADER_TRACE_ID, DecodeError, Message, decode, headers_to_dict
+from adledger_libs.events import (
+    HEADER_EVENT_ID,
+    HEADER_EVENT_TYPE,
+    HEADER_TRACE_ID,
+    DecodeError,
+    Message,
+    decode,
+    headers_to_dict,
+    is_identifier,
+)
 from adledger_libs.logs import get_logger, new_trace_id
 from adledger_libs.metrics import BATCH_RECORDS, BATCH_SECONDS, CONSUMER_LAG, MESSAGES_HANDLED
 from adledger_libs.outbox import OutboxRelay, UnitOfWork, unit_of_work
+from adledger_libs.refusals import Refusal
 
 log = get_logger(__name__)
 
@@ -37,6 +59,43 @@ M = TypeVar("M", bound=Message)
 
 #: How often a batch is tried when PostgreSQL aborts it for a deadlock or serialisation failure.
 _TRANSIENT_ATTEMPTS = 5
+#: A trace id taken from a record's header is cut to this length (it only names logs).
+_TRACE_ID_LENGTH = 128
+
+
+class RecordRejected(Exception):
+    """Raised by a handler that cannot apply a record because of what the record holds.
+
+    The consumer dead-letters the record with `reason` (found by isolating the batch) and goes on.
+    A handler that knows which record it refuses can also call `reject(uow, inbound, reason)`
+    and go on itself, which costs nothing extra.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+#: What a handler may raise because of a record's own values: dead-lettered, never a crash.
+RECORD_FAULTS: tuple[type[BaseException], ...] = (
+    RecordRejected,
+    Refusal,
+    asyncpg.exceptions.DataError,
+    pydantic.ValidationError,
+)
+
+
+def fault_reason(error: BaseException) -> str:
+    """The dead-letter reason of a record fault: what refused it, in words."""
+    if isinstance(error, RecordRejected):
+        return error.reason
+    if isinstance(error, pydantic.ValidationError):
+        details = "; ".join(
+            f"{'.'.join(str(part) for part in issue['loc']) or '(root)'}: {issue['msg']}"
+            for issue in error.errors(include_url=False)
+        )
+        return f"the record's values do not fit {error.title}: {details}"
+    return f"{type(error).__name__}: {error}"
 
 
 @dataclass(frozen=True)
@@ -51,6 +110,38 @@ class Inbound(Generic[M]):
     message: M
     event_id: str
     trace_id: str
+    #: The record as it came, byte for byte, so a dead letter keeps it exactly.
+    raw_key: bytes | None = None
+    raw_value: bytes | None = None
+    #: Where a handler's `reject` sends it, and the group that read it.
+    dead_letter_topic: str = ""
+    group_id: str = ""
+
+
+def reject(uow: UnitOfWork, inbound: Inbound[Any], reason: str) -> None:
+    """Dead-letter one record a handler refuses (an unknown account, another currency), with the
+    reason; the handler goes on with the rest of its batch. Nothing of the record is applied, and
+    its event id is not counted as applied, so the same event sent again, or replayed by an
+    operator after the cause is fixed, is applied once."""
+    raw_key = inbound.raw_key
+    if raw_key is None and inbound.key is not None:
+        raw_key = inbound.key.encode()
+    value = inbound.raw_value
+    if value is None:
+        value = inbound.message.model_dump_json().encode()
+    uow.dead_letter(
+        topic=inbound.dead_letter_topic or dead_letter_topic(inbound.topic),
+        source_topic=inbound.topic,
+        partition=inbound.partition,
+        offset=inbound.offset,
+        group_id=inbound.group_id,
+        key=raw_key,
+        value=value,
+        headers=inbound.headers,
+        reason=reason,
+        event_id=inbound.event_id,
+    )
+    MESSAGES_HANDLED.labels(inbound.group_id, inbound.topic, "dead_lettered").inc()
 
 
 BatchHandler = Callable[[UnitOfWork, list[Inbound[Any]]], Awaitable[None]]
@@ -93,7 +184,10 @@ class TransactionalConsumer:
         self._group_id = group_id
         self._subscriptions: dict[str, list[Subscription]] = {}
         for subscription in subscriptions:
-            self._subscriptions.setdefault(subscription.topic, []).append(subscription)
+            same_topic = self._subscriptions.setdefault(subscription.topic, [])
+            if any(other.model is subscription.model for other in same_topic):
+                raise ValueError(f"two subscriptions to {subscription.model.__name__} on {subscription.topic}")
+            same_topic.append(subscription)
         self._relay = relay
         self._max_batch_records = max_batch_records
         self._fetch_timeout_ms = fetch_timeout_ms
@@ -133,66 +227,184 @@ class TransactionalConsumer:
 
     async def poll_once(self) -> int:
         """Read one batch and apply it; returns how many records were read."""
-        data = await self._consumer.getmany(timeout_ms=self._fetch_timeout_ms, max_records=self._max_batch_records)
+        try:
+            data = await self._consumer.getmany(timeout_ms=self._fetch_timeout_ms, max_records=self._max_batch_records)
+        except (CorruptRecordException, UnicodeDecodeError) as error:
+            # aiokafka cannot read a record off the wire (a header key that is not UTF-8): it
+            # raises for the whole fetch, every time, so the record must be found and skipped.
+            return await self._skip_unreadable(error)
         if not data:
             return 0
-        records = [record for partition_records in data.values() for record in partition_records]
+        return await self._apply_batch(data)
+
+    async def _apply_batch(self, data: dict[TopicPartition, list[Any]]) -> int:
+        records = sum(len(partition_records) for partition_records in data.values())
         started = time.perf_counter()
         next_offsets = await self._apply_with_retry(data)
         BATCH_SECONDS.labels(self._group_id).observe(time.perf_counter() - started)
-        BATCH_RECORDS.labels(self._group_id).observe(len(records))
+        BATCH_RECORDS.labels(self._group_id).observe(records)
         await self._commit_offsets(next_offsets)
-        return len(records)
+        return records
 
-    async def _apply_with_retry(self, data: dict[TopicPartition, list[Any]]) -> dict[TopicPartition, int]:
+    async def _apply_with_retry(
+        self, data: dict[TopicPartition, list[Any]], unreadable: Sequence[tuple[TopicPartition, int, str]] = ()
+    ) -> dict[TopicPartition, int]:
         """Apply the batch; when PostgreSQL aborts it as a deadlock victim or a serialisation
-        failure, the whole transaction was rolled back, so applying it again is safe."""
+        failure, the whole transaction was rolled back, so applying it again is safe. When a
+        handler raises a record fault, the batch is applied again in isolation (see the module)."""
+        isolate = False
         for attempt in range(1, _TRANSIENT_ATTEMPTS + 1):
             try:
-                return await self._apply(data)
+                return await self._apply(data, isolate=isolate, unreadable=unreadable)
             except (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError) as error:
                 if attempt == _TRANSIENT_ATTEMPTS:
                     raise
                 log.warning("batch_retried", group=self._group_id, attempt=attempt, error=repr(error))
                 await asyncio.sleep(0.01 * attempt)
+            except RECORD_FAULTS as error:
+                if isolate:
+                    # Isolation runs every handler call in a savepoint and catches these; one
+                    # that escapes came from outside a handler, which is a bug.
+                    raise
+                log.warning("batch_isolating_record_fault", group=self._group_id, error=fault_reason(error)[:500])
+                isolate = True
         raise AssertionError("unreachable")
 
-    async def _apply(self, data: dict[TopicPartition, list[Any]]) -> dict[TopicPartition, int]:
+    async def _apply(
+        self,
+        data: dict[TopicPartition, list[Any]],
+        *,
+        isolate: bool = False,
+        unreadable: Sequence[tuple[TopicPartition, int, str]] = (),
+    ) -> dict[TopicPartition, int]:
         # A fixed order of partitions means a fixed order of row locks: no deadlock between instances.
-        partitions = sorted(data, key=lambda tp: (tp.topic, tp.partition))
-        next_offsets = {tp: data[tp][-1].offset + 1 for tp in partitions}
+        partitions = sorted({*data, *(tp for tp, _, _ in unreadable)}, key=lambda tp: (tp.topic, tp.partition))
+        next_offsets = {tp: data[tp][-1].offset + 1 for tp in partitions if data.get(tp)}
+        for tp, offset, _ in unreadable:
+            next_offsets[tp] = max(next_offsets.get(tp, 0), offset + 1)
         async with unit_of_work(self._pool, self._relay) as uow:
             stored = await self._lock_positions(uow.conn, partitions)
             fresh: list[Any] = []
             for tp in partitions:
-                for record in data[tp]:
+                for record in data.get(tp, ()):
                     if record.offset >= stored[tp]:
                         fresh.append(record)
                     else:
                         MESSAGES_HANDLED.labels(self._group_id, tp.topic, "redelivered").inc()
+            for tp, offset, reason in unreadable:
+                if offset >= stored[tp]:
+                    self._dead_letter_unreadable(uow, tp, offset, reason)
             decoded = self._decode(uow, fresh)
             accepted = await self._drop_applied(uow.conn, decoded)
-            for topic, subscriptions in self._subscriptions.items():
-                for subscription in subscriptions:
-                    batch = [
-                        inbound
-                        for inbound in accepted
-                        if inbound.topic == topic and type(inbound.message) is subscription.model
-                    ]
-                    if batch:
-                        await subscription.handler(uow, batch)
-                        MESSAGES_HANDLED.labels(self._group_id, topic, "applied").inc(len(batch))
+            for subscription, run in self._runs(accepted):
+                if isolate:
+                    await self._handle_isolated(uow, subscription, run)
+                else:
+                    await subscription.handler(uow, run)
+                MESSAGES_HANDLED.labels(self._group_id, subscription.topic, "applied").inc(len(run))
+            await self._forget_dead_lettered(uow)
             await uow.conn.execute(
                 """update consumer_positions p set next_offset = v.next_offset, updated_at = now()
                    from unnest($2::text[], $3::int[], $4::bigint[]) as v(topic, partition, next_offset)
                    where p.group_id = $1 and p.topic = v.topic and p.partition = v.partition
                      and v.next_offset > p.next_offset""",
                 self._group_id,
-                [tp.topic for tp in partitions],
-                [tp.partition for tp in partitions],
-                [next_offsets[tp] for tp in partitions],
+                [tp.topic for tp in next_offsets],
+                [tp.partition for tp in next_offsets],
+                list(next_offsets.values()),
             )
         return next_offsets
+
+    def _runs(self, accepted: list[Inbound[Any]]) -> list[tuple[Subscription, list[Inbound[Any]]]]:
+        """The handler calls of a batch: topic by topic in the subscriptions' order, and within a
+        topic in the records' own order (partition by partition, by offset), consecutive records of
+        one message type in one call. So a command is never applied before an earlier one of
+        another type on its partition (a PlaceHold before the ResolveHold that preceded it)."""
+        by_topic: dict[str, list[Inbound[Any]]] = {}
+        for inbound in accepted:
+            by_topic.setdefault(inbound.topic, []).append(inbound)
+        runs: list[tuple[Subscription, list[Inbound[Any]]]] = []
+        for topic, subscriptions in self._subscriptions.items():
+            by_model = {subscription.model: subscription for subscription in subscriptions}
+            for inbound in by_topic.get(topic, ()):
+                subscription = by_model[type(inbound.message)]
+                if runs and runs[-1][0] is subscription:
+                    runs[-1][1].append(inbound)
+                else:
+                    runs.append((subscription, [inbound]))
+        return runs
+
+    async def _handle_isolated(self, uow: UnitOfWork, subscription: Subscription, run: list[Inbound[Any]]) -> None:
+        """Apply `run` in a savepoint; on a record fault, undo it and apply each half the same way,
+        until the record at fault is alone: it is dead-lettered with the reason, the rest applied."""
+        try:
+            async with uow.savepoint():
+                await subscription.handler(uow, run)
+        except RECORD_FAULTS as error:
+            if len(run) == 1:
+                reason = fault_reason(error)
+                log.warning(
+                    "record_fault_dead_lettered", topic=run[0].topic, partition=run[0].partition,
+                    offset=run[0].offset, reason=reason[:500],
+                )
+                reject(uow, run[0], reason)
+                return
+            middle = len(run) // 2
+            await self._handle_isolated(uow, subscription, run[:middle])
+            await self._handle_isolated(uow, subscription, run[middle:])
+
+    async def _forget_dead_lettered(self, uow: UnitOfWork) -> None:
+        """A record dead-lettered by a handler was not applied: its event id must not count as
+        applied, so that the same event sent again, or replayed after a fix, is applied once."""
+        events = [(topic, event_id) for topic, event_id in uow.dead_lettered_events if topic in self._subscriptions]
+        if events:
+            await uow.conn.execute(
+                """delete from processed_events p using unnest($2::text[], $3::text[]) as v(topic, event_id)
+                   where p.group_id = $1 and p.topic = v.topic and p.event_id = v.event_id""",
+                self._group_id,
+                [topic for topic, _ in events],
+                [event_id for _, event_id in events],
+            )
+
+    async def _skip_unreadable(self, error: BaseException) -> int:
+        """Find the record aiokafka cannot read, apply what precedes it, dead-letter it by its
+        position (its bytes cannot be had), and move past it. Partitions are read one by one, and
+        the failing one a record at a time, so no good record is lost or applied twice."""
+        log.warning("unreadable_record", group=self._group_id, error=repr(error)[:500])
+        for tp in sorted(self._consumer.assignment(), key=lambda tp: (tp.topic, tp.partition)):
+            good: list[Any] = []
+            while True:
+                try:
+                    data = await self._consumer.getmany(tp, timeout_ms=self._fetch_timeout_ms, max_records=1)
+                except (CorruptRecordException, UnicodeDecodeError) as unreadable:
+                    offset = await self._consumer.position(tp)
+                    reason = f"the record cannot be read: {unreadable!r}"[:1000]
+                    await self._apply_with_retry({tp: good} if good else {}, unreadable=[(tp, offset, reason)])
+                    self._consumer.seek(tp, offset + 1)
+                    MESSAGES_HANDLED.labels(self._group_id, tp.topic, "dead_lettered").inc()
+                    return len(good) + 1
+                records = data.get(tp, [])
+                if not records or len(good) >= self._max_batch_records:
+                    break
+                good.extend(records)
+            if good:
+                # This partition reads well: apply what was read from it, and look at the next.
+                await self._apply_batch({tp: good})
+        return 0
+
+    def _dead_letter_unreadable(self, uow: UnitOfWork, tp: TopicPartition, offset: int, reason: str) -> None:
+        log.warning("record_dead_lettered", topic=tp.topic, partition=tp.partition, offset=offset, reason=reason)
+        uow.dead_letter(
+            topic=self._subscriptions[tp.topic][0].dlq,
+            source_topic=tp.topic,
+            partition=tp.partition,
+            offset=offset,
+            group_id=self._group_id,
+            key=None,
+            value=None,
+            headers={},
+            reason=reason,
+        )
 
     async def _lock_positions(self, conn: asyncpg.Connection, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         """Lock the positions of these partitions for this transaction. Two instances that hold
@@ -239,6 +451,10 @@ class TransactionalConsumer:
                 self._dead_letter(uow, record, headers, error.reason)
                 continue
             event_id = headers.get(HEADER_EVENT_ID) or getattr(message, "event_id", None)
+            if event_id is not None and not is_identifier(event_id):
+                # The event id is stored for the dedupe: it is bounded like every id.
+                self._dead_letter(uow, record, headers, "invalid event-id header: 1 to 128 characters, no control characters")
+                continue
             decoded.append(
                 Inbound(
                     topic=record.topic,
@@ -248,7 +464,11 @@ class TransactionalConsumer:
                     headers=headers,
                     message=message,
                     event_id=event_id or f"{record.topic}:{record.partition}:{record.offset}",
-                    trace_id=headers.get(HEADER_TRACE_ID) or batch_trace_id,
+                    trace_id=(headers.get(HEADER_TRACE_ID) or batch_trace_id)[:_TRACE_ID_LENGTH],
+                    raw_key=record.key,
+                    raw_value=record.value,
+                    dead_letter_topic=subscription.dlq,
+                    group_id=self._group_id,
                 )
             )
         return decoded

@@ -12,11 +12,15 @@ Events are named in the past tense (`BalanceChanged`), commands in the imperativ
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+#: The ids of events and commands hold no control character (as `adledger_contracts.types.Identifier`).
+_NO_CONTROL = r"^[^\x00-\x1f\x7f-\x9f]*$"
 
 HEADER_EVENT_TYPE = "event-type"
 HEADER_SCHEMA_VERSION = "schema-version"
@@ -48,6 +52,7 @@ class Event(Message):
         default_factory=new_event_id,
         min_length=1,
         max_length=128,
+        pattern=_NO_CONTROL,
         description="Unique id of this event; a re-sent event keeps its id, so consumers deduplicate on it.",
     )
 
@@ -58,6 +63,7 @@ class Command(Message):
     idempotency_key: str = Field(
         min_length=1,
         max_length=128,
+        pattern=_NO_CONTROL,
         description="Caller-supplied key: the same key twice applies once and returns the first result (rule M5).",
     )
 
@@ -112,6 +118,9 @@ class DecodeError(ValueError):
 
 
 def decode(model: type[M], value: bytes | None) -> M:
+    """The record's value as `model`, or a `DecodeError` with the reason: decoding has no side
+    effect, so whatever goes wrong in it is the record's fault (a deeply nested document, a time a
+    validator cannot convert), never a reason to stop the stream."""
     if value is None:
         raise DecodeError("empty value (tombstone) where an event was expected")
     try:
@@ -121,4 +130,15 @@ def decode(model: type[M], value: bytes | None) -> M:
             f"{'.'.join(str(part) for part in issue['loc']) or '(root)'}: {issue['msg']}"
             for issue in error.errors(include_url=False)
         )
-        raise DecodeError(f"invalid {model.MESSAGE_TYPE or model.__name__}: {details}") from None
+        raise DecodeError(f"invalid {model.MESSAGE_TYPE or model.__name__}: {details}"[:1000]) from None
+    except (ValueError, ArithmeticError, RecursionError, MemoryError) as error:
+        raise DecodeError(f"invalid {model.MESSAGE_TYPE or model.__name__}: {type(error).__name__}: {error}"[:1000]) from None
+
+
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def is_identifier(value: str) -> bool:
+    """Whether a text taken from a header can serve as an id: 1 to 128 characters, no control
+    characters (the same bounds as `adledger_contracts.types.Identifier`)."""
+    return 0 < len(value) <= 128 and _CONTROL_CHARACTER.search(value) is None

@@ -64,6 +64,28 @@ class UnitOfWork:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
         self._rows: list[OutboxRow] = []
+        self._after_commit: list[Callable[[], None]] = []
+        self._dead_lettered: list[tuple[str, str]] = []
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once this unit of work has committed, never if it rolls back.
+
+        For state a handler keeps in memory beside the database: it must change only when the
+        transaction that justified the change is durable. A callback registered inside a
+        savepoint that rolls back is dropped with the savepoint's writes.
+        """
+        self._after_commit.append(callback)
+
+    def committed(self) -> None:
+        """Called by `unit_of_work` after the commit: runs the after-commit callbacks in order."""
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            callback()
+
+    @property
+    def dead_lettered_events(self) -> list[tuple[str, str]]:
+        """(source topic, event id) of every record dead-lettered in this unit of work with its event id."""
+        return list(self._dead_lettered)
 
     def publish(
         self,
@@ -91,8 +113,16 @@ class UnitOfWork:
         headers: Mapping[str, str],
         reason: str,
         failed_at: datetime | None = None,
+        event_id: str | None = None,
     ) -> None:
-        """Send the original record, untouched, to the dead-letter topic with the reason in a header."""
+        """Send the original record, untouched, to the dead-letter topic with the reason in a header.
+
+        `event_id` names the record's event id when it had one: the consumer then does not count
+        that id as applied, so the same event sent again (or replayed from the dead-letter topic
+        by an operator once the cause is fixed) is applied once.
+        """
+        if event_id is not None:
+            self._dead_lettered.append((source_topic, event_id))
         extra = {
             HEADER_DLQ_REASON: reason[:1000],
             HEADER_DLQ_TOPIC: source_topic,
@@ -116,12 +146,14 @@ class UnitOfWork:
     async def savepoint(self) -> AsyncIterator[None]:
         """A nested transaction: if the block raises, its writes and the events it recorded are
         undone, and the rest of the unit of work carries on (one bad message in a batch)."""
-        recorded = len(self._rows)
+        recorded = (len(self._rows), len(self._after_commit), len(self._dead_lettered))
         try:
             async with self.conn.transaction():
                 yield
         except BaseException:
-            del self._rows[recorded:]
+            del self._rows[recorded[0]:]
+            del self._after_commit[recorded[1]:]
+            del self._dead_lettered[recorded[2]:]
             raise
 
     @property
@@ -152,6 +184,7 @@ async def unit_of_work(pool: asyncpg.Pool, relay: OutboxRelay | None = None) -> 
         async with conn.transaction():
             yield uow
             await uow.flush()
+    uow.committed()
     if relay is not None:
         relay.wake()
 

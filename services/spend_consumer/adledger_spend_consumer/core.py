@@ -30,12 +30,12 @@ from adledger_contracts.campaigns import AdAccountBudgetCapChanged, CampaignChan
 from adledger_contracts.external import BalanceChanged, DeliveryDecided, DeliveryStateChanged, SpendReported
 from adledger_contracts.spending import SpendPosted
 from adledger_contracts.wallet import AdAccountOpened, AutomaticBalanceAllocationEnabled, BusinessCenterOpened
-from adledger_ledger.domain import Account, TransferRequest
+from adledger_ledger.domain import Account, TransferRequest, raise_first_error
 from adledger_ledger.owners import OwnerKind, owner_account_id, owner_balance, owner_buckets, system_account_id
 from adledger_ledger.postgres import PostgresLedger
 from adledger_ledger.publishing import BALANCES_TOPIC, publish_balances
 from adledger_libs.clock import Clock
-from adledger_libs.consumer import Inbound
+from adledger_libs.consumer import Inbound, reject
 from adledger_libs.logs import get_logger
 from adledger_libs.outbox import OutboxRelay, UnitOfWork, unit_of_work
 from prometheus_client import Counter
@@ -326,7 +326,11 @@ class SpendConsumer:
         currency_of_owner = _currency_of_owners(everyone.values())
         requests = _transfer_requests(decision.movements, currency_of_owner, _batch_tag(accepted))
         # The one create_transfers call of this transaction (the ledger locks its accounts once).
-        await self._ledger.create_transfers(conn, requests, now)
+        # A refusal means no money moved for that bucket: nothing of the batch may then count as
+        # spent or be posted, so it is raised (a record fault: the consumer isolates the record
+        # that caused it, for example an amount whose total the ledger cannot hold, and
+        # dead-letters it while the rest of the batch is applied).
+        raise_first_error(await self._ledger.create_transfers(conn, requests, now))
         await postgres.store_charges(conn, decision.charges)
         await postgres.store_campaign_spend(conn, decision.campaigns, today)
         await postgres.add_account_spend(conn, decision.account_spend_micros, today)
@@ -481,17 +485,7 @@ class SpendConsumer:
 
     def _dead_letter(self, uow: UnitOfWork, inbound: Inbound[SpendReported], rejections: list[str], reason: str) -> None:
         rejections.append(reason)
-        uow.dead_letter(
-            topic=self._topics.spend + ".dlq",
-            source_topic=inbound.topic,
-            partition=inbound.partition,
-            offset=inbound.offset,
-            group_id=self._group_id,
-            key=inbound.key.encode() if inbound.key is not None else None,
-            value=inbound.message.model_dump_json().encode(),
-            headers=inbound.headers,
-            reason=reason,
-        )
+        reject(uow, inbound, reason)
 
 
 class BudgetPeriods:

@@ -4,6 +4,8 @@ in and delivery resumed, final-cost adjustments, dead letters."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from .conftest import USD, Services, values
@@ -120,3 +122,36 @@ async def test_s5_wrong_currency_unknown_account_and_malformed_spend_go_to_the_d
     assert any("unknown ad account" in reason for reason in reasons)
     assert any("invalid SpendReported" in reason for reason in reasons)
     assert (await services.balance(account))["available_micros"] == 9 * USD
+
+
+async def test_s5_poison_spend_2_to_the_63_a_nul_byte_and_an_overflowing_batch_are_dead_lettered_while_spend_keeps_flowing(
+    services: Services,
+) -> None:
+    """Issue 12's poison record: `amount_micros` = 2^63 (a valid JSON integer) used to reach the
+    ledger, raise, and stop the spend consumer at every start. Its class: a NUL byte in an id, and
+    amounts that each fit but whose sum in one batch passes what the ledger can hold."""
+    business_center = await services.business_center()
+    account = await services.ad_account(business_center)
+    await services.known_to_spend_consumer(account)
+    await services.pay(account, 10 * USD)
+    await services.balance_until(account, "available_micros", 10 * USD)
+
+    good = services.spend_event(account, 1 * USD)
+    poison = good.model_dump(mode="json") | {"event_id": "poison-2-63", "amount_micros": 2**63}
+    nul = good.model_dump(mode="json") | {"event_id": "poison-nul", "campaign_id": "camp\u0000aign"}
+    await services.send_raw(account, json.dumps(poison).encode())
+    await services.send_raw(account, json.dumps(nul).encode())
+    # Two spends that each fit in a bigint; together they pass 2^63 - 1 on the account's overspend.
+    half = 2**62 + 1
+    await services.send_spends([services.spend_event(account, half), services.spend_event(account, half), good])
+    await services.balance_until(account, "available_micros", 9 * USD - half)
+
+    dead = await services.records_for(f"{services.spend_topic}.dlq", {account}, expect=3)
+    reasons = [record.headers["dlq-reason"] for record in dead]
+    assert len(dead) == 3, reasons
+    assert any("amount_micros" in reason and "invalid SpendReported" in reason for reason in reasons), reasons
+    assert any("campaign_id" in reason for reason in reasons), reasons
+    assert any("overflow" in reason or "between 0 and" in reason for reason in reasons), reasons
+    # The stream goes on after them: a new spend is still taken.
+    await services.send_spends([services.spend_event(account, 1 * USD)])
+    await services.balance_until(account, "available_micros", 8 * USD - half)

@@ -130,3 +130,24 @@ async def test_m4_an_escrow_hold_with_a_payee_posts_to_the_seller_and_a_partial_
     await wallet.balance_until(seller, token, "real_micros", 4 * USD)
     balance = await wallet.balance_until(buyer, token, "real_micros", 6 * USD)
     assert balance["virtual_micros"] == 6 * USD
+
+
+async def test_m4_commands_are_applied_in_the_order_they_were_sent_whatever_their_type(wallet: RunningWallet) -> None:  # noqa: F811
+    """A void that frees the money, then a hold that needs it, sent together: the hold is placed.
+    (The wallet used to apply a batch's commands by type, every PlaceHold first, which refused it.)"""
+    admin, token = await wallet.user("admin")
+    buyer = unique("bc")
+    await wallet.command("POST", "/v1/business-centers", PLATFORM, {"id": buyer, "name": "x", "currency": "USD", "admin_user_id": admin})
+    await wallet.pay(unique("inv"), buyer, 10 * USD)
+    await wallet.balance_until(buyer, token, "real_micros", 10 * USD)
+    first, second = unique("hold"), unique("hold")
+    await _send(wallet, buyer, PlaceHold(idempotency_key=first, hold_id=first, owner_id=buyer, amount_micros=10 * USD, currency="USD", purpose="order_escrow", requested_by="order_escrow"))
+    await wallet.balance_until(buyer, token, "virtual_micros", 0)
+    await _send(
+        wallet, buyer,
+        ResolveHold(idempotency_key=unique("k"), hold_id=first, action="void", requested_by="order_escrow"),
+        PlaceHold(idempotency_key=second, hold_id=second, owner_id=buyer, amount_micros=10 * USD, currency="USD", purpose="order_escrow", requested_by="order_escrow"),
+    )
+    answers = await _answers(wallet, buyer, 3)
+    assert [kind for kind, _ in answers] == ["HoldPlaced", "HoldResolved", "HoldPlaced"], answers
+    assert answers[2][1]["hold_id"] == second and answers[2][1]["held_micros"] == 10 * USD

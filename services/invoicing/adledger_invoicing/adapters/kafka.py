@@ -21,7 +21,7 @@ from adledger_contracts.spending import SpendPosted
 from adledger_contracts.wallet import AdAccountOpened, BusinessCenterOpened, PrepaymentThresholdCrossed
 from adledger_invoicing.core import Invoicing
 from adledger_invoicing.domain.invoices import CurrencyMismatchError
-from adledger_libs.consumer import Inbound, Subscription
+from adledger_libs.consumer import Inbound, Subscription, reject
 from adledger_libs.outbox import UnitOfWork
 
 WALLET_EVENTS_TOPIC = "wallet.events.v1"
@@ -53,11 +53,7 @@ def subscriptions(
                 async with uow.savepoint():
                     await invoicing.issue_requested(uow, inbound.message)
             except CurrencyMismatchError as rejection:
-                uow.dead_letter(
-                    topic=commands_topic + ".dlq", source_topic=inbound.topic, partition=inbound.partition, offset=inbound.offset,
-                    group_id=group_id, key=inbound.key.encode() if inbound.key is not None else None,
-                    value=inbound.message.model_dump_json().encode(), headers=inbound.headers, reason=str(rejection),
-                )
+                reject(uow, inbound, str(rejection))
 
     # Handlers run in this order within a batch: owners first, then balances, then the signals.
     return [

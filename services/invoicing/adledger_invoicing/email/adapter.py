@@ -14,13 +14,11 @@ so a crash between the send and the commit repeats the same file write, not the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 
 from adledger_contracts.alerts import EmailSent
 from adledger_contracts.notifications import EmailRequested
-from adledger_contracts.topics import dead_letter_topic
 from adledger_libs.clock import Clock
-from adledger_libs.consumer import Inbound, Subscription
+from adledger_libs.consumer import Inbound, Subscription, reject
 from adledger_libs.logs import get_logger
 from adledger_libs.outbox import UnitOfWork
 from adledger_libs.runtime import ServiceRuntime
@@ -34,11 +32,10 @@ log = get_logger(__name__)
 
 
 class EmailAdapter:
-    def __init__(self, sender: EmailSender, clock: Clock, *, events_topic: str, group_id: Callable[[], str]) -> None:
+    def __init__(self, sender: EmailSender, clock: Clock, *, events_topic: str) -> None:
         self.sender = sender
         self._clock = clock
         self._events_topic = events_topic
-        self._group_id = group_id
 
     def subscriptions(self, *topics: str) -> list[Subscription]:
         return [Subscription(topic=topic, model=EmailRequested, handler=self.handle) for topic in topics]
@@ -53,19 +50,7 @@ class EmailAdapter:
             email = compose(request)
         except TemplateError as error:
             log.warning("email_rejected", email_id=request.email_id, template=request.template, reason=error.reason)
-            uow.dead_letter(
-                topic=dead_letter_topic(inbound.topic),
-                source_topic=inbound.topic,
-                partition=inbound.partition,
-                offset=inbound.offset,
-                group_id=self._group_id(),
-                key=inbound.key.encode() if inbound.key is not None else None,
-                # The validated request as JSON (the consumer hands handlers the decoded event).
-                value=request.model_dump_json().encode(),
-                headers=inbound.headers,
-                reason=error.reason,
-                failed_at=self._clock.now(),
-            )
+            reject(uow, inbound, error.reason)
             return
         now = self._clock.now()
         first = await uow.conn.fetchval(
@@ -129,7 +114,6 @@ def register_email_adapter(
         sender or make_sender(settings),
         clock or runtime.clock,
         events_topic=settings.invoicing_events_topic,
-        group_id=lambda: runtime.settings.consumer_group,
     )
     runtime.subscribe(*adapter.subscriptions(settings.orders_topic, settings.invoicing_events_topic))
     return adapter

@@ -4,8 +4,9 @@ the budget caps the campaign service owns (`campaign.events.v1`, kept for Budget
 the balances on `balances.v1`, watched for the prepayment threshold (rule W12, `prepayment.py`).
 
 A payment the wallet cannot apply (unknown owner, another currency) goes to the dead-letter
-topic with the reason; its savepoint is rolled back, so no balance changes, and the rest of
-the batch is applied.
+topic with the reason, no balance changes, and the rest of the batch is applied. A command or
+payment that the ledger refuses in a way no answer event covers (a total it cannot hold) is a
+record fault: the consumer isolates it and dead-letters it with the reason.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from adledger_contracts.external import BalanceChanged
 from adledger_contracts.campaigns import AdAccountBudgetCapChanged
 from adledger_contracts.wallet import InvoicePaid, PlaceHold, RequestPayout, ResizeHold, ResolveHold
-from adledger_libs.consumer import Inbound, Subscription
+from adledger_libs.consumer import Inbound, Subscription, reject
 from adledger_libs.logs import get_logger
 from adledger_libs.money import CurrencyMismatchError
 from adledger_libs.outbox import UnitOfWork
@@ -39,34 +40,22 @@ def subscriptions(
     async def apply_payments(uow: UnitOfWork, batch: list[Inbound[Any]]) -> None:
         for inbound in batch:
             try:
-                async with uow.savepoint():
-                    await wallet.receive_payment(uow, inbound.message)
+                # The checks that refuse come before any write, so nothing needs undoing.
+                await wallet.receive_payment(uow, inbound.message)
             except (UnknownOwnerError, CurrencyMismatchError) as rejection:
-                uow.dead_letter(
-                    topic=topic + ".dlq",
-                    source_topic=inbound.topic,
-                    partition=inbound.partition,
-                    offset=inbound.offset,
-                    group_id=group_id,
-                    key=inbound.key.encode() if inbound.key is not None else None,
-                    value=inbound.message.model_dump_json().encode(),
-                    headers=inbound.headers,
-                    reason=str(rejection),
-                )
+                reject(uow, inbound, str(rejection))
                 log.warning("payment_dead_lettered", invoice_id=inbound.message.invoice_id, reason=str(rejection))
 
     def apply_each(command: Callable[[UnitOfWork, Any], Awaitable[object]]) -> Callable[[UnitOfWork, list[Inbound[Any]]], Awaitable[None]]:
         async def handle(uow: UnitOfWork, batch: list[Inbound[Any]]) -> None:
             for inbound in batch:
-                # A refusal is an answer event, not an exception; the savepoint only guards
-                # the batch against one command's partial writes.
-                async with uow.savepoint():
-                    await command(uow, inbound.message)
+                # A refusal is an answer event, not an exception.
+                await command(uow, inbound.message)
 
         return handle
 
-    # Within one batch the commands are applied by type: holds placed, then resized, then
-    # resolved, then payouts, which is the order a hold's life needs.
+    # The consumer applies the commands in the order they were sent on their partition (a hold is
+    # placed before it is resized or resolved because it was asked for first), whatever their type.
     subscribed = [
         Subscription(topic=topic, model=InvoicePaid, handler=apply_payments),
         Subscription(topic=commands_topic, model=PlaceHold, handler=apply_each(wallet.place_hold)),
