@@ -48,7 +48,7 @@ test-integration: venv stack-up ## Only the tests against the real stack.
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
 lint: venv ## Static checks that catch real bugs: undefined names, unused imports, bug-prone patterns.
-	$(VENV)/bin/ruff check --select F,E9,B --ignore B008 libs services tests deploy bench
+	$(VENV)/bin/ruff check --select F,E9,B --ignore B008 libs services tools tests deploy bench
 
 schemas: venv ## Regenerate schemas/ from the pydantic models and the topic catalogue.
 	$(PY) -m adledger_contracts.schemagen schemas

@@ -127,9 +127,9 @@ def _ledger_checks(ledger: LedgerAudit) -> list[CheckResult]:
         CheckResult(
             CHECK_CURRENCY_SUMS,
             not of(CHECK_CURRENCY_SUMS),
-            f"{currencies} currencies, each sums to zero (posted and pending)"
+            f"each of {currencies} currencies sums to zero (posted and pending)"
             if not of(CHECK_CURRENCY_SUMS)
-            else f"{len(of(CHECK_CURRENCY_SUMS))} of {currencies} currencies do not sum to zero",
+            else f"currencies that do not sum to zero: {len(of(CHECK_CURRENCY_SUMS))} of {currencies}",
             of(CHECK_CURRENCY_SUMS),
         ),
         CheckResult(
@@ -137,7 +137,7 @@ def _ledger_checks(ledger: LedgerAudit) -> list[CheckResult]:
             ledger.foreign_currency_count == 0,
             "every transfer moves accounts of its own currency"
             if ledger.foreign_currency_count == 0
-            else f"{ledger.foreign_currency_count} accounts are moved by transfers in another currency",
+            else f"accounts moved by transfers in another currency: {ledger.foreign_currency_count}",
             of(CHECK_TRANSFER_CURRENCIES),
         ),
         CheckResult(
@@ -145,7 +145,7 @@ def _ledger_checks(ledger: LedgerAudit) -> list[CheckResult]:
             ledger.totals_mismatch_count == 0,
             f"every account's totals equal the sum of its transfers ({ledger.accounts} accounts)"
             if ledger.totals_mismatch_count == 0
-            else f"{ledger.totals_mismatch_count} accounts' totals differ from their transfers",
+            else f"accounts whose totals differ from their transfers: {ledger.totals_mismatch_count}",
             of(CHECK_ACCOUNT_TOTALS),
         ),
         CheckResult(
@@ -153,7 +153,7 @@ def _ledger_checks(ledger: LedgerAudit) -> list[CheckResult]:
             open_expired == 0,
             "no hold is unresolved past its expiry"
             if open_expired == 0
-            else f"{open_expired} holds unresolved past expiry",
+            else f"holds unresolved past their expiry: {open_expired}",
             of(CHECK_EXPIRED_HOLDS),
         ),
         CheckResult(
@@ -161,7 +161,7 @@ def _ledger_checks(ledger: LedgerAudit) -> list[CheckResult]:
             not of(CHECK_HOLD_RESOLUTIONS),
             "every hold is resolved at most once, and leaves the expiry queue when resolved"
             if not of(CHECK_HOLD_RESOLUTIONS)
-            else f"{len(of(CHECK_HOLD_RESOLUTIONS))} holds resolved twice or left in the expiry queue",
+            else f"holds resolved twice or left in the expiry queue: {len(of(CHECK_HOLD_RESOLUTIONS))}",
             of(CHECK_HOLD_RESOLUTIONS),
         ),
         CheckResult(
@@ -169,7 +169,7 @@ def _ledger_checks(ledger: LedgerAudit) -> list[CheckResult]:
             not ledger.owners_without_accounts,
             "every owner with a balance has all its accounts"
             if not ledger.owners_without_accounts
-            else f"{len(ledger.owners_without_accounts)} owners lack accounts",
+            else f"owners that lack accounts: {len(ledger.owners_without_accounts)}",
             of(CHECK_OWNER_ACCOUNTS),
         ),
     ]
@@ -250,10 +250,10 @@ async def _balances_check(
         others = sum(1 for key in reader.values if key not in known)
     findings = [broken[owner].finding for owner in sorted(broken)]
     owners = len(ledger.owner_figures)
-    ignored = f"; {others} records of owners this ledger does not have, ignored" if others else ""
+    ignored = f"; ignored: the records of {others} owners this ledger does not have" if others else ""
     if not findings:
         return CheckResult(
-            CHECK_BALANCES, True, f"{owners} owners' latest record on {topic} equals the ledger{ignored}"
+            CHECK_BALANCES, True, f"the latest record of each of {owners} owners on {topic} equals the ledger{ignored}"
         )
     shown = findings[: options.examples]
     if len(findings) > len(shown):
@@ -261,7 +261,10 @@ async def _balances_check(
             Finding(CHECK_BALANCES, "(more)", f"{len(findings) - len(shown)} more not shown ({len(findings)} in all)")
         )
     return CheckResult(
-        CHECK_BALANCES, False, f"{len(findings)} of {owners} owners' latest record on {topic} is off{ignored}", shown
+        CHECK_BALANCES,
+        False,
+        f"owners whose latest record on {topic} is off: {len(findings)} of {owners}{ignored}",
+        shown,
     )
 
 
@@ -291,5 +294,5 @@ async def _outbox_check(conn: asyncpg.Connection, options: AuditOptions) -> Chec
     if not findings:
         return CheckResult(CHECK_OUTBOX, True, f"no outbox row older than {limit} s in {', '.join(read)}")
     return CheckResult(
-        CHECK_OUTBOX, False, f"{len(findings)} of {len(read)} outboxes hold rows older than {limit} s", findings
+        CHECK_OUTBOX, False, f"outboxes with rows older than {limit} s: {len(findings)} of {len(read)}", findings
     )

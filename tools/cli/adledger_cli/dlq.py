@@ -274,6 +274,12 @@ async def replay(bootstrap_servers: str, letters: Sequence[DeadLetter], *, dry_r
         if letter.origin_topic is None:
             plans.append((letter, Replay(letter.name, letter.reason, None, None, key, "skipped: no dlq-topic header")))
             continue
+        if not letter.value:
+            # A record the consumer could not read is dead-lettered by its position alone, and a
+            # tombstone as an empty value: neither has the original record to send again.
+            outcome = "skipped: no original value (an unreadable record or a tombstone)"
+            plans.append((letter, Replay(letter.name, letter.reason, letter.origin_topic, None, key, outcome)))
+            continue
         if not partitions.get(letter.origin_topic):
             outcome = f"skipped: origin topic {letter.origin_topic} does not exist"
             plans.append((letter, Replay(letter.name, letter.reason, letter.origin_topic, None, key, outcome)))
