@@ -9,7 +9,7 @@ PYTHON ?= python3
 STACK := deploy/local/stack
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv stack-up stack-down stack-status run test test-unit test-integration lint schemas check-schemas bench bench-smoke lock clean
+.PHONY: help setup venv stack-up stack-down stack-status run test test-unit test-integration lint schemas check-schemas bench bench-smoke bench-audit lock clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -68,6 +68,9 @@ BENCH_SMOKE_RESULTS ?= $(or $(TMPDIR),/tmp)/adledger-bench-smoke
 bench-smoke: venv stack-up ## A small run of the benchmark (CI): every phase, the exact-charge check, the final line.
 	$(PY) bench/spend.py --events 5000 --naive-events 100 --accounts 100 --business-centers 10 --partitions 6 \
 		--pause-accounts 10 --pause-rate 500 --results $(BENCH_SMOKE_RESULTS) $(BENCH_ARGS)
+
+bench-audit: venv stack-up ## Time `adledger ledger audit` on a generated ledger of a million transfers (docs/performance.md).
+	$(PY) bench/ledger_audit.py $(BENCH_ARGS)
 
 lock: venv ## Re-pin requirements.lock from the current .venv.
 	{ echo '# Pinned versions of every third-party package (constraints for make venv); refresh with make lock.'; \
