@@ -147,7 +147,7 @@ async def main(arguments: argparse.Namespace) -> None:
         "publish_balances_s": round(publish_s, 2),
         "ledger_checks_s": [round(value, 2) for value in checks_s],
         "ledger_audit_cli_s": [round(value, 2) for value in cli_s],
-        "checks": [check["name"] for check in report.get("checks", [])],  # type: ignore[union-attr]
+        "checks": [check["name"] for check in checks] if isinstance(checks := report.get("checks"), list) else [],
     }
     rows = [
         ("generate (set-based, once)", f"{generate_s:.1f} s"),

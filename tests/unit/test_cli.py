@@ -10,8 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
 from adledger_cli.audit import compare_balances
 from adledger_cli.dlq import HEADER_REPLAYED_FROM, DeadLetter, Selection, dead_letter_topic_of, printable
 from adledger_cli.main import app
@@ -20,6 +18,7 @@ from adledger_cli.topics import Record
 from adledger_contracts.external import BalanceBuckets, BalanceChanged
 from adledger_ledger.audit import OwnerFigures
 from adledger_libs.events import encode
+from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 12, 3, 12, tzinfo=UTC)
@@ -50,7 +49,10 @@ def test_a_dead_letter_reads_its_origin_from_its_headers() -> None:
 
 
 def test_a_replay_keeps_the_original_headers_drops_the_dlq_ones_and_names_the_dead_letter() -> None:
-    assert _dead_letter().replay_headers() == [("event-type", b"SpendReported"), (HEADER_REPLAYED_FROM, b"ads.spend.v1.dlq:0:7")]
+    assert _dead_letter().replay_headers() == [
+        ("event-type", b"SpendReported"),
+        (HEADER_REPLAYED_FROM, b"ads.spend.v1.dlq:0:7"),
+    ]
 
 
 def test_a_dead_letter_with_a_bad_partition_header_has_no_origin_partition() -> None:
@@ -104,9 +106,15 @@ def test_a_table_aligns_columns_and_shows_none_as_a_dash() -> None:
 
 def _figures(version: int = 3, real_micros: int = 5_000_000) -> OwnerFigures:
     expected = BalanceChanged(
-        owner_id="bc-1", owner_kind="business_center", currency="USD", real_micros=real_micros,
-        virtual_micros=real_micros, available_micros=real_micros,
-        buckets=BalanceBuckets(cash=real_micros, credit_line=0, vouchers=0), version=version, updated_at=NOW,
+        owner_id="bc-1",
+        owner_kind="business_center",
+        currency="USD",
+        real_micros=real_micros,
+        virtual_micros=real_micros,
+        available_micros=real_micros,
+        buckets=BalanceBuckets(cash=real_micros, credit_line=0, vouchers=0),
+        version=version,
+        updated_at=NOW,
     )
     return OwnerFigures("bc-1", "business_center", version, expected)
 
@@ -118,7 +126,9 @@ def _latest(event: BalanceChanged | None, value: bytes | None = None) -> dict[by
 
 
 def test_a_balance_record_equal_to_the_ledger_but_for_its_id_and_time_is_not_a_break() -> None:
-    published = _figures().expected.model_copy(update={"event_id": "another", "updated_at": datetime(2026, 1, 1, tzinfo=UTC)})
+    published = _figures().expected.model_copy(
+        update={"event_id": "another", "updated_at": datetime(2026, 1, 1, tzinfo=UTC)}
+    )
     assert compare_balances([_figures()], _latest(published)) == {}
 
 
@@ -146,8 +156,18 @@ def test_a_differing_record_names_each_figure_that_differs() -> None:
         assert f"{name} published" in detail
 
 
-COMMANDS = [[], ["dlq"], ["dlq", "list"], ["dlq", "show"], ["dlq", "replay"], ["lag"], ["ledger"], ["ledger", "audit"],
-            ["delivery"], ["delivery", "state"]]
+COMMANDS = [
+    [],
+    ["dlq"],
+    ["dlq", "list"],
+    ["dlq", "show"],
+    ["dlq", "replay"],
+    ["lag"],
+    ["ledger"],
+    ["ledger", "audit"],
+    ["delivery"],
+    ["delivery", "state"],
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=[" ".join(command) or "adledger" for command in COMMANDS])
@@ -170,8 +190,13 @@ def test_the_cli_is_a_package_of_its_own_with_the_adledger_console_script_instal
     project = tomllib.loads((ROOT / "tools" / "cli" / "pyproject.toml").read_text())["project"]
     assert project["name"] == "adledger-cli"
     assert project["scripts"] == {"adledger": "adledger_cli.main:main"}
-    assert {re.split(r"[<>=\[ ]", requirement)[0] for requirement in project["dependencies"]} == {"adledger-libs", "typer"}
+    assert {re.split(r"[<>=\[ ]", requirement)[0] for requirement in project["dependencies"]} == {
+        "adledger-libs",
+        "typer",
+    }
     makefile = (ROOT / "Makefile").read_text()
     assert "-e tools/cli" in makefile and "tools/cli/pyproject.toml" in makefile
-    pinned = {line.split("==")[0].lower() for line in (ROOT / "requirements.lock").read_text().splitlines() if "==" in line}
+    pinned = {
+        line.split("==")[0].lower() for line in (ROOT / "requirements.lock").read_text().splitlines() if "==" in line
+    }
     assert {"typer", "click", "rich", "shellingham"} <= pinned

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
-
 from adledger_contracts.external import BalanceChanged
 from adledger_ledger import audit, synthetic
 from adledger_ledger.domain import TransferRequest, raise_first_error
@@ -50,7 +49,9 @@ async def test_m3_the_audit_passes_on_healthy_books(stack: Stack) -> None:
         assert all(check["passed"] and not check["findings"] for check in report["checks"]), result
         assert (report["ledger_schema"], report["transfers"], report["owners"]) == (books.ledger_schema, 13, 3)
         balances = next(check for check in report["checks"] if check["name"] == "balances_topic")
-        assert balances["summary"] == f"the latest record of each of 3 owners on {books.balances_topic} equals the ledger"
+        assert (
+            balances["summary"] == f"the latest record of each of 3 owners on {books.balances_topic} equals the ledger"
+        )
 
         human = await adledger(*[argument for argument in books.audit_arguments() if argument != "--json"])
         assert human.returncode == 0, human
@@ -81,9 +82,14 @@ async def _hold_never_released(conn: asyncpg.Connection, books: Books, bootstrap
     # Through the real ledger, two hours ago, expiring an hour ago: a sweep that never ran.
     ledger = PostgresLedger(books.ledger_schema)
     request = TransferRequest(
-        id="stuck-hold", debit_account_id=system_account_id("platform_revenue", "USD"),
-        credit_account_id=system_account_id("platform_credit", "USD"), amount_micros=3 * USD, currency="USD",
-        code="test", pending=True, expires_at=books.now - timedelta(hours=1),
+        id="stuck-hold",
+        debit_account_id=system_account_id("platform_revenue", "USD"),
+        credit_account_id=system_account_id("platform_credit", "USD"),
+        amount_micros=3 * USD,
+        currency="USD",
+        code="test",
+        pending=True,
+        expires_at=books.now - timedelta(hours=1),
     )
     async with conn.transaction():
         raise_first_error(await ledger.create_transfers(conn, [request], books.now - timedelta(hours=2)))
@@ -101,10 +107,13 @@ async def _currency_that_does_not_sum_to_zero(conn: asyncpg.Connection, books: B
             credit,
         )
         await conn.execute(
-            f"update {books.ledger_schema}.accounts set debits_posted_micros = debits_posted_micros + 5000000 where id = $1", debit
+            f"update {books.ledger_schema}.accounts set debits_posted_micros = debits_posted_micros + 5000000"
+            " where id = $1",
+            debit,
         )
         await conn.execute(
-            f"update {books.ledger_schema}.accounts set credits_posted_micros = credits_posted_micros + 5000000 where id = $1",
+            f"update {books.ledger_schema}.accounts set credits_posted_micros = credits_posted_micros + 5000000"
+            " where id = $1",
             credit,
         )
 
@@ -118,7 +127,9 @@ async def _outbox_row_left_for_five_minutes(conn: asyncpg.Connection, books: Boo
 
 async def _balance_record_that_differs(conn: asyncpg.Connection, books: Books, bootstrap: str) -> None:
     [published] = [
-        record for record in await read_all(bootstrap, books.balances_topic, expect=3) if record.key == books.business_center.encode()
+        record
+        for record in await read_all(bootstrap, books.balances_topic, expect=3)
+        if record.key == books.business_center.encode()
     ]
     record = BalanceChanged.model_validate_json(published.value or b"")
     wrong = record.model_copy(update={"real_micros": record.real_micros + 1, "event_id": unique("wrong")})
@@ -227,14 +238,18 @@ async def test_m3_the_audit_is_right_on_a_generated_ledger_of_twenty_thousand_tr
         owner = next(item for item in found.owner_figures if item.owner_id == synthetic.owner_id(0))
         assert owner.expected.real_micros - owner.expected.virtual_micros == 4 * 50_000
 
-        cli = await adledger("ledger", "audit", "--ledger-schema", schema, "--skip-balances", "--outbox-schema", schema, "--json")
+        cli = await adledger(
+            "ledger", "audit", "--ledger-schema", schema, "--skip-balances", "--outbox-schema", schema, "--json"
+        )
         assert cli.returncode == 0, cli
         summaries = {check["name"]: check["summary"] for check in cli.json()["checks"]}
         assert summaries["balances_topic"] == "skipped (--skip-balances)"
 
         # One pending total of a EUR owner's cash changed: that account and EUR's pending sum break.
         changed = owner_account_id("ad_account", synthetic.owner_id(7), "cash")
-        await conn.execute(f"update {schema}.accounts set debits_pending_micros = debits_pending_micros + 1 where id = $1", changed)
+        await conn.execute(
+            f"update {schema}.accounts set debits_pending_micros = debits_pending_micros + 1 where id = $1", changed
+        )
         broken = await audit.audit_ledger(conn, schema, now=now)
         assert {(finding.check, finding.subject) for finding in broken.findings()} == {
             ("currency_sums", "EUR"),

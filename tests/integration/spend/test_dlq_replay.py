@@ -84,7 +84,9 @@ async def test_s5_a_dead_lettered_spend_replayed_after_its_account_opens_is_char
         if (record.partition, record.offset) == (published["destination_partition"], published["published_offset"])
     ]
     assert len(replayed) == 1
-    assert replayed[0].key == late_account.encode() and json.loads(replayed[0].value or b"")["event_id"] == spend.event_id
+    assert (
+        replayed[0].key == late_account.encode() and json.loads(replayed[0].value or b"")["event_id"] == spend.event_id
+    )
     assert replayed[0].headers == {"dlq-replayed-from": letter["dlq"]}
 
     # Replayed again by mistake: published, read by the consumer, and charged nothing.
@@ -97,7 +99,9 @@ async def test_s5_a_dead_lettered_spend_replayed_after_its_account_opens_is_char
     assert (balance["available_micros"], balance["real_micros"]) == (6 * USD, 6 * USD)
 
 
-async def test_s1_a_dead_letter_replayed_after_the_ad_server_re_sent_it_is_not_charged_twice(services: Services) -> None:
+async def test_s1_a_dead_letter_replayed_after_the_ad_server_re_sent_it_is_not_charged_twice(
+    services: Services,
+) -> None:
     business_center = await services.business_center()
     late_account = unique("acc")
     spend = services.spend_event(late_account, 3 * USD)

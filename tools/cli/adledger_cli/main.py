@@ -11,10 +11,12 @@ from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
+import asyncpg
 import typer
 from adledger_libs.clock import SystemClock
 from adledger_libs.db import checked_schema
 from adledger_libs.logs import configure_logging
+from aiokafka.errors import KafkaError
 
 from adledger_cli import audit, delivery, dlq, lag
 from adledger_cli.errors import EXIT_COULD_NOT_RUN, EXIT_FOUND_PROBLEMS, OperatorError
@@ -73,6 +75,10 @@ def _run(work: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(work)
     except OperatorError as error:
         typer.echo(f"adledger: {error}", err=True)
+        raise typer.Exit(EXIT_COULD_NOT_RUN) from None
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError, OSError) as error:
+        # The database or the broker failed under the command (a permission, a lost connection).
+        typer.echo(f"adledger: {type(error).__name__}: {error}", err=True)
         raise typer.Exit(EXIT_COULD_NOT_RUN) from None
 
 
