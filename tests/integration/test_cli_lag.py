@@ -35,6 +35,13 @@ def _kafka_tool_rows(bootstrap: str, groups: list[str]) -> set[tuple[str, ...]]:
     return rows
 
 
+def _delete_groups(bootstrap: str, groups: list[str]) -> None:
+    arguments = [str(KAFKA_TOOLS), "consumer-groups", "--bootstrap-server", bootstrap, "--delete"]
+    for group in groups:
+        arguments += ["--group", group]
+    subprocess.run(arguments, check=False, capture_output=True, timeout=120)
+
+
 def _cli_rows(groups: list[dict[str, object]]) -> set[tuple[str, ...]]:
     def text(value: object) -> str:
         return "-" if value is None else str(value)
@@ -107,6 +114,8 @@ async def test_lag_agrees_with_kafkas_own_tool_for_groups_with_known_lag(stack: 
         theirs = await asyncio.to_thread(_kafka_tool_rows, stack.kafka_bootstrap_servers, [idle, active])
     finally:
         await member.stop()
+    # The groups go, so runs do not pile groups up on the shared broker.
+    await asyncio.to_thread(_delete_groups, stack.kafka_bootstrap_servers, [idle, active])
 
     assert ours == theirs
     assert _cli_rows(single.json()) == {row for row in theirs if row[0] == idle}
