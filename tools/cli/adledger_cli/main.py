@@ -53,7 +53,6 @@ def root(
     ] = None,
     database_url: Annotated[str | None, typer.Option(help="PostgreSQL URL (default: ADLEDGER_DATABASE_URL)")] = None,
 ) -> None:
-    configure_logging(level="WARNING", fmt="console")
     settings = CliSettings()
     overrides: dict[str, str] = {}
     if bootstrap_servers:
@@ -370,4 +369,7 @@ def delivery_state(
 
 
 def main() -> None:
+    # Here rather than in a callback: logging is process-wide, and a command invoked in-process (a
+    # test's CliRunner) must not point the services' loggers at a stream that is closed after it.
+    configure_logging(level="WARNING", fmt="console")
     app(prog_name="adledger")
