@@ -10,7 +10,7 @@ from datetime import datetime
 from adledger_contracts.external import DeliveryStateChanged
 from adledger_libs.events import DecodeError, decode
 
-from adledger_cli.topics import Record, read_to_end
+from adledger_cli.topics import LatestPerKey, Record
 
 
 @dataclass(frozen=True)
@@ -25,17 +25,9 @@ class DeliveryState:
 
 async def read_states(bootstrap_servers: str, topic: str, account: str | None = None) -> list[DeliveryState]:
     """The latest state per key (a tombstone removes it), only `account`'s keys when given."""
-    latest: dict[bytes, Record] = {}
-
-    def keep(record: Record) -> None:
-        if record.key is None:
-            return
-        if record.value is None:
-            latest.pop(record.key, None)
-        else:
-            latest[record.key] = record
-
-    await read_to_end(bootstrap_servers, [topic], keep)
+    async with LatestPerKey(bootstrap_servers, topic) as reader:
+        await reader.catch_up()
+        latest = reader.values
     states = []
     for key_bytes, record in latest.items():
         key = key_bytes.decode("utf-8", errors="replace")
