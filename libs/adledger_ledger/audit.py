@@ -239,6 +239,11 @@ def _int(value: Decimal | int | None) -> int:
     return int(value)
 
 
+async def has_ledger(conn: asyncpg.Connection, schema: str) -> bool:
+    """Whether `schema` holds the ledger's tables (so an operator's typo is told, not audited)."""
+    return await conn.fetchval("select to_regclass($1)", f"{checked_schema(schema)}.transfers") is not None
+
+
 async def audit_ledger(
     conn: asyncpg.Connection,
     schema: str,

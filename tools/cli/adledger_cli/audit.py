@@ -29,6 +29,7 @@ from adledger_ledger.audit import (
     LedgerAudit,
     OwnerFigures,
     audit_ledger,
+    has_ledger,
     recheck_owner_figures,
 )
 from adledger_libs.clock import Clock
@@ -82,7 +83,7 @@ async def run_audit(database_url: str, bootstrap_servers: str, options: AuditOpt
     except (OSError, asyncpg.PostgresError, TimeoutError) as error:
         raise OperatorError(f"PostgreSQL at {_without_password(database_url)} did not answer: {error!r}") from error
     try:
-        if await conn.fetchval("select to_regclass($1)", f"{options.ledger_schema}.transfers") is None:
+        if not await has_ledger(conn, options.ledger_schema):
             raise OperatorError(f"no ledger in schema {options.ledger_schema!r} (no table transfers)")
         now = clock.now()
         ledger = await audit_ledger(
