@@ -2,17 +2,17 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-SERVICES := wallet campaign invoicing order_escrow spend_consumer
+SERVICES := identity wallet campaign invoicing order_escrow spend_consumer
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 STACK := deploy/local/stack
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv stack-up stack-down stack-status run test test-unit test-integration lint schemas check-schemas bench bench-smoke bench-audit lock clean
+.PHONY: help setup venv stack-up stack-down stack-status run test test-unit test-integration lint schemas check-schemas k8s kafka-lock bench bench-smoke bench-audit lock clean
 
 help: ## List the targets.
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 setup: venv stack-up ## Install everything (Python packages, Kafka jars, PostgreSQL, Java) and start the stack.
 
@@ -52,10 +52,19 @@ lint: venv ## Static checks that catch real bugs: undefined names, unused import
 
 schemas: venv ## Regenerate schemas/ from the pydantic models and the topic catalogue.
 	$(PY) -m adledger_contracts.schemagen schemas
+	$(PY) -m adledger_identity.inject schemas/openapi
 	$(PY) -m adledger_wallet.inject schemas/openapi
 	$(PY) -m adledger_order_escrow.inject schemas/openapi
 	$(PY) -m adledger_campaign.inject schemas/openapi
 	$(PY) -m adledger_invoicing.inject schemas/openapi
+	$(PY) deploy/k8s/generate.py
+
+k8s: venv ## Regenerate deploy/k8s's Strimzi resources (KafkaTopics from the catalogue, the Kafka version from deploy/kafka.lock).
+	$(PY) deploy/k8s/generate.py
+
+KAFKA_VERSION ?=
+kafka-lock: ## Pin Kafka KAFKA_VERSION (default: the pinned one): fetch it, write deploy/kafka.lock's checksums and docker-compose.yml.
+	deploy/local/kafka-lock $(KAFKA_VERSION)
 
 check-schemas: venv ## Fail if schemas/ drifted from the models.
 	$(PY) -m adledger_contracts.schemagen schemas --check

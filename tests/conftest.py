@@ -22,6 +22,10 @@ from collections.abc import Iterator
 
 import pytest
 
+# The tests run the local profile (local defaults and conveniences allowed), as `make run` does;
+# tests of the production profile say so in their settings.
+os.environ.setdefault("ADLEDGER_PROFILE", "local")
+
 LIMIT_S = float(os.environ.get("ADLEDGER_TEST_LIMIT_S", "300"))
 GRACE_S = float(os.environ.get("ADLEDGER_TEST_GRACE_S", "60"))
 

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Helpers shared by deploy/local/stack, deploy/local/kafka and deploy/local/kafka-fetch.
+# Helpers shared by deploy/local/stack, deploy/local/kafka, deploy/local/kafka-fetch and deploy/local/kafka-lock.
 #
 # They live apart from env.sh because env.sh is also sourced by interactive shells, which should not be
 # polluted with these functions. The caller must have sourced env.sh first.
@@ -147,4 +147,35 @@ adl_now_ms() {
 adl_fmt_ms() {
   local ms="$1"
   printf '%d.%d s' "$((ms / 1000))" "$(((ms % 1000) / 100))"
+}
+
+# ---------------------------------------------------------------------------------------------------------
+# The pinned Kafka (deploy/kafka.lock): one version for the local stack, docker-compose.yml and deploy/k8s,
+# with the SHA-256 of every jar that deploy/local/kafka-fetch puts on the classpath.
+# ---------------------------------------------------------------------------------------------------------
+
+ADLEDGER_KAFKA_LOCK="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/kafka.lock"
+
+# Prints the pinned Kafka version.
+adl_kafka_pinned_version() {
+  local version
+  [[ -r "${ADLEDGER_KAFKA_LOCK}" ]] || adl_die "the Kafka pin ${ADLEDGER_KAFKA_LOCK} is missing"
+  version="$(awk '$1 == "version" { print $2 }' "${ADLEDGER_KAFKA_LOCK}")"
+  [[ "${version}" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] \
+    || adl_die "${ADLEDGER_KAFKA_LOCK} names no version (a line 'version X.Y.Z')"
+  printf '%s\n' "${version}"
+}
+
+# Prints the pinned jars' sums in sha256sum's format ("<sha256>  <file>"), for sha256sum --check.
+adl_kafka_locked_sums() {
+  awk '$1 == "sha256" { print $2 "  " $3 }' "${ADLEDGER_KAFKA_LOCK}"
+}
+
+# True when a class is in one of the Kafka jars of a classpath directory. Kafka moves its tools between
+# releases (ConfigCommand left kafka.admin for org.apache.kafka.tools in 4.4), so the wrapper picks the
+# class that the jars at hand have. A zip archive stores each entry's name uncompressed, so a plain search
+# of the archives for "<class path>.class" finds it without unpacking anything.
+adl_kafka_has_class() {
+  local libs="$1" class="$2"
+  grep -qsF --binary-files=text "${class//.//}.class" "${libs}"/kafka*.jar
 }

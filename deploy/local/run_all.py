@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from supervise import Child, Supervisor  # noqa: E402 - the supervisor sits beside this script
 
 SERVICES: dict[str, int] = {
+    "identity": 8086,
     "wallet": 8081,
     "campaign": 8082,
     "invoicing": 8083,
@@ -67,6 +68,9 @@ async def _all_healthy() -> list[str]:
 async def main() -> int:
     env = {**os.environ}
     env.setdefault("ADLEDGER_LOG_FORMAT", "console")
+    # make run is the local profile: local defaults (the platform token, the webhook secret) and the
+    # local payment provider exist only here; a service started without it is production.
+    env.setdefault("ADLEDGER_PROFILE", "local")
     env.setdefault("PYTHONUNBUFFERED", "1")
     children = [Child(name, (sys.executable, "-m", f"adledger_{name}"), {"ADLEDGER_HTTP_PORT": str(port)})
                 for name, port in SERVICES.items()]

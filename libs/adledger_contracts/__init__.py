@@ -16,6 +16,7 @@ from adledger_contracts.external import (
 from adledger_contracts.alerts import BalanceAlertRaised, EmailSent, LowBalanceThresholdSet
 from adledger_contracts.campaigns import AdAccountBudgetCapChanged, CampaignChanged
 from adledger_contracts.invoicing import FundingSourceCharged, InvoiceStatusChanged, IssueInvoice
+from adledger_contracts.identity import ApiKeyChanged, MembershipChanged, SessionRevoked, SigningKeyPublished, UserChanged
 from adledger_contracts.notifications import EmailRequested
 from adledger_contracts.orders import OrderPlaced, OrderStatusChanged
 from adledger_contracts.spending import SpendPosted
@@ -71,10 +72,20 @@ ALL_MESSAGES = (
     LowBalanceThresholdSet,
     InvoiceStatusChanged,
     FundingSourceCharged,
+    UserChanged,
+    MembershipChanged,
+    ApiKeyChanged,
+    SessionRevoked,
+    SigningKeyPublished,
 )
 
 __all__ = [
     "ALL_MESSAGES",
+    "ApiKeyChanged",
+    "MembershipChanged",
+    "SessionRevoked",
+    "SigningKeyPublished",
+    "UserChanged",
     "AdAccountBudgetCapChanged",
     "CampaignChanged",
     "IssueInvoice",

@@ -82,7 +82,7 @@ _BASE: tuple[TopicSpec, ...] = (
         partitions=6,
         cleanup_policy="delete",
         producers=("wallet",),
-        consumers=("campaign", "invoicing", "spend_consumer", "order_escrow"),
+        consumers=("campaign", "invoicing", "spend_consumer", "order_escrow", "identity"),
         message_types=(
             "BusinessCenterOpened",
             "AdAccountOpened",
@@ -97,6 +97,19 @@ _BASE: tuple[TopicSpec, ...] = (
         ),
         description="What happened in the wallet: Business Centers and ad accounts opened, ABA enabled, "
         "funds allocated or received, prepayment threshold crossed (W12).",
+    ),
+    TopicSpec(
+        name="identity.events.v1",
+        key="user:<id>, membership:<business center>:<user>, api-key:<id>, session:<id>, signing-key:<id>",
+        partitions=3,
+        cleanup_policy="compact",
+        producers=("identity",),
+        consumers=("wallet", "campaign", "invoicing", "order_escrow", "sends", "console"),
+        message_types=("UserChanged", "MembershipChanged", "ApiKeyChanged", "SessionRevoked", "SigningKeyPublished"),
+        description="The platform's one identity (issue 13): users, Business Center roles (W9), API keys (by "
+        "SHA-256), revoked sessions and the public keys that sign session tokens, each the newest snapshot per "
+        "key. Every service keeps a replica and verifies callers locally; read from the beginning at a cold start.",
+        configs={"min.cleanable.dirty.ratio": "0.1", "segment.ms": "3600000"},
     ),
     TopicSpec(
         name="wallet.commands.v1",

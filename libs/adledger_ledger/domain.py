@@ -43,6 +43,7 @@ __all__ = [
     "LedgerError",
     "LinkedChainOpenError",
     "LinkedTransferFailedError",
+    "OwnerIdTakenError",
     "PendingResolution",
     "PendingTransferAlreadyResolvedError",
     "PendingTransferExpiredError",
@@ -200,6 +201,16 @@ class LinkedTransferFailedError(LedgerError):
         self.request_id = request_id
         self.failing_request_id = failing_request_id
         self.cause = cause
+
+
+class OwnerIdTakenError(LedgerError):
+    """An owner id is already the id of an owner of another kind: ids are unique across kinds."""
+
+    def __init__(self, owner_id: str, kind: str, taken_by_kind: str) -> None:
+        super().__init__(f"the id {owner_id!r} is already taken (by a {taken_by_kind.replace('_', ' ')})")
+        self.owner_id = owner_id
+        self.kind = kind
+        self.taken_by_kind = taken_by_kind
 
 
 class LinkedChainOpenError(LedgerError):

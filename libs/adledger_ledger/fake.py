@@ -13,6 +13,7 @@ from datetime import datetime
 
 from .domain import (
     Account,
+    OwnerIdTakenError,
     PendingResolution,
     Transfer,
     TransferKind,
@@ -30,6 +31,13 @@ class InMemoryLedger:
     def __init__(self) -> None:
         self._accounts: dict[str, Account] = {}
         self._transfers: dict[str, Transfer] = {}
+        self._owners: dict[str, str] = {}
+        self._versions: dict[str, int] = {}
+
+    async def register_owner(self, session: object, owner_id: str, kind: str) -> None:
+        taken = self._owners.setdefault(owner_id, kind)
+        if taken != kind:
+            raise OwnerIdTakenError(owner_id, kind, taken)
 
     async def create_accounts(self, session: object, accounts: Sequence[Account]) -> list[Account]:
         opening = open_accounts(self._accounts, accounts)
@@ -59,6 +67,30 @@ class InMemoryLedger:
             self._accounts[account.id] = account
         self._store_resolutions(outcome.new_resolutions)
         return list(outcome.expired)
+
+    async def bump_balance_versions(self, session: object, owners: Sequence[tuple[str, str]], now: datetime) -> dict[str, int]:
+        for _, owner_id in owners:
+            self._versions[owner_id] = self._versions.get(owner_id, 0) + 1
+        return {owner_id: self._versions[owner_id] for _, owner_id in owners}
+
+    async def balance_version(self, session: object, owner_id: str) -> int | None:
+        return self._versions.get(owner_id)
+
+    async def balances_as_of(self, session: object, account_ids: Sequence[str], instant: datetime) -> dict[str, tuple[int, int]]:
+        figures: dict[str, tuple[int, int]] = {}
+        for account_id in account_ids:
+            posted = held = 0
+            for transfer in self._transfers.values():
+                if transfer.created_at >= instant:
+                    continue
+                if transfer.kind in (TransferKind.SINGLE, TransferKind.POST_PENDING):
+                    posted += transfer.amount_micros * ((transfer.credit_account_id == account_id) - (transfer.debit_account_id == account_id))
+                elif transfer.kind is TransferKind.PENDING and transfer.debit_account_id == account_id:
+                    resolution = transfer.resolution
+                    if resolution is None or resolution.resolved_at >= instant:
+                        held += transfer.amount_micros
+            figures[account_id] = (posted, held)
+        return figures
 
     async def balances(self, session: object, account_ids: Sequence[str]) -> dict[str, Account]:
         return {account_id: self._accounts[account_id] for account_id in account_ids if account_id in self._accounts}

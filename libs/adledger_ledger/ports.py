@@ -48,6 +48,14 @@ class Ledger(Protocol[Session]):
         """
         ...
 
+    async def register_owner(self, session: Session, owner_id: str, kind: str) -> None:
+        """Record that `owner_id` names an owner of `kind` (idempotent for the same kind).
+
+        Raises:
+            OwnerIdTakenError: the id already names an owner of another kind.
+        """
+        ...
+
     async def expire_pending(self, session: Session, now: datetime) -> list[Transfer]:
         """Release the unresolved pending transfers whose `expires_at` is at or before `now`.
 
@@ -57,6 +65,20 @@ class Ledger(Protocol[Session]):
         Raises:
             ValueError: `now` is not a timezone-aware UTC datetime.
         """
+        ...
+
+    async def bump_balance_versions(self, session: Session, owners: Sequence[tuple[str, str]], now: datetime) -> dict[str, int]:
+        """Give each (owner kind, owner id) the next version of its published balance (`balances.v1`);
+        the versions are locked until the session's transaction ends, so the balance read after it
+        is the one that version carries."""
+        ...
+
+    async def balance_version(self, session: Session, owner_id: str) -> int | None:
+        """The version of the owner's newest published balance, or None before the first."""
+        ...
+
+    async def balances_as_of(self, session: Session, account_ids: Sequence[str], instant: datetime) -> dict[str, tuple[int, int]]:
+        """(posted balance, debits held) of each account as it stood at `instant` (W13's day closes)."""
         ...
 
     async def balances(self, session: Session, account_ids: Sequence[str]) -> dict[str, Account]:

@@ -33,6 +33,7 @@ from adledger_libs.db import checked_schema
 
 from .domain import (
     Account,
+    OwnerIdTakenError,
     PendingResolution,
     ResolutionKind,
     Transfer,
@@ -178,6 +179,17 @@ class PostgresLedger:
         await self._store_balances(session, outcome.changed_accounts)
         return list(outcome.results)
 
+    async def register_owner(self, session: asyncpg.Connection, owner_id: str, kind: str) -> None:
+        _require_transaction(session)
+        taken = await session.fetchval(
+            f"""with new as (insert into {self.schema}.owners (owner_id, kind) values ($1, $2)
+                             on conflict (owner_id) do nothing returning kind)
+                select coalesce((select kind from new), (select kind from {self.schema}.owners where owner_id = $1))""",
+            owner_id, kind,
+        )
+        if taken != kind:
+            raise OwnerIdTakenError(owner_id, kind, str(taken))
+
     async def expire_pending(self, session: asyncpg.Connection, now: datetime) -> list[Transfer]:
         _require_transaction(session)
         due_ids = [row["pending_id"] for row in await session.fetch(self._select_due, now, self._expiry_batch_size)]
@@ -201,6 +213,56 @@ class PostgresLedger:
             await session.execute(self._delete_expiries, already_resolved)
         await self._store_balances(session, outcome.changed_accounts)
         return list(outcome.expired)
+
+    async def bump_balance_versions(
+        self, session: asyncpg.Connection, owners: Sequence[tuple[str, str]], now: datetime
+    ) -> dict[str, int]:
+        """Give each (owner kind, owner id) its next balance version and lock it until commit."""
+        _require_transaction(session)
+        rows = await session.fetch(
+            f"""insert into {self.schema}.owner_versions as v (owner_id, owner_kind, version, updated_at)
+                select owner_id, owner_kind, 1, $3 from unnest($1::text[], $2::text[]) as n(owner_id, owner_kind)
+                on conflict (owner_id) do update set version = v.version + 1, updated_at = excluded.updated_at
+                returning owner_id, version""",
+            [owner for _, owner in owners], [kind for kind, _ in owners], now,
+        )
+        return {row["owner_id"]: row["version"] for row in rows}
+
+    async def balance_version(self, session: asyncpg.Connection, owner_id: str) -> int | None:
+        """The version of the owner's newest published balance, or None before the first."""
+        version = await session.fetchval(f"select version from {self.schema}.owner_versions where owner_id = $1", owner_id)
+        return int(version) if version is not None else None
+
+    async def balances_as_of(
+        self, session: asyncpg.Connection, account_ids: Sequence[str], instant: datetime
+    ) -> dict[str, tuple[int, int]]:
+        """(posted balance, debits held) per account as they stood at `instant`, from the immutable
+        transfers created before it (never the running totals), so a late reader gets the past:
+        posted = credits − debits of `single` and `post_pending` transfers; held = `pending`
+        debits created before `instant` whose resolution (post, void, expiry) came at or after it.
+        Accounts without transfers answer (0, 0)."""
+        ledger = self.schema
+        rows = await session.fetch(
+            f"""with moves as (
+                    select credit_account_id as account_id, amount_micros as posted, 0::bigint as held
+                      from {ledger}.transfers where kind in ('single', 'post_pending') and created_at < $2
+                       and credit_account_id = any($1::text[])
+                    union all
+                    select debit_account_id, -amount_micros, 0
+                      from {ledger}.transfers where kind in ('single', 'post_pending') and created_at < $2
+                       and debit_account_id = any($1::text[])
+                    union all
+                    select t.debit_account_id, 0, t.amount_micros
+                      from {ledger}.transfers t left join {ledger}.pending_resolutions r on r.pending_id = t.id
+                     where t.kind = 'pending' and t.created_at < $2 and t.debit_account_id = any($1::text[])
+                       and (r.pending_id is null or r.resolved_at >= $2)
+                )
+                select account_id, sum(posted)::bigint as posted, sum(held)::bigint as held from moves group by account_id""",
+            list(account_ids), instant,
+        )
+        figures = {account_id: (0, 0) for account_id in account_ids}
+        figures.update({row["account_id"]: (row["posted"], row["held"]) for row in rows})
+        return figures
 
     async def balances(self, session: asyncpg.Connection, account_ids: Sequence[str]) -> dict[str, Account]:
         return await self._fetch_accounts(session, self._select_accounts, list(account_ids))

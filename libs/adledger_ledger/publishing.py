@@ -9,17 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from adledger_contracts.external import BalanceBuckets, BalanceChanged
 from adledger_ledger.owners import OwnerBalance, OwnerKind, owner_account_id, owner_balance, owner_buckets
-from adledger_ledger.postgres import PostgresLedger
+from adledger_ledger.ports import Ledger
 from adledger_libs.outbox import UnitOfWork
 
 BALANCES_TOPIC = "balances.v1"
 
 
 async def read_owner_balances(
-    uow: UnitOfWork, ledger: PostgresLedger, owners: Sequence[tuple[OwnerKind, str]]
+    uow: UnitOfWork, ledger: Ledger[Any], owners: Sequence[tuple[OwnerKind, str]]
 ) -> list[OwnerBalance]:
     account_ids = [owner_account_id(kind, owner, bucket) for kind, owner in owners for bucket in owner_buckets(kind)]
     accounts = await ledger.balances(uow.conn, account_ids)
@@ -28,7 +29,7 @@ async def read_owner_balances(
 
 async def publish_balances(
     uow: UnitOfWork,
-    ledger: PostgresLedger,
+    ledger: Ledger[Any],
     owners: Sequence[tuple[OwnerKind, str]],
     now: datetime,
     *,
@@ -44,16 +45,7 @@ async def publish_balances(
     unique_owners = sorted(set(owners), key=lambda owner: owner[1])
     if not unique_owners:
         return []
-    rows = await uow.conn.fetch(
-        f"""insert into {ledger.schema}.owner_versions as v (owner_id, owner_kind, version, updated_at)
-            select owner_id, owner_kind, 1, $3 from unnest($1::text[], $2::text[]) as n(owner_id, owner_kind)
-            on conflict (owner_id) do update set version = v.version + 1, updated_at = excluded.updated_at
-            returning owner_id, version""",
-        [owner for _, owner in unique_owners],
-        [kind for kind, _ in unique_owners],
-        now,
-    )
-    versions = {row["owner_id"]: row["version"] for row in rows}
+    versions = await ledger.bump_balance_versions(uow.conn, unique_owners, now)
     balances = await read_owner_balances(uow, ledger, unique_owners)
     events = [balance_event(item, versions[item.owner_id], now) for item in balances]
     for event in events:

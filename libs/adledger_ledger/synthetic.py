@@ -69,6 +69,12 @@ async def generate(
     for number in range(owners):
         accounts += owner_accounts("ad_account", owner_id(number), CURRENCIES[number % len(CURRENCIES)])
     async with conn.transaction():
+        # Every owner is registered with its kind before its accounts open, as the services do.
+        await conn.execute(
+            f"""insert into {schema}.owners (owner_id, kind)
+                select 'syn-' || n, 'ad_account' from generate_series(0, $1 - 1) as n""",
+            owners,
+        )
         await ledger.create_accounts(conn, accounts)
     async with conn.transaction():
         # Checking three foreign keys and updating three indexes row by row is most of the cost

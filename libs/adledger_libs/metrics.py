@@ -30,3 +30,9 @@ CONSUMER_LAG = Gauge(
 OUTBOX_PUBLISHED = Counter(
     "adledger_outbox_published_total", "Events the outbox relay published to Kafka.", ["schema"]
 )
+OUTBOX_OLDEST_AGE = Gauge(
+    "adledger_outbox_oldest_age_seconds",
+    "Age of the oldest outbox row not yet published, per schema (0 when there is none): what the relay saw "
+    "at its last round, aged to the time of the scrape, so it keeps growing while a relay is stuck.",
+    ["schema"],
+)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from aiokafka import AIOKafkaProducer
 from adledger_libs.db import checked_schema
 from adledger_libs.events import Envelope, Message, encode
 from adledger_libs.logs import current_trace_id, get_logger, new_trace_id
-from adledger_libs.metrics import OUTBOX_PUBLISHED
+from adledger_libs.metrics import OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED
 
 log = get_logger(__name__)
 
@@ -206,8 +207,12 @@ class OutboxRelay:
         batch_size: int = 2000,
         poll_interval_s: float = 0.5,
         after_publish: Callable[[list[int]], Awaitable[None]] | None = None,
+        sign: Callable[[str, bytes | None, bytes, dict[str, str]], list[tuple[str, bytes]]] | None = None,
     ) -> None:
+        """`sign(topic, key, value, headers)` gives the headers to add to a record as it leaves
+        (the producing service's signature on records other services act on, issue 12)."""
         self._pool = pool
+        self._sign = sign
         self._producer = producer
         self._schema = checked_schema(schema)
         self._batch_size = batch_size
@@ -217,6 +222,10 @@ class OutboxRelay:
         # so a test can crash the relay exactly there.
         self._after_publish = after_publish
         self._listener: asyncpg.Connection | None = None
+        # The age of the oldest unpublished row at the relay's last round, and when that was (monotonic):
+        # the gauge adds the time since, so an outbox that stopped draining shows its real age.
+        self._oldest: tuple[float, float] | None = None
+        OUTBOX_OLDEST_AGE.labels(self._schema).set_function(self._oldest_age_s)
 
     @property
     def channel(self) -> str:
@@ -245,22 +254,24 @@ class OutboxRelay:
         async with self._pool.acquire() as conn, conn.transaction():
             locked = await conn.fetchval("select pg_try_advisory_xact_lock(hashtext($1))", self.channel)
             if not locked:
+                # Another instance relays this schema and reports the outbox's age.
+                self._oldest = None
                 return 0
             rows = await conn.fetch(
-                f"select id, topic, key, value, headers from {self._schema}.outbox order by id limit $1",
+                "select id, topic, key, value, headers,"
+                " extract(epoch from clock_timestamp() - created_at)::float8 as age_s"
+                f" from {self._schema}.outbox order by id limit $1",
                 self._batch_size,
             )
+            self._oldest = (max(row["age_s"] for row in rows), time.monotonic()) if rows else None
             if not rows:
                 return 0
-            futures = [
-                await self._producer.send(
-                    row["topic"],
-                    value=row["value"],
-                    key=row["key"],
-                    headers=[(name, value.encode()) for name, value in json.loads(row["headers"])],
-                )
-                for row in rows
-            ]
+            futures = []
+            for row in rows:
+                headers = [(name, value.encode()) for name, value in json.loads(row["headers"])]
+                if self._sign is not None:
+                    headers += self._sign(row["topic"], row["key"], row["value"], dict(json.loads(row["headers"])))
+                futures.append(await self._producer.send(row["topic"], value=row["value"], key=row["key"], headers=headers))
             await asyncio.gather(*futures)
             ids = [row["id"] for row in rows]
             if self._after_publish is not None:
@@ -288,6 +299,12 @@ class OutboxRelay:
 
     def _notified(self, *_: object) -> None:
         self._wakeup.set()
+
+    def _oldest_age_s(self) -> float:
+        if self._oldest is None:
+            return 0.0
+        age_s, seen_at = self._oldest
+        return max(age_s, 0.0) + time.monotonic() - seen_at
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,9 @@ import asyncio
 import contextlib
 import signal
 import sys
+from datetime import timedelta
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any
 from importlib.resources.abc import Traversable
 
 import asyncpg
@@ -27,11 +29,13 @@ from adledger_contracts.topics import CATALOGUE, TopicSpec
 from adledger_libs.clock import Clock, SystemClock
 from adledger_libs.consumer import Subscription, TransactionalConsumer
 from adledger_libs.db import LIBRARY_MIGRATIONS, connect, create_pool, migrate
+from adledger_libs.events import HEADER_EVENT_TYPE
 from adledger_libs.http import build_app
 from adledger_libs.kafka import ensure_topics, make_producer
 from adledger_libs.logs import configure_logging, get_logger
 from adledger_libs.outbox import OutboxRelay
 from adledger_libs.settings import ServiceSettings
+from adledger_libs.web import RejectionTable
 
 log = get_logger(__name__)
 
@@ -85,6 +89,13 @@ class ServiceRuntime:
         self._error_handlers: dict[type[Exception], ErrorHandler] = {}
         self._startup_jobs: list[BackgroundJob] = []
         self._shared_schemas: list[tuple[str, list[tuple[str, Traversable]]]] = []
+        # FastAPI (issue 13): routers, the service's rejections, and whether callers are verified.
+        self._routers: list[Any] = []
+        self._http_title = f"adledger {settings.service_name.replace('_', ' ')}"
+        self._http_description = ""
+        self._rejections: RejectionTable = ()
+        self._public_paths: list[str] = []
+        self._authenticator: Any = None
         self._pool: asyncpg.Pool | None = None
         self._producer: AIOKafkaProducer | None = None
         self._relay: OutboxRelay | None = None
@@ -96,6 +107,56 @@ class ServiceRuntime:
 
     def add_routes(self, *routes: BaseRoute) -> None:
         self._routes.extend(routes)
+
+    def add_router(self, router: Any) -> None:
+        """A FastAPI router of the service's API."""
+        self._routers.append(router)
+
+    def describe_api(
+        self, *, title: str, description: str, rejections: RejectionTable = (), public_paths: Sequence[str] = ()
+    ) -> None:
+        """The API's title and description (in its OpenAPI document), how the core's refusals are
+        answered, and the routes that need no bearer token."""
+        self._http_title = title
+        self._http_description = description
+        self._rejections = rejections
+        self._public_paths = list(public_paths)
+
+        async def prune_idempotency_answers() -> None:
+            from adledger_libs.web import prune_idempotent_requests
+
+            retention = timedelta(days=self.settings.idempotency_retention_days)
+            await prune_idempotent_requests(self.pool, self.clock.now() - retention)
+
+        self.add_periodic_job("idempotency_pruning", prune_idempotency_answers, 3_600_000)
+
+    def verify_callers(self, *, replicate: bool = True) -> Any:
+        """Callers are verified locally against a replica of the platform's identity: its
+        `identity.events.v1` subscriptions join the service's consumer (the identity service
+        itself writes those tables directly, `replicate=False`)."""
+        from adledger_auth import replica
+        from adledger_auth.callers import Authenticator
+
+        if self._authenticator is None:
+            self._authenticator = Authenticator(lambda: self.pool, self.clock)
+            if replicate:
+                self.subscribe(*replica.subscriptions(self.settings.identity_events_topic))
+        return self._authenticator
+
+    def http_app(self) -> Any:
+        """The service's FastAPI application (also built without a database, for its OpenAPI document)."""
+        from adledger_auth.callers import UnauthenticatedError
+        from adledger_libs.web import build_app
+
+        authenticator = self._authenticator
+        return build_app(
+            title=self._http_title, service=self.settings.service_name, description=self._http_description,
+            routers=self._routers,
+            health_checks={"database": self.check_database, "kafka": self.check_kafka}, rejections=self._rejections,
+            authenticate=authenticator.authenticate if authenticator is not None else None,
+            unauthenticated=(UnauthenticatedError,), public_paths=self._public_paths,
+            max_body_bytes=self.settings.http_max_body_bytes,
+        )
 
     def add_background_job(self, name: str, job: BackgroundJob) -> None:
         self._background.append((name, job))
@@ -155,6 +216,7 @@ class ServiceRuntime:
 
     async def start(self) -> None:
         settings = self.settings
+        settings.check_safe()
         await self.migrate()
         self._pool = await create_pool(
             settings.database_url,
@@ -172,6 +234,7 @@ class ServiceRuntime:
             self._producer,
             schema=settings.schema,
             poll_interval_s=settings.outbox_poll_interval_ms / 1000,
+            sign=self._record_signer(),
         )
         for job in self._startup_jobs:
             await job()
@@ -213,17 +276,21 @@ class ServiceRuntime:
                 relay=self.relay,
                 max_batch_records=self.settings.consumer_max_batch_records,
                 client_id=self._name(),
+                check_signature=self._signature_check(),
             )
             await consumer.start()
             spawn("consumer", consumer.run())
         for name, job in self._background:
             spawn(name, job())
-        app = build_app(
-            service=self.settings.service_name,
-            health_checks={"database": self.check_database, "kafka": self.check_kafka},
-            routes=self._routes,
-            error_handlers=self._error_handlers,
-        )
+        if self._routers:
+            app = self.http_app()
+        else:
+            app = build_app(
+                service=self.settings.service_name,
+                health_checks={"database": self.check_database, "kafka": self.check_kafka},
+                routes=self._routes,
+                error_handlers=self._error_handlers,
+            )
         self.http_server = _Server(
             uvicorn.Config(
                 app, host=self.settings.http_host, port=self.settings.http_port, log_config=None, access_log=False, lifespan="off",
@@ -250,6 +317,46 @@ class ServiceRuntime:
                 await _bounded(consumer.stop(), "kafka_consumer_stop")
         if failure is not None:
             raise failure
+
+    def _record_signer(self) -> Callable[[str, bytes | None, bytes, dict[str, str]], list[tuple[str, bytes]]] | None:
+        """The service signs the records other services act on (`Message.SIGNED_BY` names it) as
+        they leave its outbox. Its key is made on first start locally; production needs it when the
+        service sends such records (`settings.signs_records`), and refuses to start without it."""
+        from adledger_auth.signatures import HEADER_SIGNATURE, service_key, signed_types
+        from adledger_contracts import ALL_MESSAGES
+
+        settings = self.settings
+        principal = settings.service_name
+        signers = signed_types(ALL_MESSAGES)
+        sent_by_me = {message_type for message_type, allowed in signers.items() if principal in allowed}
+        if not sent_by_me:
+            return None
+        try:
+            signer = service_key(settings.secrets_path() / "services", principal, make=settings.local)
+        except FileNotFoundError:
+            if settings.signs_records:
+                raise
+            log.warning("record_signing_key_missing", service=principal)
+            return None
+
+        def sign(topic: str, key: bytes | None, value: bytes, headers: dict[str, str]) -> list[tuple[str, bytes]]:
+            if headers.get(HEADER_EVENT_TYPE) not in sent_by_me:
+                return []
+            return [(HEADER_SIGNATURE, signer.sign(topic, key, value).encode())]
+
+        return sign
+
+    def _signature_check(self) -> Callable[..., None] | None:
+        from adledger_auth.signatures import RecordVerifier, check_signed_message
+
+        if not any(subscription.model.SIGNED_BY for subscription in self._subscriptions):
+            return None
+        verifier = RecordVerifier(self.settings.secrets_path() / "services")
+
+        def check(message: object, headers: dict[str, str], topic: str, key: bytes | None, value: bytes) -> None:
+            check_signed_message(verifier, message, headers, topic, key, value)
+
+        return check
 
     def _name(self, suffix: str = "") -> str:
         return f"adledger-{self.settings.service_name}" + (f"-{suffix}" if suffix else "")

@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ import pytest_asyncio
 from adledger_contracts.topics import TopicSpec
 from adledger_libs.db import LIBRARY_MIGRATIONS, create_pool, migrate
 from adledger_libs.kafka import ensure_topics
+
+from ..deploy_modules import pinned_kafka_version
+from .kafka_io import delete_consumer_groups, new_world_tag, take_world_tags
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK = ROOT / "deploy" / "local" / "stack"
@@ -89,7 +93,7 @@ def stack() -> Iterator[Stack]:
         from testcontainers.kafka import KafkaContainer
         from testcontainers.postgres import PostgresContainer
 
-        with KafkaContainer("apache/kafka:4.1.0").with_kraft() as kafka, PostgresContainer(
+        with KafkaContainer(f"apache/kafka:{pinned_kafka_version()}").with_kraft() as kafka, PostgresContainer(
             "postgres:16", driver=None
         ) as postgres:
             yield Stack(kafka.get_bootstrap_server(), postgres.get_connection_url(), "testcontainers")
@@ -109,7 +113,24 @@ def _stack_env(stack: Stack) -> None:
 
 
 def unique(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+    """A name of this test's world; a consumer group named with it is deleted when the test ends."""
+    return f"{prefix}_{new_world_tag()}"
+
+
+@pytest.fixture(autouse=True)
+def _delete_the_consumer_groups_of_the_test(stack: Stack) -> Iterator[None]:
+    """Deletes the consumer groups the test's world made on the broker once the test and its fixtures
+    ended (an autouse fixture is set up first, so it is torn down last). Clean-up is bounded and never
+    fails the test: a group it cannot delete is reported and left."""
+    take_world_tags()
+    yield
+    tags = take_world_tags()
+    if not tags:
+        return
+    try:
+        delete_consumer_groups(stack.kafka_bootstrap_servers, tags, timeout_s=10.0)
+    except Exception as error:  # noqa: BLE001 - clean-up must not turn a passing test into a failure
+        print(f"warning: the test's consumer groups were not deleted: {error!r}", file=sys.stderr)
 
 
 @pytest_asyncio.fixture

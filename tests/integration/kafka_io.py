@@ -1,9 +1,11 @@
-"""Reading and writing test records on the real broker."""
+"""Reading and writing test records on the real broker, and deleting what a test world leaves there."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -121,3 +123,65 @@ async def start_at_end(bootstrap: str, database_url: str, schema: str, group: st
         )
     finally:
         await conn.close()
+
+
+# Consumer groups outlive their consumers on the broker: without this, the shared broker lists every test
+# world that ever ran (`deploy/local/kafka consumer-groups --list`). Every name a test makes carries a
+# random tag (`new_world_tag`, through `conftest.unique`); when the test ends, the groups whose names carry
+# one of its tags are deleted (tests/integration/conftest.py).
+_world_tags: set[str] = set()
+
+
+def new_world_tag() -> str:
+    """A random tag for the names of the current test's world, remembered for the clean-up at its end."""
+    tag = uuid.uuid4().hex[:10]
+    _world_tags.add(tag)
+    return tag
+
+
+def take_world_tags() -> set[str]:
+    """The tags made since the last call, forgotten here."""
+    taken = set(_world_tags)
+    _world_tags.clear()
+    return taken
+
+
+def delete_consumer_groups(bootstrap: str, tags: set[str], *, timeout_s: float = 10.0) -> list[str]:
+    """Delete the broker's consumer groups whose names carry one of `tags`; returns those deleted.
+
+    Bounded by `timeout_s` per request. A group that still has members (an instance not stopped yet) is
+    refused by the broker and left; aiokafka has no DeleteGroups, so confluent-kafka's admin client does it.
+    """
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout_s * 1000)})
+    listed = admin.list_consumer_groups(request_timeout=timeout_s).result(timeout=timeout_s)
+    names = sorted(group.group_id for group in listed.valid if any(tag in group.group_id for tag in tags))
+    if not names:
+        return []
+    deleted = []
+    for name, future in admin.delete_consumer_groups(names, request_timeout=timeout_s).items():
+        try:
+            future.result(timeout=timeout_s)
+            deleted.append(name)
+        except Exception:  # noqa: BLE001 - a group in use, or already gone: nothing to clean up then
+            continue
+    return deleted
+
+
+def encoded(message: Any, key: str, *, topic: str, trace_id: str = "trace-test") -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
+    """A message as a (key, value, headers) record, signed as the service that may send it when its
+    type must be signed (`SIGNED_BY`; the command's `requested_by`, or the one service allowed), with
+    that service's key in the test session's secrets, which the services under test trust."""
+    from adledger_auth.signatures import HEADER_SIGNATURE, service_key
+    from adledger_libs.events import encode
+    from adledger_libs.settings import ServiceSettings
+
+    envelope = encode(message, key=key, trace_id=trace_id)
+    headers = list(envelope.headers)
+    allowed = type(message).SIGNED_BY
+    if allowed:
+        principal = getattr(message, "requested_by", None) or sorted(allowed)[0]
+        signer = service_key(ServiceSettings().secrets_path() / "services", principal, make=True)
+        headers.append((HEADER_SIGNATURE, signer.sign(topic, envelope.key, envelope.value).encode()))
+    return envelope.key, envelope.value, headers

@@ -1,4 +1,4 @@
-"""Each of the five services really starts: connects, migrates its schema, creates its topics,
+"""Each service really starts: connects, migrates its schema, creates its topics,
 answers /health and /metrics, and stops cleanly on SIGTERM."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from .waits import free_port as _free_port
 
 pytestmark = pytest.mark.integration
 
-SERVICES = ("wallet", "campaign", "invoicing", "order_escrow", "spend_consumer")
+SERVICES = ("identity", "wallet", "campaign", "invoicing", "order_escrow", "spend_consumer")
 
 
 async def _healthy(port: int, process: subprocess.Popen[bytes], timeout_s: float = 60.0) -> dict[str, object]:
@@ -46,7 +46,7 @@ def _tail(process: subprocess.Popen[bytes]) -> str:
     return Path(process.stderr.name).read_bytes().decode(errors="replace")[-3000:]
 
 
-async def test_all_five_services_start_migrate_answer_health_and_metrics_and_stop_cleanly(stack: Stack, tmp_path: Path) -> None:
+async def test_every_service_starts_migrates_answer_health_and_metrics_and_stop_cleanly(stack: Stack, tmp_path: Path) -> None:
     log_directory = tmp_path
     started: dict[str, tuple[subprocess.Popen[bytes], int, str]] = {}
     ledger_schema = unique("svc_ledger")
@@ -59,6 +59,7 @@ async def test_all_five_services_start_migrate_answer_health_and_metrics_and_sto
                 "ADLEDGER_DATABASE_SCHEMA": schema,
                 "ADLEDGER_KAFKA_CONSUMER_GROUP": unique(f"group_{service}"),
                 "ADLEDGER_LEDGER_SCHEMA": ledger_schema,
+                "ADLEDGER_SIGNING_KEYS_DIR": str(tmp_path / "signing-keys"),
             }
             process = subprocess.Popen(
                 # Logs go to a file, not a pipe nobody reads: a full pipe would block the service.

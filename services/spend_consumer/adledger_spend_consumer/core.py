@@ -38,7 +38,7 @@ from adledger_libs.clock import Clock
 from adledger_libs.consumer import Inbound, reject
 from adledger_libs.logs import get_logger
 from adledger_libs.outbox import OutboxRelay, UnitOfWork, unit_of_work
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 from adledger_spend_consumer.adapters import postgres
 from adledger_spend_consumer.domain import delivery
@@ -70,6 +70,12 @@ DELIVERY_DECISIONS = Counter(
 )
 MESSAGES_DEAD_LETTERED = Counter(
     "adledger_spend_dead_lettered_total", "Spend events sent to the dead-letter topic: unknown account, wrong currency, foreign charge."
+)
+PAUSE_LATENCY_SECONDS = Histogram(
+    "adledger_pause_latency_seconds",
+    "From the occurred_at of the spend event that caused a pause to the pause's decided_at, per reason (S2).",
+    ["reason"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
 PAUSE_OVERSPEND_MICROS = Counter(
     "adledger_pause_overspend_micros_total",
@@ -350,7 +356,11 @@ class SpendConsumer:
             for pause in decision.budget_pauses
         ]
         trace_of_event = {inbound.event_id: inbound.trace_id for inbound in accepted}
-        await self._decide(uow, states, changes, now, trace_of_event)
+        occurred_at_of_event = {inbound.event_id: inbound.message.occurred_at for inbound in accepted}
+        for transition in await self._decide(uow, states, changes, now, trace_of_event):
+            if transition.action == "pause" and transition.change.cause_event_id in occurred_at_of_event:
+                latency_s = (now - occurred_at_of_event[transition.change.cause_event_id]).total_seconds()
+                PAUSE_LATENCY_SECONDS.labels(transition.change.reason).observe(max(latency_s, 0.0))
         await publish_balances(uow, self._ledger, decision.touched_owners, now, topic=self._topics.balances)
         self._publish_posted(uow, decision.posted, everyone, now, trace_of_event)
         for currency, overspend_micros in decision.overspend_micros_by_currency.items():

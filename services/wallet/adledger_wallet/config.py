@@ -6,10 +6,11 @@ from adledger_libs.settings import ServiceSettings
 class Settings(ServiceSettings):
     service_name: str = "wallet"
     http_port: int = 8081
-    #: The bearer token of the platform operator (opens Business Centers, creates users, grants
-    #: credit lines and vouchers). The default is for a local stack only: set it in production.
-    platform_token: str = "local-platform-token"
-    #: The schema of the shared double-entry ledger.
+    #: What the wallet publishes (Business Centers, ad accounts, hold answers, funds) and the commands
+    #: other services send it; tests give a world its own.
+    events_topic: str = "wallet.events.v1"
+    commands_topic: str = "wallet.commands.v1"
+    #: The schema of the shared double-entry ledger (the wallet migrates it: its one owner).
     ledger_schema: str = "ledger"
     #: How often the day-close job (W13) looks for a due UTC day close, in milliseconds.
     day_close_poll_interval_ms: int = 60_000

@@ -7,8 +7,13 @@ module loads what they need, calls them, and writes what they decided.
 
 from __future__ import annotations
 
-import secrets
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import date
+from typing import Any
+
+from adledger_auth.callers import Caller
+from adledger_auth.roles import Action, authorize
 from adledger_contracts.campaigns import AdAccountBudgetCapChanged
 from adledger_contracts.wallet import (
     AdAccountOpened,
@@ -37,57 +42,41 @@ from adledger_ledger.owners import (
     system_account_id,
     system_accounts,
 )
-from adledger_ledger.payouts import Payout, release_ready_payouts, request_payout
-from adledger_ledger.postgres import PostgresLedger
+from adledger_ledger.ports import Ledger
 from adledger_ledger.publishing import publish_balances, read_owner_balances
 from adledger_libs.clock import Clock
 from adledger_libs.money import require_same_currency
 from adledger_libs.outbox import UnitOfWork
-from adledger_wallet.adapters import postgres as store
-from adledger_wallet.domain.aba import CashMoveDirection, draws_on_business_center, plan_enable_aba
+from adledger_libs.refusals import Refusal
+from adledger_wallet.domain.aba import CashMoveDirection, check_switch_to_manual_allocation, draws_on_business_center, plan_enable_aba
 from adledger_wallet.domain.allocation import AllocationBucket, AllocationDirection, plan_allocation
 from adledger_wallet.domain.errors import InvalidBudgetError
 from adledger_wallet.domain.model import AdAccount, AdAccountType, BillingOption, Budget, BudgetKind, BusinessCenter
-from adledger_wallet.domain.roles import Action, Role, User, authorize
+from adledger_wallet.domain.payouts import Payout, payout_allowed, payouts_ready
+from adledger_wallet.ports.store import Snapshot, UnknownBusinessCenterError, UnknownUserError, WalletStore
 
 WALLET_EVENTS_TOPIC = "wallet.events.v1"
 
 
-class PlatformOperatorRequiredError(PermissionError):
-    """Only the platform (not a Business Center's user) may do this."""
-
-
-@dataclass(frozen=True)
-class Caller:
-    user: User
-    platform_operator: bool
-
-    def require_platform(self, action: str) -> None:
-        if not self.platform_operator:
-            raise PlatformOperatorRequiredError(f"only a platform operator may {action}")
-
-
 class Wallet:
-    def __init__(self, ledger: PostgresLedger, clock: Clock, *, events_topic: str = WALLET_EVENTS_TOPIC) -> None:
+    def __init__(
+        self, ledger: Ledger[Any], clock: Clock, store: Callable[[UnitOfWork], WalletStore], *,
+        events_topic: str = WALLET_EVENTS_TOPIC,
+    ) -> None:
         self.ledger = ledger
         self.clock = clock
+        self._store = store
         self.events_topic = events_topic
 
-    # Users -------------------------------------------------------------------------------
-
-    async def create_user(self, uow: UnitOfWork, caller: Caller, user_id: str, name: str) -> str:
-        """Create a user and return their bearer token (shown once; only its hash is kept)."""
-        caller.require_platform("create users")
-        token = secrets.token_urlsafe(32)
-        await store.insert_user(uow.conn, user_id, name, token, platform_operator=False, now=self.clock.now())
-        return token
-
-    async def grant_role(self, uow: UnitOfWork, caller: Caller, business_center_id: str, user_id: str, role: Role) -> None:
-        business_center = await store.load_business_center(uow.conn, business_center_id)
-        if not caller.platform_operator:
-            authorize(caller.user, business_center, Action.MANAGE_USERS)
-        await store.require_user(uow.conn, user_id)
-        await store.add_membership(uow.conn, business_center_id, user_id, role)
+    async def _visible(
+        self, store: WalletStore, caller: Caller, business_center_id: str, *, for_update: bool = False
+    ) -> BusinessCenter:
+        """The Business Center, for a caller who may see it: a platform operator or any of its
+        roles. Anyone else gets the answer of one that does not exist (W9: a user of another
+        Business Center learns nothing of it, not even that it exists)."""
+        if not caller.platform_operator and not caller.is_member_of(business_center_id):
+            raise UnknownBusinessCenterError(business_center_id)
+        return await store.load_business_center(business_center_id, for_update=for_update)
 
     # Business Centers and ad accounts (W1) ----------------------------------------------------
 
@@ -95,13 +84,18 @@ class Wallet:
         self, uow: UnitOfWork, caller: Caller, business_center_id: str, name: str, currency: str,
         credit_limit_micros: int, admin_user_id: str,
     ) -> BusinessCenter:
+        """The platform opens a Business Center; the identity service makes `admin_user_id` its
+        first Admin when it reads the event (W9)."""
         caller.require_platform("open Business Centers")
+        store = self._store(uow)
         now = self.clock.now()
         business_center = BusinessCenter(id=business_center_id, currency=currency, credit_limit_micros=credit_limit_micros)
-        await store.require_user(uow.conn, admin_user_id)
-        if not await store.insert_business_center(uow.conn, business_center, name, now):
+        if not await store.user_exists(admin_user_id):
+            raise UnknownUserError(admin_user_id)
+        if not await store.insert_business_center(business_center, name, now):
             raise BusinessCenterExistsError(business_center_id)
-        await store.add_membership(uow.conn, business_center_id, admin_user_id, Role.ADMIN)
+        # One id, one owner, across every kind that owns ledger accounts (issue 12).
+        await self.ledger.register_owner(uow.conn, business_center_id, "business_center")
         await self.ledger.create_accounts(
             uow.conn, system_accounts(currency) + owner_accounts("business_center", business_center_id, currency)
         )
@@ -115,7 +109,7 @@ class Wallet:
         uow.publish(
             BusinessCenterOpened(
                 business_center_id=business_center_id, currency=currency,
-                credit_limit_micros=credit_limit_micros, opened_at=now,
+                credit_limit_micros=credit_limit_micros, opened_at=now, admin_user_id=admin_user_id,
             ),
             topic=self.events_topic, key=business_center_id,
         )
@@ -126,13 +120,15 @@ class Wallet:
         self, uow: UnitOfWork, caller: Caller, business_center_id: str, ad_account_id: str, name: str,
         type_: AdAccountType, billing_option: BillingOption, budget: Budget | None,
     ) -> AdAccount:
-        business_center = await store.load_business_center(uow.conn, business_center_id)
+        store = self._store(uow)
+        business_center = await self._visible(store, caller, business_center_id)
         if not caller.platform_operator:
-            authorize(caller.user, business_center, Action.OPEN_AD_ACCOUNT)
+            authorize(caller, business_center.id, Action.OPEN_AD_ACCOUNT, finance_roles_set_up=business_center.finance_roles_enabled)
         now = self.clock.now()
         ad_account = AdAccount(ad_account_id, business_center_id, type_, billing_option, business_center.currency, budget)
-        if not await store.insert_ad_account(uow.conn, ad_account, name, now):
+        if not await store.insert_ad_account(ad_account, name, now):
             raise AdAccountExistsError(ad_account_id)
+        await self.ledger.register_owner(uow.conn, ad_account_id, "ad_account")
         await self.ledger.create_accounts(uow.conn, owner_accounts("ad_account", ad_account_id, business_center.currency))
         uow.publish(
             AdAccountOpened(
@@ -148,7 +144,8 @@ class Wallet:
     async def set_credit_limit(self, uow: UnitOfWork, caller: Caller, business_center_id: str, credit_limit_micros: int) -> None:
         """The platform sets a Business Center's credit line; lowering it below what is used is refused."""
         caller.require_platform("set credit lines")
-        business_center = await store.load_business_center(uow.conn, business_center_id, for_update=True)
+        store = self._store(uow)
+        business_center = await store.load_business_center(business_center_id, for_update=True)
         change = credit_limit_micros - business_center.credit_limit_micros
         if change == 0:
             return
@@ -159,7 +156,7 @@ class Wallet:
             await self._transfer(uow, transfer_id, platform, credit_line, change, business_center.currency, "credit_line_granted")
         else:
             await self._transfer(uow, transfer_id, credit_line, platform, -change, business_center.currency, "credit_line_revoked")
-        await store.set_credit_limit(uow.conn, business_center_id, credit_limit_micros)
+        await store.set_credit_limit(business_center_id, credit_limit_micros)
         await publish_balances(uow, self.ledger, [("business_center", business_center_id)], self.clock.now())
 
     async def grant_vouchers(
@@ -167,7 +164,7 @@ class Wallet:
     ) -> None:
         """The platform grants vouchers (ad credits) to a Business Center; they never move by themselves (W6)."""
         caller.require_platform("grant vouchers")
-        business_center = await store.load_business_center(uow.conn, business_center_id)
+        business_center = await self._store(uow).load_business_center(business_center_id)
         await self._transfer(
             uow, f"vouchers-granted:{business_center_id}:{grant_id}",
             system_account_id("platform_vouchers", business_center.currency),
@@ -179,9 +176,10 @@ class Wallet:
     # ABA (W2-W5) -------------------------------------------------------------------------------
 
     async def enable_aba(self, uow: UnitOfWork, caller: Caller, business_center_id: str) -> AutomaticBalanceAllocationEnabled:
-        business_center = await store.load_business_center(uow.conn, business_center_id, for_update=True)
-        authorize(caller.user, business_center, Action.ENABLE_ABA)
-        ad_accounts = await store.load_ad_accounts(uow.conn, business_center_id)
+        store = self._store(uow)
+        business_center = await self._visible(store, caller, business_center_id, for_update=True)
+        authorize(caller, business_center.id, Action.ENABLE_ABA, finance_roles_set_up=business_center.finance_roles_enabled)
+        ad_accounts = await store.load_ad_accounts(business_center_id)
         balances = {item.owner_id: item for item in await read_owner_balances(uow, self.ledger, [("ad_account", a.id) for a in ad_accounts])}
         # What an account "has available" nets an earlier overspend against its cash (S2).
         cash_available = {
@@ -199,8 +197,8 @@ class Wallet:
             # One atomic operation (W4): every move applies, or none does.
             requests = [replace(request, linked=index < len(requests) - 1) for index, request in enumerate(requests)]
             raise_first_error(await self.ledger.create_transfers(uow.conn, requests, now))
-        await store.mark_aba_enabled(uow.conn, business_center_id, now)
-        await store.save_budgets(uow.conn, [a for a, sync in zip(plan.ad_accounts_after, plan.budget_syncs, strict=True) if sync.synced])
+        await store.mark_aba_enabled(business_center_id, now)
+        await store.save_budgets([a for a, sync in zip(plan.ad_accounts_after, plan.budget_syncs, strict=True) if sync.synced])
         event = AutomaticBalanceAllocationEnabled(
             business_center_id=business_center_id,
             eligible_ad_account_ids=list(plan.eligible_ad_account_ids),
@@ -254,9 +252,9 @@ class Wallet:
         self, uow: UnitOfWork, caller: Caller, business_center_id: str, ad_account_id: str,
         bucket: AllocationBucket, direction: AllocationDirection, amount_micros: int, currency: str, allocation_id: str,
     ) -> FundsAllocated:
-        business_center = await store.load_business_center(uow.conn, business_center_id)
-        authorize(caller.user, business_center, Action.READ)
-        ad_account = await store.load_ad_account(uow.conn, ad_account_id)
+        store = self._store(uow)
+        business_center = await self._visible(store, caller, business_center_id)
+        ad_account = await store.load_ad_account(ad_account_id)
         source_kind: OwnerKind = "business_center" if direction is AllocationDirection.BUSINESS_CENTER_TO_AD_ACCOUNT else "ad_account"
         source_id = business_center_id if source_kind == "business_center" else ad_account_id
         [source] = await read_owner_balances(uow, self.ledger, [(source_kind, source_id)])
@@ -266,7 +264,7 @@ class Wallet:
             else source.vouchers_micros - source.vouchers_held_micros
         )
         allocation = plan_allocation(
-            caller.user, business_center, ad_account, bucket=bucket, direction=direction,
+            caller, business_center, ad_account, bucket=bucket, direction=direction,
             amount_micros=amount_micros, currency=currency, source_available_micros=available,
         )
         destination_kind: OwnerKind = "ad_account" if source_kind == "business_center" else "business_center"
@@ -280,7 +278,7 @@ class Wallet:
         event = FundsAllocated(
             business_center_id=business_center_id, ad_account_id=ad_account_id, bucket=bucket.value,
             direction="to_ad_account" if source_kind == "business_center" else "to_business_center",
-            amount_micros=amount_micros, currency=currency, allocated_by_user_id=caller.user.id, allocated_at=now,
+            amount_micros=amount_micros, currency=currency, allocated_by_user_id=caller.user_id, allocated_at=now,
         )
         uow.publish(event, topic=self.events_topic, key=business_center_id)
         await publish_balances(uow, self.ledger, [("business_center", business_center_id), ("ad_account", ad_account_id)], now)
@@ -294,12 +292,12 @@ class Wallet:
         Raises `UnknownOwnerError` or `CurrencyMismatchError` for a payment that can't be applied;
         the consumer sends those to the dead-letter topic and the balance is untouched.
         """
-        found = await store.owner_kind_of(uow.conn, paid.owner_id)
+        store = self._store(uow)
+        found = await store.owner_kind_of(paid.owner_id)
         if found is None:
             raise UnknownOwnerError(paid.owner_id)
-        kind, business_center_id = found
-        owner_kind: OwnerKind = "business_center" if kind == "business_center" else "ad_account"
-        business_center = await store.load_business_center(uow.conn, business_center_id, for_update=True)
+        owner_kind, business_center_id = found
+        business_center = await store.load_business_center(business_center_id, for_update=True)
         require_same_currency(business_center.currency, paid.currency)
         [before] = await read_owner_balances(uow, self.ledger, [(owner_kind, paid.owner_id)])
         cover = min(paid.amount_micros, -before.overspend_micros)
@@ -317,9 +315,9 @@ class Wallet:
             # ledger applied nothing (M5), so nothing happened and nothing is announced.
             return None
         if owner_kind == "business_center":
-            await store.record_payment(uow.conn, business_center_id, paid.amount_micros)
+            await store.record_payment(business_center_id, paid.amount_micros)
         # W14: payouts waiting for this owner's money go out by themselves now.
-        released = await release_ready_payouts(uow.conn, self.ledger, owner_kind, paid.owner_id, now)
+        released = await self._release_ready_payouts(uow, store, owner_kind, paid.owner_id)
         for payout_id in released:
             uow.publish(PayoutSettled(payout_id=payout_id, payer_owner_id=paid.owner_id, status="paid"), topic=self.events_topic, key=paid.owner_id)
         event = FundsReceived(
@@ -400,9 +398,9 @@ class Wallet:
         owners: list[tuple[OwnerKind, str]] = [(owner_kind, owner_id)]
         payee_owner_id = str(found.user_data.get("payee_owner_id") or "")
         if payee_owner_id and command.action == "post":
-            payee = await store.owner_kind_of(uow.conn, payee_owner_id)
+            payee = await self._store(uow).owner_kind_of(payee_owner_id)
             if payee is not None:
-                owners.append(("business_center" if payee[0] == "business_center" else "ad_account", payee_owner_id))
+                owners.append((payee[0], payee_owner_id))
         await publish_balances(uow, self.ledger, owners, now)
         return event
 
@@ -455,7 +453,7 @@ class Wallet:
             budget = Budget(BudgetKind(event.kind), event.amount_micros, event.starts_on, event.ends_on)
         except InvalidBudgetError:
             return False  # not a cap the campaign service publishes (it validates its caps); nothing to keep
-        return await store.copy_budget_cap(uow.conn, event.ad_account_id, budget, event.version)
+        return await self._store(uow).copy_budget_cap(event.ad_account_id, budget, event.version)
 
     async def request_payout(self, uow: UnitOfWork, command: RequestPayout) -> PayoutSettled | HoldRejected:
         payer = await self._owner(uow, command.payer_owner_id, command.currency)
@@ -470,12 +468,40 @@ class Wallet:
             payee_account_id=owner_account_id(payee[0], command.payee_owner_id, "cash"),
             amount_micros=command.amount_micros, currency=command.currency, code="payout",
         )
-        paid = await request_payout(uow.conn, self.ledger, payout, now)
+        store = self._store(uow)
+        payout_allowed(0, payout.amount_micros)  # a float or a non-positive amount is refused before anything is written
+        await store.insert_payout(payout, now)
+        await self._release_ready_payouts(uow, store, payout.payer_kind, payout.payer_id)
+        paid = await store.payout_paid(payout.id)
         event = PayoutSettled(payout_id=command.payout_id, payer_owner_id=command.payer_owner_id, status="paid" if paid else "outstanding")
         uow.publish(event, topic=self.events_topic, key=command.payer_owner_id)
         if paid:
             await publish_balances(uow, self.ledger, [payer, (payee[0], command.payee_owner_id)], now)
         return event
+
+    async def _release_ready_payouts(self, uow: UnitOfWork, store: WalletStore, payer_kind: OwnerKind, payer_id: str) -> list[str]:
+        """W14: pay out the payer's outstanding payouts its real balance covers, oldest first.
+        The one ledger call of its transaction that moves money for them (the ledger locks once)."""
+        outstanding = await store.outstanding_payouts(payer_id)
+        if not outstanding:
+            return []
+        [payer] = await read_owner_balances(uow, self.ledger, [(payer_kind, payer_id)])
+        ready = outstanding[: payouts_ready(payer.real_micros, [item.amount_micros for item in outstanding])]
+        if not ready:
+            return []
+        now = self.clock.now()
+        payer_cash = owner_account_id(payer_kind, payer_id, "cash")
+        requests = [
+            TransferRequest(
+                id=f"payout:{item.id}", debit_account_id=payer_cash, credit_account_id=item.payee_account_id,
+                amount_micros=item.amount_micros, currency=item.currency, code=item.code,
+            )
+            for item in ready
+        ]
+        raise_first_error(await self.ledger.create_transfers(uow.conn, requests, now))
+        paid_ids = [item.id for item in ready]
+        await store.mark_payouts_paid(paid_ids, now)
+        return paid_ids
 
     async def expire_holds(self, uow: UnitOfWork) -> list[str]:
         """Release every hold whose `expires_at` has passed (M4), each at most once."""
@@ -497,14 +523,15 @@ class Wallet:
 
     async def _owner(self, uow: UnitOfWork, owner_id: str, currency: str) -> tuple[OwnerKind, str] | str:
         """The owner's kind and id, or the code of why it can't be used."""
-        found = await store.owner_kind_of(uow.conn, owner_id)
+        store = self._store(uow)
+        found = await store.owner_kind_of(owner_id)
         if found is None:
             return "unknown_owner"
         kind, business_center_id = found
-        business_center = await store.load_business_center(uow.conn, business_center_id)
+        business_center = await store.load_business_center(business_center_id)
         if business_center.currency != currency:
             return "currency_mismatch"
-        return ("business_center" if kind == "business_center" else "ad_account"), owner_id
+        return kind, owner_id
 
     def _reject(self, uow: UnitOfWork, hold_id: str, owner_id: str | None, error: str, requested_by: str) -> HoldRejected:
         event = HoldRejected(hold_id=hold_id, error=error, reason=error.replace("_", " "), requested_by=requested_by)
@@ -514,15 +541,39 @@ class Wallet:
     # Reading ------------------------------------------------------------------------------------------
 
     async def balance_of(self, uow: UnitOfWork, caller: Caller, owner_id: str) -> OwnerBalance:
-        found = await store.owner_kind_of(uow.conn, owner_id)
-        if found is None:
+        store = self._store(uow)
+        found = await store.owner_kind_of(owner_id)
+        if found is None or not (caller.platform_operator or caller.is_member_of(found[1])):
+            # Not this caller's: the same answer as an owner that does not exist (W9).
             raise UnknownOwnerError(owner_id)
-        kind, business_center_id = found
-        if not caller.platform_operator:
-            authorize(caller.user, await store.load_business_center(uow.conn, business_center_id), Action.READ)
-        owner_kind: OwnerKind = "business_center" if kind == "business_center" else "ad_account"
+        owner_kind, _ = found
         [item] = await read_owner_balances(uow, self.ledger, [(owner_kind, owner_id)])
         return item
+
+    async def history(
+        self, uow: UnitOfWork, caller: Caller, owner_id: str, from_day: date | None, to_day: date | None
+    ) -> list[Snapshot]:
+        """W13: the owner's day-close snapshots, authorized like reading its balance."""
+        await self.balance_of(uow, caller, owner_id)
+        return await self._store(uow).history(owner_id, from_day, to_day)
+
+    async def business_center(self, uow: UnitOfWork, caller: Caller, business_center_id: str) -> tuple[BusinessCenter, str]:
+        store = self._store(uow)
+        business_center = await self._visible(store, caller, business_center_id)
+        return business_center, await store.business_center_name(business_center_id)
+
+    async def ad_accounts(self, uow: UnitOfWork, caller: Caller, business_center_id: str) -> list[AdAccount]:
+        store = self._store(uow)
+        await self._visible(store, caller, business_center_id)
+        return await store.load_ad_accounts(business_center_id)
+
+    async def switch_to_manual_allocation(self, uow: UnitOfWork, caller: Caller, business_center_id: str) -> None:
+        """W2: refused once ABA is on (it is one-way); a Business Center still on manual allocation is
+        already there, and nothing changes."""
+        store = self._store(uow)
+        business_center = await self._visible(store, caller, business_center_id)
+        authorize(caller, business_center.id, Action.ENABLE_ABA, finance_roles_set_up=business_center.finance_roles_enabled)
+        check_switch_to_manual_allocation(business_center)
 
     async def _transfer(
         self, uow: UnitOfWork, transfer_id: str, debit_account_id: str, credit_account_id: str,
@@ -541,19 +592,17 @@ def _error_code(error: Exception) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
 
 
-class BusinessCenterExistsError(Exception):
+class BusinessCenterExistsError(Refusal):
     def __init__(self, business_center_id: str) -> None:
         super().__init__(f"Business Center {business_center_id!r} exists already")
 
 
-class AdAccountExistsError(Exception):
+class AdAccountExistsError(Refusal):
     def __init__(self, ad_account_id: str) -> None:
         super().__init__(f"ad account {ad_account_id!r} exists already")
 
 
-class UnknownOwnerError(LookupError):
+class UnknownOwnerError(Refusal, LookupError):
     def __init__(self, owner_id: str) -> None:
         super().__init__(f"no Business Center or ad account {owner_id!r}")
         self.owner_id = owner_id
-
-

@@ -19,42 +19,36 @@ the balances were at the close:
 
 Concurrency: each day's transaction takes an advisory lock per schema and re-checks
 `day_closes`, and every insert is `on conflict do nothing`, so a rerun or two instances racing
-write each day once.
+write each day once. The figures come from the ledger's port (`balances_as_of`): no SQL against
+the ledger's tables outside the ledger library.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import asyncpg
 
 from adledger_ledger.owners import OwnerKind, owner_account_id
-from adledger_libs.clock import Clock
+from adledger_ledger.ports import Ledger
+from adledger_libs.clock import Clock, utc_day_of
 from adledger_libs.logs import get_logger
-from adledger_libs.outbox import unit_of_work
+from adledger_libs.outbox import UnitOfWork, unit_of_work
 from adledger_wallet.domain.balances import day_close_at, day_closes_due
-from adledger_libs.clock import utc_day_of
+from adledger_wallet.ports.store import Snapshot, WalletStore
 
 log = get_logger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    owner_id: str
-    owner_kind: str
-    day: date
-    currency: str
-    real_micros: int
-    virtual_micros: int
-    taken_at: datetime
-
-
 class DayCloses:
-    def __init__(self, pool: Callable[[], asyncpg.Pool], ledger_schema: str, clock: Clock) -> None:
+    def __init__(
+        self, pool: Callable[[], asyncpg.Pool], ledger: Ledger[Any], store: Callable[[UnitOfWork], WalletStore], clock: Clock
+    ) -> None:
         self._pool = pool
-        self._ledger = ledger_schema
+        self._ledger = ledger
+        self._store = store
         self._clock = clock
 
     async def run_due_closes(self) -> list[date]:
@@ -67,12 +61,13 @@ class DayCloses:
         return closed
 
     async def _due(self, now: datetime) -> list[date]:
-        async with self._pool().acquire() as conn:
-            last = await conn.fetchval("select max(day) from day_closes")
+        async with unit_of_work(self._pool()) as uow:
+            store = self._store(uow)
+            last = await store.last_day_closed()
             if last is None:
                 # First run: start with the day the earliest Business Center was opened, so the
                 # history covers every owner's whole life; with none yet there is nothing to close.
-                first_opened = await conn.fetchval("select min(created_at) from business_centers")
+                first_opened = await store.first_business_center_opened_at()
                 if first_opened is None:
                     return []
                 last = utc_day_of(first_opened) - timedelta(days=1)
@@ -81,70 +76,28 @@ class DayCloses:
     async def _close(self, day: date, now: datetime) -> bool:
         close = day_close_at(day)
         async with unit_of_work(self._pool()) as uow:
-            conn = uow.conn
-            await conn.execute("select pg_advisory_xact_lock(hashtext('wallet-day-close:' || current_schema()))")
-            if await conn.fetchval("select exists(select 1 from day_closes where day = $1)", day):
+            store = self._store(uow)
+            await store.lock_day_closes()
+            if await store.day_closed(day):
                 return False
-            owners = await conn.fetch(
-                "select id, 'business_center' as kind, currency from business_centers where created_at < $1"
-                " union all select id, 'ad_account' as kind, currency from ad_accounts where created_at < $1"
-                " order by id",
-                close,
-            )
-            figures = await self._figures_at(conn, [(row["kind"], row["id"]) for row in owners], close)
-            await conn.executemany(
-                "insert into balance_snapshots (owner_id, owner_kind, day, currency, real_micros, virtual_micros, taken_at)"
-                " values ($1, $2, $3, $4, $5, $6, $7) on conflict (owner_id, day) do nothing",
-                [
-                    (row["id"], row["kind"], day, row["currency"], *figures[row["id"]], now)
-                    for row in owners
-                ],
-            )
-            await conn.execute("insert into day_closes (day, closed_at) values ($1, $2) on conflict do nothing", day, now)
+            owners = await store.owners_opened_before(close)
+            figures = await self._figures_at(uow, [(kind, owner_id) for kind, owner_id, _ in owners], close)
+            await store.save_snapshots([
+                Snapshot(owner_id, kind, day, currency, *figures[owner_id], now) for kind, owner_id, currency in owners
+            ])
+            await store.mark_day_closed(day, now)
         log.info("day_closed", day=day.isoformat(), owners=len(owners))
         return True
 
-    async def _figures_at(self, conn: asyncpg.Connection, owners: list[tuple[OwnerKind, str]], close: datetime) -> dict[str, tuple[int, int]]:
-        """(real, virtual) per owner as of `close`, from the transfers created before it."""
-        real_accounts = {owner_account_id(kind, owner, bucket): owner for kind, owner in owners for bucket in ("cash", "overspend")}
-        if not real_accounts:
+    async def _figures_at(self, uow: UnitOfWork, owners: list[tuple[OwnerKind, str]], close: datetime) -> dict[str, tuple[int, int]]:
+        """(real, virtual) per owner as of `close`: real from the cash and overspend accounts, the
+        holds open then on cash taken off for virtual."""
+        cash = {owner_account_id(kind, owner, "cash"): owner for kind, owner in owners}
+        overspend = {owner_account_id(kind, owner, "overspend"): owner for kind, owner in owners}
+        if not cash:
             return {}
-        ledger = self._ledger
-        rows = await conn.fetch(
-            f"""with moves as (
-                    select credit_account_id as account_id, amount_micros as posted, 0::bigint as held
-                      from {ledger}.transfers where kind in ('single', 'post_pending') and created_at < $2
-                       and credit_account_id = any($1::text[])
-                    union all
-                    select debit_account_id, -amount_micros, 0
-                      from {ledger}.transfers where kind in ('single', 'post_pending') and created_at < $2
-                       and debit_account_id = any($1::text[])
-                    union all
-                    select t.debit_account_id, 0, t.amount_micros
-                      from {ledger}.transfers t left join {ledger}.pending_resolutions r on r.pending_id = t.id
-                     where t.kind = 'pending' and t.created_at < $2 and t.debit_account_id = any($1::text[])
-                       and t.debit_account_id like '%/cash' and (r.pending_id is null or r.resolved_at >= $2)
-                )
-                select account_id, sum(posted)::bigint as posted, sum(held)::bigint as held from moves group by account_id""",
-            list(real_accounts),
-            close,
-        )
-        real = {owner: 0 for _, owner in owners}
-        held = {owner: 0 for _, owner in owners}
-        for row in rows:
-            owner = real_accounts[row["account_id"]]
-            real[owner] += row["posted"]
-            held[owner] += row["held"]
-        return {owner: (real[owner], real[owner] - held[owner]) for owner in real}
-
-
-async def history(conn: asyncpg.Connection, owner_id: str, from_day: date | None, to_day: date | None) -> list[Snapshot]:
-    """One owner's day-close snapshots, oldest first, between `from_day` and `to_day` inclusive."""
-    rows = await conn.fetch(
-        "select owner_id, owner_kind, day, currency, real_micros, virtual_micros, taken_at from balance_snapshots"
-        " where owner_id = $1 and ($2::date is null or day >= $2) and ($3::date is null or day <= $3) order by day",
-        owner_id,
-        from_day,
-        to_day,
-    )
-    return [Snapshot(**dict(row)) for row in rows]
+        figures = await self._ledger.balances_as_of(uow.conn, [*cash, *overspend], close)
+        real = {owner: figures[account][0] for account, owner in cash.items()}
+        for account, owner in overspend.items():
+            real[owner] += figures[account][0]
+        return {owner: (real[owner], real[owner] - figures[account][1]) for account, owner in cash.items()}

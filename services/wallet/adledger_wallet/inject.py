@@ -1,39 +1,59 @@
 """All wiring of the wallet service. Tests pass their own settings and clock."""
 
+from __future__ import annotations
+
 import json
-from importlib.resources import files
-from pathlib import Path
 from typing import Any
 
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+
 from adledger_ledger.postgres import LEDGER_MIGRATIONS, PostgresLedger
-from adledger_libs.api import openapi_document, openapi_route, route
 from adledger_libs.clock import Clock, SystemClock
+from adledger_libs.db import connect
 from adledger_libs.outbox import unit_of_work
 from adledger_libs.runtime import ServiceRuntime
-from adledger_wallet.adapters import kafka, postgres
-from adledger_wallet.adapters.http import REJECTIONS, WalletApi, answer_rejection
+from adledger_libs.web import Commands
+from adledger_wallet.adapters import http, kafka
+from adledger_wallet.adapters.postgres import PostgresWalletStore, move_legacy_payouts
 from adledger_wallet.config import Settings
-from adledger_wallet.core import WALLET_EVENTS_TOPIC, Wallet
+from adledger_wallet.core import Wallet
 from adledger_wallet.day_closes import DayCloses
 from adledger_wallet.prepayment import PrepaymentThresholds
 
-OPENAPI_TITLE = "adledger wallet"
+TITLE = "adledger wallet"
+DESCRIPTION = (
+    "Business Centers, ad accounts, Automatic Balance Allocation, allocations and balances. Every call takes a "
+    "bearer token of the platform's one identity (a session token from the identity service, or an API key); "
+    "every command an Idempotency-Key header."
+)
 
 
-def build(settings: Settings | None = None, clock: Clock | None = None) -> ServiceRuntime:
+@dataclass(frozen=True)
+class Service:
+    runtime: ServiceRuntime
+    wallet: Wallet
+    day_closes: DayCloses
+
+
+def wire(settings: Settings | None = None, clock: Clock | None = None) -> Service:
     settings = settings or Settings()
     clock = clock or SystemClock()
     runtime = ServiceRuntime(settings, migrations=files("adledger_wallet") / "migrations", clock=clock)
+    # The wallet is the one owner of the shared ledger's migrations (issue 13).
     runtime.add_shared_schema(settings.ledger_schema, [("adledger_ledger", LEDGER_MIGRATIONS)])
-    wallet = Wallet(PostgresLedger(settings.ledger_schema), clock)
-    api = WalletApi(lambda: runtime.pool, lambda: runtime.relay, wallet)
-    endpoints = api.endpoints()
-    runtime.add_routes(*(route(endpoint) for endpoint in endpoints), openapi_route(openapi(endpoints)))
-    for rejection in REJECTIONS:
-        runtime.add_error_handler(rejection, answer_rejection)
-    thresholds = PrepaymentThresholds(settings.ledger_schema, clock, WALLET_EVENTS_TOPIC)
-    runtime.subscribe(*kafka.subscriptions(wallet, settings.consumer_group, thresholds=thresholds))
-    day_closes = DayCloses(lambda: runtime.pool, settings.ledger_schema, clock)
+    ledger = PostgresLedger(settings.ledger_schema)
+    store = PostgresWalletStore.of
+    wallet = Wallet(ledger, clock, store, events_topic=settings.events_topic)
+    runtime.verify_callers()
+    commands = Commands(lambda: runtime.pool, lambda: runtime.relay, service=settings.service_name)
+    runtime.add_router(http.router(wallet, commands))
+    runtime.describe_api(title=TITLE, description=DESCRIPTION, rejections=http.REJECTIONS)
+    thresholds = PrepaymentThresholds(ledger, store, clock, settings.events_topic)
+    runtime.subscribe(*kafka.subscriptions(wallet, settings.consumer_group, thresholds=thresholds,
+                                           commands_topic=settings.commands_topic))
+    day_closes = DayCloses(lambda: runtime.pool, ledger, store, clock)
     runtime.add_periodic_job("day_closes", day_closes.run_due_closes, settings.day_close_poll_interval_ms)
 
     async def expire_holds() -> None:
@@ -42,30 +62,29 @@ def build(settings: Settings | None = None, clock: Clock | None = None) -> Servi
 
     runtime.add_periodic_job("hold_expiry", expire_holds, settings.hold_expiry_poll_interval_ms)
 
-    async def ensure_platform_operator() -> None:
-        async with unit_of_work(runtime.pool) as uow:
-            await postgres.insert_user(
-                uow.conn, "platform", "Platform operator", settings.platform_token, platform_operator=True, now=clock.now()
-            )
+    async def move_payouts_out_of_the_ledger() -> None:
+        conn = await connect(settings.database_url, settings.schema, application_name="adledger-wallet-payouts")
+        try:
+            await move_legacy_payouts(conn, settings.ledger_schema)
+        finally:
+            await conn.close()
 
-    runtime.add_startup_job(ensure_platform_operator)
-    return runtime
+    runtime.add_startup_job(move_payouts_out_of_the_ledger)
+    return Service(runtime, wallet, day_closes)
 
 
-def openapi(endpoints: Any = None) -> dict[str, Any]:
-    """The OpenAPI document, served at /openapi.json and checked in at schemas/openapi/wallet.json."""
-    if endpoints is None:
-        endpoints = WalletApi(lambda: None, lambda: None, Wallet(PostgresLedger(), SystemClock())).endpoints()  # type: ignore[arg-type,return-value]
-    return openapi_document(
-        title=OPENAPI_TITLE,
-        version="1",
-        description="Business Centers, ad accounts, Automatic Balance Allocation, allocations and balances. "
-        "Every command takes an Idempotency-Key header; every call a bearer token.",
-        endpoints=endpoints,
-    )
+def build(settings: Settings | None = None, clock: Clock | None = None) -> ServiceRuntime:
+    return wire(settings, clock).runtime
+
+
+def openapi() -> dict[str, Any]:
+    """The OpenAPI document FastAPI generates, as served at /openapi.json (no database needed)."""
+    document: dict[str, Any] = build(Settings(profile="local")).http_app().openapi()
+    return document
 
 
 def write_openapi(directory: Path) -> Path:
+    """The OpenAPI document, served at /openapi.json and checked in at schemas/openapi/wallet.json."""
     path = directory / "wallet.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(openapi(), indent=2, sort_keys=True) + "\n", encoding="utf-8")

@@ -8,7 +8,7 @@ threshold (`prepayment_threshold_micros`) and keeps whether it is below in
 `PrepaymentThresholdCrossed` on `wallet.events.v1`, in the same unit of work as the state.
 
 - Stale records are ignored: a record whose `version` is older than the owner's current version
-  (`ledger.owner_versions`, bumped in the same transaction as the money) or not newer than the
+  (the ledger's `balance_version`, bumped in the same transaction as the money) or not newer than the
   version the state was decided from is skipped, so the threshold (which follows the last
   payment) is only ever compared with the balance of the same moment. A dip undone before the
   wallet read it is therefore not signalled; the next real crossing is.
@@ -18,23 +18,26 @@ threshold (`prepayment_threshold_micros`) and keeps whether it is below in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from adledger_contracts.external import BalanceChanged
 from adledger_contracts.wallet import PrepaymentThresholdCrossed
+from adledger_ledger.ports import Ledger
 from adledger_libs.clock import Clock
 from adledger_libs.consumer import Inbound
 from adledger_libs.logs import get_logger
 from adledger_libs.outbox import UnitOfWork
-from adledger_wallet.adapters import postgres as store
 from adledger_wallet.domain.balances import prepayment_threshold_micros
+from adledger_wallet.ports.store import WalletStore
 
 log = get_logger(__name__)
 
 
 class PrepaymentThresholds:
-    def __init__(self, ledger_schema: str, clock: Clock, events_topic: str) -> None:
-        self._ledger = ledger_schema
+    def __init__(self, ledger: Ledger[Any], store: Callable[[UnitOfWork], WalletStore], clock: Clock, events_topic: str) -> None:
+        self._ledger = ledger
+        self._store = store
         self._clock = clock
         self._events_topic = events_topic
 
@@ -45,36 +48,21 @@ class PrepaymentThresholds:
     async def observe(self, uow: UnitOfWork, balance: BalanceChanged) -> PrepaymentThresholdCrossed | None:
         if balance.owner_kind != "business_center":
             return None
-        conn = uow.conn
-        if not await conn.fetchval("select exists(select 1 from business_centers where id = $1)", balance.owner_id):
+        store = self._store(uow)
+        if not await store.business_center_exists(balance.owner_id):
             return None
-        current = await conn.fetchval(f"select version from {self._ledger}.owner_versions where owner_id = $1", balance.owner_id)
+        current = await self._ledger.balance_version(uow.conn, balance.owner_id)
         if current is not None and balance.version < current:
             return None  # superseded: the newer record decides
-        await conn.execute(
-            "insert into prepayment_threshold_states (owner_id, below, changed_at, version) values ($1, false, $2, 0)"
-            " on conflict (owner_id) do nothing",
-            balance.owner_id,
-            self._clock.now(),
-        )
-        state = await conn.fetchrow(
-            "select below, version from prepayment_threshold_states where owner_id = $1 for update", balance.owner_id
-        )
-        if balance.version <= state["version"]:
+        now = self._clock.now()
+        was_below, decided_version = await store.threshold_state(balance.owner_id, now)
+        if balance.version <= decided_version:
             return None  # already decided from this record or a newer one
-        business_center = await store.load_business_center(conn, balance.owner_id)
+        business_center = await store.load_business_center(balance.owner_id)
         threshold = prepayment_threshold_micros(business_center)
         below = balance.virtual_micros < threshold
-        now = self._clock.now()
-        await conn.execute(
-            "update prepayment_threshold_states set below = $2, version = $3,"
-            " changed_at = case when below = $2 then changed_at else $4 end where owner_id = $1",
-            balance.owner_id,
-            below,
-            balance.version,
-            now,
-        )
-        if not below or state["below"]:
+        await store.save_threshold_state(balance.owner_id, below, balance.version, now)
+        if not below or was_below:
             return None
         event = PrepaymentThresholdCrossed(
             owner_id=balance.owner_id,
@@ -85,5 +73,8 @@ class PrepaymentThresholds:
             crossed_at=now,
         )
         uow.publish(event, topic=self._events_topic, key=balance.owner_id)
-        log.info("prepayment_threshold_crossed", owner_id=balance.owner_id, virtual_micros=balance.virtual_micros, threshold_micros=threshold)
+        log.info(
+            "prepayment_threshold_crossed", owner_id=balance.owner_id, virtual_micros=balance.virtual_micros,
+            threshold_micros=threshold,
+        )
         return event

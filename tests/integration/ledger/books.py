@@ -106,6 +106,8 @@ async def healthy_books(database_url: str, bootstrap_servers: str) -> AsyncItera
             return system_account_id(name, currency)
 
         async with conn.transaction():
+            for kind, owner in books.owners:
+                await ledger.register_owner(conn, owner, kind)
             await ledger.create_accounts(
                 conn,
                 system_accounts("USD")

@@ -35,12 +35,12 @@ from adledger_spend_consumer.inject import wire as wire_spend_consumer
 from adledger_wallet.config import Settings as WalletSettings
 from adledger_wallet.inject import build as build_wallet
 
-from ..conftest import Stack, unique
-from ..kafka_io import Record, produce, read_all, start_at_end
+from ..conftest import Stack, TopicFactory, unique
+from ..identity_world import PLATFORM, TestIdentity
+from ..kafka_io import Record, encoded, produce, read_all, start_at_end
 from ..waits import free_port as _free_port, until as _until
 
 USD = 1_000_000
-PLATFORM = "test-platform-token"
 SPEND_TOPIC = "ads.spend.v1"
 CAMPAIGN_TOPIC = "campaign.events.v1"
 POSTED_TOPIC = "spend.posted.v1"
@@ -67,6 +67,8 @@ class Services:
     versions: dict[str, int] = field(default_factory=dict)
     #: The spend consumer's wiring (`inject.Service`): its runtime, its consumer and its jobs.
     spend_service: Any = None
+    #: The platform's identity in this world (users, roles), as the wallet reads it.
+    identity: Any = None
 
     async def command(self, method: str, path: str, token: str, body: dict[str, object] | None = None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": unique("key")}
@@ -77,6 +79,8 @@ class Services:
     async def business_center(self, currency: str = "USD") -> str:
         business_center_id = unique("bc")
         await self.command("POST", "/v1/business-centers", PLATFORM, {"id": business_center_id, "name": "Acme", "currency": currency, "admin_user_id": self.admin_id})
+        # What the identity service does when it reads the wallet's BusinessCenterOpened (W9).
+        await self.identity.grant(business_center_id, self.admin_id, "admin", replicas=[self.wallet.pool])
         return business_center_id
 
     async def ad_account(self, business_center_id: str, *, aba_eligible: bool = False, account_id: str | None = None) -> str:
@@ -94,8 +98,7 @@ class Services:
 
     async def pay(self, owner_id: str, amount_micros: int, currency: str = "USD") -> None:
         event = InvoicePaid(invoice_id=unique("inv"), owner_id=owner_id, amount_micros=amount_micros, currency=currency, paid_at=self.clock.now())
-        envelope = encode(event, key=owner_id, trace_id="trace-payment")
-        await produce(self.bootstrap, "invoicing.events.v1", [(envelope.key, envelope.value, list(envelope.headers))])
+        await produce(self.bootstrap, "invoicing.events.v1", [encoded(event, owner_id, topic="invoicing.events.v1")])
 
     def spend_event(
         self, account_id: str, amount_micros: int, *, currency: str = "USD", event_id: str | None = None, charge_id: str | None = None,
@@ -113,8 +116,7 @@ class Services:
             idempotency_key=f"{hold_id}:place", hold_id=hold_id, owner_id=owner_id, amount_micros=amount_micros, currency="USD",
             purpose="campaign_booking", requested_by="campaign",
         )
-        envelope = encode(command, key=owner_id, trace_id="trace-booking")
-        await produce(self.bootstrap, "wallet.commands.v1", [(envelope.key, envelope.value, list(envelope.headers))])
+        await produce(self.bootstrap, "wallet.commands.v1", [encoded(command, owner_id, topic="wallet.commands.v1")])
         return hold_id
 
     def _next_version(self, entity: str) -> int:
@@ -255,16 +257,17 @@ async def _healthy(client: httpx.AsyncClient) -> None:
 
 
 @pytest_asyncio.fixture
-async def services(stack: Stack) -> AsyncIterator[Services]:
+async def services(stack: Stack, new_topic: TopicFactory) -> AsyncIterator[Services]:
     wallet_schema, spend_schema, ledger_schema = unique("t_wallet"), unique("t_spend"), unique("t_ledger")
     clock = ManualClock(datetime(2026, 11, 21, 9, tzinfo=UTC))
+    identity = await TestIdentity.create(stack, new_topic, clock)
     common: dict[str, Any] = {"database_url": stack.database_url, "kafka_bootstrap_servers": stack.kafka_bootstrap_servers, "outbox_poll_interval_ms": 100}
     wallet_port, spend_port = _free_port(), _free_port()
     wallet_group = unique("wallet-group")
     wallet = build_wallet(
         WalletSettings(
-            **common, database_schema=wallet_schema, ledger_schema=ledger_schema, http_port=wallet_port, platform_token=PLATFORM,
-            kafka_consumer_group=wallet_group, day_close_poll_interval_ms=3_600_000, hold_expiry_poll_interval_ms=3_600_000,
+            **common, database_schema=wallet_schema, ledger_schema=ledger_schema, http_port=wallet_port,
+            identity_events_topic=identity.topic, kafka_consumer_group=wallet_group, day_close_poll_interval_ms=3_600_000, hold_expiry_poll_interval_ms=3_600_000,
         ),
         clock,
     )
@@ -308,11 +311,10 @@ async def services(stack: Stack) -> AsyncIterator[Services]:
         running = Services(
             wallet, spend, client, clock, stack.kafka_bootstrap_servers, spend_schema, stack.database_url, spend_topic,
             campaign_topic=campaign_topic, posted_topic=posted_topic, renew_budget_periods=spend_service.budget_periods.run,
-            spend_service=spend_service,
+            spend_service=spend_service, identity=identity,
         )
-        admin_id = unique("alice")
-        answer = await running.command("POST", "/v1/users", PLATFORM, {"id": admin_id, "name": "Alice"})
-        running.admin_id, running.admin_token = admin_id, answer.json()["token"]
+        await identity.replicated(wallet.pool)
+        running.admin_id, running.admin_token = await identity.person("alice", replicas=[wallet.pool])
         yield running
         for task in serving:
             assert not task.done(), f"a service stopped during the test: {task.exception() if task.done() else ''}"

@@ -40,7 +40,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from ..kafka_io import Record, read_all
+from ..kafka_io import Record, new_world_tag, read_all
 from ..waits import free_port, until
 
 CURRENCY = "USD"
@@ -113,7 +113,7 @@ class Process:
 
 class SpendWorld:
     def __init__(self, bootstrap: str, database_url: str, log_directory: Path, *, spend_partitions: int = 6, max_batch_records: int = 25) -> None:
-        tag = uuid.uuid4().hex[:10]
+        tag = new_world_tag()  # its consumer group is deleted when the test ends (kafka_io)
         self.tag = tag
         self.bootstrap = bootstrap
         self.database_url = database_url

@@ -2,7 +2,8 @@
 `deploy/local/stack` with another ADLEDGER_HOME, other ports and another PostgreSQL cluster name,
 so the shared stack that other tests run on is never touched.
 
-The Kafka jars are not fetched again: the private home links to the shared home's jar cache.
+The Kafka jars are not fetched again: the private home links to the shared home's jar cache, and the
+private broker runs the pinned version (deploy/kafka.lock).
 Start-up failures raise (the test fails loudly, it is never skipped); `destroy()` SIGKILLs both and
 deletes the private data and cluster, and refuses to act on anything that looks like the shared stack.
 """
@@ -39,11 +40,6 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
-def _cached_kafka_version(jars: Path) -> str | None:
-    complete = sorted((marker.parent.name for marker in jars.glob("*/.complete")), key=lambda v: [int(p) for p in v.split(".") if p.isdigit()])
-    return complete[-1] if complete else None
-
-
 class PrivateStack:
     def __init__(self) -> None:
         self.home = Path(tempfile.mkdtemp(prefix="adledger-private-"))
@@ -59,11 +55,13 @@ class PrivateStack:
             "ADLEDGER_KAFKA_HEAP_OPTS": "-Xms256m -Xmx512m",
             "ADLEDGER_STACK_TIMEOUT": "120",
         }
+        # The private broker runs the pinned Kafka (deploy/kafka.lock), or the caller's ADLEDGER_KAFKA_VERSION,
+        # from the shared jar cache; a version not cached yet is fetched into it once, verified.
         shared_jars = SHARED_HOME / "kafka"
-        version = _cached_kafka_version(shared_jars) if shared_jars.is_dir() else None
-        if version is not None:
+        if shared_jars.is_dir():
             (self.home / "kafka").symlink_to(shared_jars, target_is_directory=True)
-            self.env["ADLEDGER_KAFKA_VERSION"] = os.environ.get("ADLEDGER_KAFKA_VERSION", version)
+        if os.environ.get("ADLEDGER_KAFKA_VERSION"):
+            self.env["ADLEDGER_KAFKA_VERSION"] = os.environ["ADLEDGER_KAFKA_VERSION"]
 
     @property
     def bootstrap(self) -> str:

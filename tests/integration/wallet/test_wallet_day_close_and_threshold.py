@@ -12,6 +12,7 @@ from adledger_ledger.domain import TransferRequest
 from adledger_ledger.owners import owner_account_id, system_account_id
 from adledger_ledger.postgres import PostgresLedger
 from adledger_libs.outbox import unit_of_work
+from adledger_wallet.adapters.postgres import PostgresWalletStore
 from adledger_wallet.day_closes import DayCloses
 
 from ..conftest import unique
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.integration
 async def _open(wallet: RunningWallet) -> tuple[str, str, str, str]:  # noqa: F811
     alice, alice_token = await wallet.user("alice")
     bc, account = unique("bc"), unique("acc")
-    opened = await wallet.command("POST", "/v1/business-centers", PLATFORM, {"id": bc, "name": "Acme", "currency": "USD", "admin_user_id": alice})
+    opened = await wallet.open_business_center(bc, alice)
     assert opened.status_code == 201, opened.text
     made = await wallet.command("POST", f"/v1/business-centers/{bc}/ad-accounts", alice_token, {"id": account, "name": "manual", "type": "reservation", "billing_option": "prepaid"})
     assert made.status_code == 201, made.text
@@ -44,7 +45,7 @@ async def test_w13_t1_day_close_snapshots_per_owner_catch_up_after_downtime_and_
     _, token, bc, account = await _open(wallet)
     runtime = wallet.runtime
     ledger = PostgresLedger(runtime.settings.ledger_schema)  # type: ignore[attr-defined]
-    closes = DayCloses(lambda: runtime.pool, ledger.schema, wallet.clock)
+    closes = DayCloses(lambda: runtime.pool, ledger, PostgresWalletStore.of, wallet.clock)
 
     # Day 1 (2026-11-21): 10 USD paid in, 4 allocated, a 1 USD hold on the ad account's cash.
     await wallet.pay(unique("inv"), bc, 10 * USD)
@@ -87,7 +88,7 @@ async def test_w13_t1_day_close_snapshots_per_owner_catch_up_after_downtime_and_
 
     # Read like a balance: another Business Center's user is refused; a bad day is a 422.
     _, stranger_token = await wallet.user("eve")
-    assert (await wallet.get(f"/v1/balances/{bc}/history", stranger_token)).status_code == 403
+    assert (await wallet.get(f"/v1/balances/{bc}/history", stranger_token)).status_code == 404, "not theirs: as if it did not exist"
     assert (await wallet.get(f"/v1/balances/{bc}/history?from=yesterday", token)).status_code == 422
 
 
@@ -109,7 +110,7 @@ async def _crossings(wallet: RunningWallet, bc: str, expect: int) -> list[dict[s
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 30
     while True:
-        records = await read_all(wallet.bootstrap, "wallet.events.v1", expect=1, timeout_s=30, settle_s=0.5)
+        records = await read_all(wallet.bootstrap, wallet.events_topic, expect=1, timeout_s=30, settle_s=0.5)
         found = [json.loads(r.value or b"{}") for r in records if r.key == bc.encode() and r.headers["event-type"] == "PrepaymentThresholdCrossed"]
         if len(found) >= expect or loop.time() > deadline:
             return found

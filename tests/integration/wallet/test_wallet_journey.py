@@ -16,18 +16,17 @@ import pytest_asyncio
 
 from adledger_contracts.wallet import InvoicePaid
 from adledger_libs.clock import ManualClock
-from adledger_libs.events import encode
 from adledger_libs.runtime import ServiceRuntime
 from adledger_wallet.config import Settings
 from adledger_wallet.inject import build
 
-from ..conftest import Stack, unique
-from ..kafka_io import produce, read_all, start_at_end
+from ..conftest import Stack, TopicFactory, unique
+from ..identity_world import PLATFORM, TestIdentity
+from ..kafka_io import encoded, produce, read_all, start_at_end
 from ..waits import free_port as _free_port
 
 pytestmark = pytest.mark.integration
 USD = 1_000_000
-PLATFORM = "test-platform-token"
 
 
 @dataclass
@@ -36,6 +35,9 @@ class RunningWallet:
     client: httpx.AsyncClient
     clock: ManualClock
     bootstrap: str
+    identity: TestIdentity
+    commands_topic: str
+    events_topic: str
     keys: int = 0
 
     def key(self) -> str:
@@ -50,15 +52,25 @@ class RunningWallet:
         return await self.client.get(path, headers={"Authorization": f"Bearer {token}"})
 
     async def user(self, name: str) -> tuple[str, str]:
-        user_id = unique(name)
-        answer = await self.command("POST", "/v1/users", PLATFORM, {"id": user_id, "name": name})
-        assert answer.status_code == 201, answer.text
-        return user_id, answer.json()["token"]
+        """A person of the platform's identity, known to the wallet: (user id, session token)."""
+        person = await self.identity.person(name, replicas=[self.runtime.pool])
+        return person.user_id, person.token
+
+    async def grant(self, business_center_id: str, user_id: str, *roles: str) -> None:
+        await self.identity.grant(business_center_id, user_id, *roles, replicas=[self.runtime.pool])
+
+    async def open_business_center(self, business_center_id: str, admin_user_id: str, currency: str = "USD") -> httpx.Response:
+        """As the platform operator; the identity service then makes the admin its Admin (here: the world's identity)."""
+        body = {"id": business_center_id, "name": "Acme", "currency": currency, "admin_user_id": admin_user_id}
+        answer = await self.command("POST", "/v1/business-centers", PLATFORM, body)
+        if answer.status_code == 201:
+            await self.grant(business_center_id, admin_user_id, "admin")
+        return answer
 
     async def pay(self, invoice_id: str, owner_id: str, amount_micros: int, currency: str = "USD", *, copies: int = 1) -> InvoicePaid:
         event = InvoicePaid(invoice_id=invoice_id, owner_id=owner_id, amount_micros=amount_micros, currency=currency, paid_at=self.clock.now())
-        envelope = encode(event, key=owner_id, trace_id="trace-payment")
-        await produce(self.bootstrap, "invoicing.events.v1", [(envelope.key, envelope.value, list(envelope.headers))] * copies)
+        record = encoded(event, owner_id, topic="invoicing.events.v1", trace_id="trace-payment")
+        await produce(self.bootstrap, "invoicing.events.v1", [record] * copies)
         return event
 
     async def balance_until(self, owner_id: str, token: str, field: str, expected: int, timeout_s: float = 30.0) -> dict[str, object]:
@@ -74,8 +86,14 @@ class RunningWallet:
 
 
 @pytest_asyncio.fixture
-async def wallet(stack: Stack) -> AsyncIterator[RunningWallet]:
+async def wallet(stack: Stack, new_topic: TopicFactory) -> AsyncIterator[RunningWallet]:
     schema, ledger_schema = unique("t_wallet"), unique("t_ledger")
+    clock = ManualClock(datetime(2026, 11, 21, 9, tzinfo=UTC))
+    identity = await TestIdentity.create(stack, new_topic, clock)
+    # The world's own command and event topics: wallets of other runs on the shared broker answer
+    # the shared topic's commands too (unknown owner), which would mix into this world's answers.
+    commands_topic, events_topic = await new_topic("wallet-commands", partitions=6), await new_topic("wallet-events", partitions=6)
+    await new_topic.create(commands_topic + ".dlq", partitions=1)
     port = _free_port()
     settings = Settings(
         database_url=stack.database_url,
@@ -83,19 +101,20 @@ async def wallet(stack: Stack) -> AsyncIterator[RunningWallet]:
         database_schema=schema,
         ledger_schema=ledger_schema,
         http_port=port,
-        platform_token=PLATFORM,
+        identity_events_topic=identity.topic,
+        commands_topic=commands_topic,
+        events_topic=events_topic,
         kafka_consumer_group=unique("wallet-group"),
         outbox_poll_interval_ms=100,
         # Tests run the clock-driven jobs themselves after moving the ManualClock (T1).
         day_close_poll_interval_ms=3_600_000,
         hold_expiry_poll_interval_ms=3_600_000,
     )
-    clock = ManualClock(datetime(2026, 11, 21, 9, tzinfo=UTC))
     runtime = build(settings, clock)
     await runtime.start()
     await start_at_end(
         stack.kafka_bootstrap_servers, stack.database_url, schema, settings.consumer_group,
-        ["invoicing.events.v1", "wallet.commands.v1", "balances.v1", "campaign.events.v1"],
+        ["invoicing.events.v1", "balances.v1", "campaign.events.v1"],
     )
     stop = asyncio.Event()
     serving = asyncio.ensure_future(runtime.serve(stop))
@@ -111,7 +130,8 @@ async def wallet(stack: Stack) -> AsyncIterator[RunningWallet]:
                 pass
             assert loop.time() < deadline, "wallet did not become healthy"
             await asyncio.sleep(0.1)
-        yield RunningWallet(runtime, client, clock, stack.kafka_bootstrap_servers)
+        await identity.replicated(runtime.pool)
+        yield RunningWallet(runtime, client, clock, stack.kafka_bootstrap_servers, identity, commands_topic, events_topic)
     finally:
         stop.set()
         await asyncio.gather(serving, return_exceptions=True)
@@ -131,9 +151,9 @@ async def test_w1_w4_w5_w9_m5_wallet_journey_over_http_kafka_and_postgres(wallet
     analyst, analyst_token = await wallet.user("ana")
     bc, other_bc = unique("bc"), unique("bc")
     for business_center, admin in ((bc, alice), (other_bc, bob)):
-        answer = await wallet.command("POST", "/v1/business-centers", PLATFORM, {"id": business_center, "name": "Acme", "currency": "USD", "admin_user_id": admin})
+        answer = await wallet.open_business_center(business_center, admin)
         assert answer.status_code == 201, answer.text
-    assert (await wallet.command("PUT", f"/v1/business-centers/{bc}/members/{analyst}", alice_token, {"role": "analyst"})).status_code == 200
+    await wallet.grant(bc, analyst, "analyst")
 
     # W1: ad accounts under the Business Center; M5: the same key twice opens one account.
     a1, a2, a3 = unique("acc"), unique("acc"), unique("acc")
@@ -154,12 +174,15 @@ async def test_w1_w4_w5_w9_m5_wallet_journey_over_http_kafka_and_postgres(wallet
     await wallet.balance_until(a2, alice_token, "real_micros", 3 * USD)
     assert (await wallet.balance_until(a1, alice_token, "real_micros", 10 * USD))["buckets"] == {"cash": 10 * USD, "credit_line": 0, "vouchers": 0}
 
-    # W9: another Business Center's user can neither read nor change it; an analyst cannot move money.
-    assert (await wallet.get(f"/v1/business-centers/{bc}", bob_token)).status_code == 403
-    assert (await wallet.get(f"/v1/balances/{a1}", bob_token)).status_code == 403
+    # W9: another Business Center's user can neither read nor change it, and cannot even tell it exists
+    # (the answer of one that does not); an analyst cannot move money.
+    nowhere = unique("bc")
+    for path in (f"/v1/business-centers/{bc}", f"/v1/balances/{a1}"):
+        hidden, missing = await wallet.get(path, bob_token), await wallet.get(path.replace(bc, nowhere).replace(a1, nowhere), bob_token)
+        assert hidden.status_code == missing.status_code == 404 and hidden.json()["error"] == missing.json()["error"] == "not_found"
     denied = await wallet.command("POST", f"/v1/business-centers/{bc}/allocations", analyst_token, {"ad_account_id": a1, "bucket": "cash", "direction": "to_business_center", "amount_micros": USD, "currency": "USD"})
     assert denied.status_code == 403 and denied.json()["error"] == "permission_denied"
-    assert (await wallet.command("POST", f"/v1/business-centers/{bc}/aba", bob_token)).status_code == 403
+    assert (await wallet.command("POST", f"/v1/business-centers/{bc}/aba", bob_token)).status_code == 404
 
     # W2-W5: ABA moves the eligible accounts' cash to the Business Center and syncs budgets, in one step.
     enabled = await wallet.command("POST", f"/v1/business-centers/{bc}/aba", alice_token)
@@ -185,7 +208,7 @@ async def test_w1_w4_w5_w9_m5_wallet_journey_over_http_kafka_and_postgres(wallet
     assert latest["real_micros"] == 13 * USD and latest["buckets"] == {"cash": 13 * USD, "credit_line": 0, "vouchers": 0}
     assert {record.headers["event-type"] for record in records if record.key == bc.encode()} == {"BalanceChanged"}
 
-    events = await read_all(wallet.bootstrap, "wallet.events.v1", expect=1, timeout_s=30, settle_s=1.0)
+    events = await read_all(wallet.bootstrap, wallet.events_topic, expect=1, timeout_s=30, settle_s=1.0)
     types = [record.headers["event-type"] for record in events if record.key == bc.encode()]
     assert types.count("AutomaticBalanceAllocationEnabled") == 1
     assert types.count("FundsReceived") == 2, "the re-sent payment was applied once"
@@ -194,7 +217,7 @@ async def test_w1_w4_w5_w9_m5_wallet_journey_over_http_kafka_and_postgres(wallet
 async def test_w6_m2_allocation_and_a_payment_in_another_currency_goes_to_the_dead_letter_topic(wallet: RunningWallet) -> None:
     alice, alice_token = await wallet.user("alice")
     bc, account = unique("bc"), unique("acc")
-    await wallet.command("POST", "/v1/business-centers", PLATFORM, {"id": bc, "name": "Acme", "currency": "EUR", "admin_user_id": alice})
+    await wallet.open_business_center(bc, alice, currency="EUR")
     await wallet.command("POST", f"/v1/business-centers/{bc}/ad-accounts", alice_token, {"id": account, "name": "x", "type": "reservation", "billing_option": "prepaid"})
     await wallet.pay(unique("inv"), bc, 7 * USD, currency="USD")
     await wallet.pay(unique("inv"), bc, 5 * USD, currency="EUR")

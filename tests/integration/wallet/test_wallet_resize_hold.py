@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 async def _funded_business_center(wallet: RunningWallet, amount_micros: int) -> tuple[str, str, str]:  # noqa: F811
     admin, token = await wallet.user("admin")
     business_center = unique("bc")
-    answer = await wallet.command("POST", "/v1/business-centers", PLATFORM, {"id": business_center, "name": "x", "currency": "USD", "admin_user_id": admin})
+    answer = await wallet.open_business_center(business_center, admin)
     assert answer.status_code == 201, answer.text
     await wallet.pay(unique("inv"), business_center, amount_micros)
     await wallet.balance_until(business_center, token, "real_micros", amount_micros)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from adledger_auth.roles import Role
 from adledger_wallet.domain.model import AdAccount, AdAccountType, BillingOption, Budget, BusinessCenter
-from adledger_wallet.domain.roles import Role, User
 
 USD = "USD"
 
@@ -35,5 +38,17 @@ def ad_account(
     )
 
 
-def user(user_id: str, business_center_id: str = "bc-1", *roles: Role) -> User:
-    return User(user_id, {business_center_id: frozenset(roles)})
+@dataclass(frozen=True)
+class Member:
+    """A principal (`adledger_auth.roles.Principal`) with roles per Business Center, as a verified caller has."""
+
+    user_id: str
+    roles: Mapping[str, frozenset[Role]] = field(default_factory=dict)
+    platform_operator: bool = False
+
+    def roles_in(self, business_center_id: str) -> frozenset[Role]:
+        return self.roles.get(business_center_id, frozenset())
+
+
+def user(user_id: str, business_center_id: str = "bc-1", *roles: Role) -> Member:
+    return Member(user_id, {business_center_id: frozenset(roles)})

@@ -9,11 +9,10 @@ from adledger_wallet.domain.errors import (
     InsufficientFundsError,
     InvalidAmountError,
     ManualCashAllocationUnderAbaError,
-    PermissionDeniedError,
 )
 from adledger_wallet.domain.model import AdAccount, BillingOption, BusinessCenter
-from adledger_wallet.domain.roles import Role, User
-from tests.unit.wallet.factories import ad_account, business_center, user
+from adledger_auth.roles import PermissionDeniedError, Role
+from tests.unit.wallet.factories import Member, ad_account, business_center, user
 
 TO_ACCOUNT = AllocationDirection.BUSINESS_CENTER_TO_AD_ACCOUNT
 TO_CENTER = AllocationDirection.AD_ACCOUNT_TO_BUSINESS_CENTER
@@ -22,7 +21,7 @@ FINANCE_MANAGER = user("u-1", "bc-1", Role.FINANCE_MANAGER)
 
 def allocate(
     *,
-    member: User = FINANCE_MANAGER,
+    member: Member = FINANCE_MANAGER,
     center: BusinessCenter | None = None,
     account: AdAccount | None = None,
     bucket: AllocationBucket = AllocationBucket.VOUCHERS,

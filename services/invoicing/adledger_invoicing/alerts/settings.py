@@ -31,6 +31,8 @@ class AlertSettings(BaseSettings):
     alerts_topic: str = "invoicing.events.v1"
     #: Partitions of the internal owner-activity topic and of every table's changelog.
     partitions: int = 6
+    #: Replicas of those topics, which Faust creates itself: 1 on the single local broker, 3 on Kubernetes.
+    replication_factor: int = 1
     window_days: int = WINDOW_DAYS
     runway_factor: int = RUNWAY_FACTOR
     threshold_percent: int = DEFAULT_THRESHOLD_PERCENT

@@ -1,129 +1,227 @@
-"""The wallet's tables (schema `wallet`): users, Business Centers, memberships, ad accounts."""
+"""The wallet's tables (schema `wallet`): Business Centers, ad accounts, payouts, day closes and
+threshold states, behind `ports.store.WalletStore`. Who may do what is the platform's identity
+(the library's replica tables); money is the shared ledger's, reached only through its port."""
 
 from __future__ import annotations
 
-import hashlib
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import date, datetime
 
 import asyncpg
 
+from adledger_auth import replica
+from adledger_ledger.owners import OwnerKind
+from adledger_libs.outbox import UnitOfWork
 from adledger_wallet.domain.model import AdAccount, AdAccountType, BillingOption, Budget, BudgetKind, BusinessCenter
-from adledger_wallet.domain.roles import Role, User
+from adledger_wallet.domain.payouts import Payout
+from adledger_wallet.ports.store import (
+    OutstandingPayout,
+    Snapshot,
+    UnknownAdAccountError,
+    UnknownBusinessCenterError,
+)
 
 
-class UnknownBusinessCenterError(LookupError):
-    def __init__(self, business_center_id: str) -> None:
-        super().__init__(f"no Business Center {business_center_id!r}")
-        self.business_center_id = business_center_id
+class PostgresWalletStore:
+    """Implements `WalletStore` on one transaction's connection."""
 
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
 
-class UnknownAdAccountError(LookupError):
-    def __init__(self, ad_account_id: str) -> None:
-        super().__init__(f"no ad account {ad_account_id!r}")
-        self.ad_account_id = ad_account_id
+    @classmethod
+    def of(cls, uow: UnitOfWork) -> PostgresWalletStore:
+        return cls(uow.conn)
 
+    # Business Centers and ad accounts --------------------------------------------------------------
 
-class UnknownUserError(LookupError):
-    def __init__(self, user_id: str) -> None:
-        super().__init__(f"no user {user_id!r}")
-        self.user_id = user_id
+    async def load_business_center(self, business_center_id: str, *, for_update: bool = False) -> BusinessCenter:
+        row = await self._conn.fetchrow(
+            "select * from business_centers where id = $1" + (" for update" if for_update else ""), business_center_id
+        )
+        if row is None:
+            raise UnknownBusinessCenterError(business_center_id)
+        return BusinessCenter(
+            id=row["id"],
+            currency=row["currency"],
+            aba_enabled=row["aba_enabled_at"] is not None,
+            credit_limit_micros=row["credit_limit_micros"],
+            finance_roles_enabled=await replica.finance_roles_set_up(self._conn, business_center_id),
+            prepayment_threshold_micros=row["prepayment_threshold_micros"],
+            last_payment_micros=row["last_payment_micros"],
+        )
 
+    async def business_center_name(self, business_center_id: str) -> str:
+        return str(await self._conn.fetchval("select name from business_centers where id = $1", business_center_id))
 
-def token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    async def insert_business_center(self, business_center: BusinessCenter, name: str, now: datetime) -> bool:
+        inserted = await self._conn.fetchval(
+            "insert into business_centers (id, name, currency, credit_limit_micros, created_at)"
+            " values ($1, $2, $3, $4, $5) on conflict (id) do nothing returning true",
+            business_center.id, name, business_center.currency, business_center.credit_limit_micros, now,
+        )
+        return bool(inserted)
 
+    async def mark_aba_enabled(self, business_center_id: str, now: datetime) -> None:
+        await self._conn.execute("update business_centers set aba_enabled_at = $2 where id = $1", business_center_id, now)
 
-async def user_by_token(conn: asyncpg.Connection, token: str) -> tuple[User, bool] | None:
-    """The user a bearer token belongs to, with their roles, and whether they operate the platform."""
-    row = await conn.fetchrow("select id, platform_operator from users where token_sha256 = $1", token_digest(token))
-    if row is None:
+    async def set_credit_limit(self, business_center_id: str, credit_limit_micros: int) -> None:
+        await self._conn.execute(
+            "update business_centers set credit_limit_micros = $2 where id = $1", business_center_id, credit_limit_micros
+        )
+
+    async def record_payment(self, business_center_id: str, amount_micros: int) -> None:
+        await self._conn.execute(
+            "update business_centers set last_payment_micros = $2 where id = $1", business_center_id, amount_micros
+        )
+
+    async def load_ad_account(self, ad_account_id: str) -> AdAccount:
+        row = await self._conn.fetchrow("select * from ad_accounts where id = $1", ad_account_id)
+        if row is None:
+            raise UnknownAdAccountError(ad_account_id)
+        return _ad_account(row)
+
+    async def load_ad_accounts(self, business_center_id: str) -> list[AdAccount]:
+        rows = await self._conn.fetch(
+            "select * from ad_accounts where business_center_id = $1 order by id", business_center_id
+        )
+        return [_ad_account(row) for row in rows]
+
+    async def insert_ad_account(self, ad_account: AdAccount, name: str, now: datetime) -> bool:
+        budget = ad_account.budget
+        inserted = await self._conn.fetchval(
+            "insert into ad_accounts (id, business_center_id, name, type, billing_option, currency,"
+            " budget_kind, budget_micros, budget_starts_on, budget_ends_on, created_at)"
+            " values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) on conflict (id) do nothing returning true",
+            ad_account.id, ad_account.business_center_id, name, ad_account.type.value, ad_account.billing_option.value,
+            ad_account.currency, budget.kind.value if budget else None, budget.amount_micros if budget else None,
+            budget.starts_on if budget else None, budget.ends_on if budget else None, now,
+        )
+        return bool(inserted)
+
+    async def save_budgets(self, accounts: Sequence[AdAccount]) -> None:
+        for account in accounts:
+            budget = account.budget
+            await self._conn.execute(
+                "update ad_accounts set budget_kind = $2, budget_micros = $3, budget_starts_on = $4,"
+                " budget_ends_on = $5 where id = $1",
+                account.id, budget.kind.value if budget else None, budget.amount_micros if budget else None,
+                budget.starts_on if budget else None, budget.ends_on if budget else None,
+            )
+
+    async def copy_budget_cap(self, ad_account_id: str, budget: Budget, version: int) -> bool:
+        updated = await self._conn.fetchval(
+            "update ad_accounts set budget_kind = $2, budget_micros = $3, budget_starts_on = $4, budget_ends_on = $5,"
+            " budget_version = $6 where id = $1 and budget_version < $6 returning true",
+            ad_account_id, budget.kind.value, budget.amount_micros, budget.starts_on, budget.ends_on, version,
+        )
+        return bool(updated)
+
+    async def owner_kind_of(self, owner_id: str) -> tuple[OwnerKind, str] | None:
+        if await self._conn.fetchval("select exists(select 1 from business_centers where id = $1)", owner_id):
+            return "business_center", owner_id
+        business_center_id = await self._conn.fetchval(
+            "select business_center_id from ad_accounts where id = $1", owner_id
+        )
+        if business_center_id is not None:
+            return "ad_account", str(business_center_id)
         return None
-    return await user_with_roles(conn, row["id"]), bool(row["platform_operator"])
 
+    async def user_exists(self, user_id: str) -> bool:
+        found = await replica.user(self._conn, user_id)
+        return found is not None and not found.disabled
 
-async def user_with_roles(conn: asyncpg.Connection, user_id: str) -> User:
-    rows = await conn.fetch("select business_center_id, role from memberships where user_id = $1", user_id)
-    roles: dict[str, set[Role]] = {}
-    for row in rows:
-        roles.setdefault(row["business_center_id"], set()).add(Role(row["role"]))
-    return User(user_id, {bc: frozenset(found) for bc, found in roles.items()})
+    # Payouts (W14) ----------------------------------------------------------------------------------
 
+    async def insert_payout(self, payout: Payout, now: datetime) -> None:
+        await self._conn.execute(
+            """insert into payouts (id, payer_kind, payer_id, payee_account_id, amount_micros, currency, code, requested_at)
+               values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict (id) do nothing""",
+            payout.id, payout.payer_kind, payout.payer_id, payout.payee_account_id, payout.amount_micros,
+            payout.currency, payout.code, now,
+        )
 
-async def insert_user(conn: asyncpg.Connection, user_id: str, name: str, token: str, *, platform_operator: bool, now: datetime) -> None:
-    await conn.execute(
-        "insert into users (id, name, token_sha256, platform_operator, created_at) values ($1, $2, $3, $4, $5)"
-        " on conflict (id) do nothing",
-        user_id,
-        name,
-        token_digest(token),
-        platform_operator,
-        now,
-    )
+    async def outstanding_payouts(self, payer_id: str) -> list[OutstandingPayout]:
+        rows = await self._conn.fetch(
+            """select id, payee_account_id, amount_micros, currency, code from payouts
+               where payer_id = $1 and paid_at is null order by queued for update""",
+            payer_id,
+        )
+        return [OutstandingPayout(**dict(row)) for row in rows]
 
+    async def mark_payouts_paid(self, payout_ids: Sequence[str], now: datetime) -> None:
+        await self._conn.execute("update payouts set paid_at = $2 where id = any($1::text[])", list(payout_ids), now)
 
-async def require_user(conn: asyncpg.Connection, user_id: str) -> None:
-    if not await conn.fetchval("select exists(select 1 from users where id = $1)", user_id):
-        raise UnknownUserError(user_id)
+    async def payout_paid(self, payout_id: str) -> bool:
+        return bool(await self._conn.fetchval("select paid_at is not null from payouts where id = $1", payout_id))
 
+    # Day closes (W13) ------------------------------------------------------------------------------
 
-async def load_business_center(conn: asyncpg.Connection, business_center_id: str, *, for_update: bool = False) -> BusinessCenter:
-    row = await conn.fetchrow(
-        "select bc.*, exists(select 1 from memberships m where m.business_center_id = bc.id"
-        " and m.role = 'finance_manager') as finance_roles_enabled"
-        " from business_centers bc where bc.id = $1" + (" for update of bc" if for_update else ""),
-        business_center_id,
-    )
-    if row is None:
-        raise UnknownBusinessCenterError(business_center_id)
-    return BusinessCenter(
-        id=row["id"],
-        currency=row["currency"],
-        aba_enabled=row["aba_enabled_at"] is not None,
-        credit_limit_micros=row["credit_limit_micros"],
-        finance_roles_enabled=row["finance_roles_enabled"],
-        prepayment_threshold_micros=row["prepayment_threshold_micros"],
-        last_payment_micros=row["last_payment_micros"],
-    )
+    async def last_day_closed(self) -> date | None:
+        day: date | None = await self._conn.fetchval("select max(day) from day_closes")
+        return day
 
+    async def first_business_center_opened_at(self) -> datetime | None:
+        opened: datetime | None = await self._conn.fetchval("select min(created_at) from business_centers")
+        return opened
 
-async def business_center_name(conn: asyncpg.Connection, business_center_id: str) -> str:
-    return str(await conn.fetchval("select name from business_centers where id = $1", business_center_id))
+    async def lock_day_closes(self) -> None:
+        await self._conn.execute("select pg_advisory_xact_lock(hashtext('wallet-day-close:' || current_schema()))")
 
+    async def day_closed(self, day: date) -> bool:
+        return bool(await self._conn.fetchval("select exists(select 1 from day_closes where day = $1)", day))
 
-async def insert_business_center(conn: asyncpg.Connection, business_center: BusinessCenter, name: str, now: datetime) -> bool:
-    inserted = await conn.fetchval(
-        "insert into business_centers (id, name, currency, credit_limit_micros, created_at)"
-        " values ($1, $2, $3, $4, $5) on conflict (id) do nothing returning true",
-        business_center.id,
-        name,
-        business_center.currency,
-        business_center.credit_limit_micros,
-        now,
-    )
-    return bool(inserted)
+    async def owners_opened_before(self, instant: datetime) -> list[tuple[OwnerKind, str, str]]:
+        rows = await self._conn.fetch(
+            "select id, 'business_center' as kind, currency from business_centers where created_at < $1"
+            " union all select id, 'ad_account' as kind, currency from ad_accounts where created_at < $1"
+            " order by id",
+            instant,
+        )
+        return [(row["kind"], row["id"], row["currency"]) for row in rows]
 
+    async def save_snapshots(self, snapshots: Sequence[Snapshot]) -> None:
+        await self._conn.executemany(
+            "insert into balance_snapshots (owner_id, owner_kind, day, currency, real_micros, virtual_micros, taken_at)"
+            " values ($1, $2, $3, $4, $5, $6, $7) on conflict (owner_id, day) do nothing",
+            [(item.owner_id, item.owner_kind, item.day, item.currency, item.real_micros, item.virtual_micros, item.taken_at)
+             for item in snapshots],
+        )
 
-async def add_membership(conn: asyncpg.Connection, business_center_id: str, user_id: str, role: Role) -> None:
-    await conn.execute(
-        "insert into memberships (business_center_id, user_id, role) values ($1, $2, $3) on conflict do nothing",
-        business_center_id,
-        user_id,
-        role.value,
-    )
+    async def mark_day_closed(self, day: date, now: datetime) -> None:
+        await self._conn.execute(
+            "insert into day_closes (day, closed_at) values ($1, $2) on conflict do nothing", day, now
+        )
 
+    async def history(self, owner_id: str, from_day: date | None, to_day: date | None) -> list[Snapshot]:
+        rows = await self._conn.fetch(
+            "select owner_id, owner_kind, day, currency, real_micros, virtual_micros, taken_at from balance_snapshots"
+            " where owner_id = $1 and ($2::date is null or day >= $2) and ($3::date is null or day <= $3) order by day",
+            owner_id, from_day, to_day,
+        )
+        return [Snapshot(**dict(row)) for row in rows]
 
-async def mark_aba_enabled(conn: asyncpg.Connection, business_center_id: str, now: datetime) -> None:
-    await conn.execute("update business_centers set aba_enabled_at = $2 where id = $1", business_center_id, now)
+    # Prepayment thresholds (W12) ----------------------------------------------------------------------
 
+    async def business_center_exists(self, business_center_id: str) -> bool:
+        return bool(await self._conn.fetchval("select exists(select 1 from business_centers where id = $1)", business_center_id))
 
-async def set_credit_limit(conn: asyncpg.Connection, business_center_id: str, credit_limit_micros: int) -> None:
-    await conn.execute(
-        "update business_centers set credit_limit_micros = $2 where id = $1", business_center_id, credit_limit_micros
-    )
+    async def threshold_state(self, owner_id: str, now: datetime) -> tuple[bool, int]:
+        await self._conn.execute(
+            "insert into prepayment_threshold_states (owner_id, below, changed_at, version) values ($1, false, $2, 0)"
+            " on conflict (owner_id) do nothing",
+            owner_id, now,
+        )
+        row = await self._conn.fetchrow(
+            "select below, version from prepayment_threshold_states where owner_id = $1 for update", owner_id
+        )
+        return bool(row["below"]), int(row["version"])
 
-
-async def record_payment(conn: asyncpg.Connection, business_center_id: str, amount_micros: int) -> None:
-    await conn.execute("update business_centers set last_payment_micros = $2 where id = $1", business_center_id, amount_micros)
+    async def save_threshold_state(self, owner_id: str, below: bool, version: int, now: datetime) -> None:
+        await self._conn.execute(
+            "update prepayment_threshold_states set below = $2, version = $3,"
+            " changed_at = case when below = $2 then changed_at else $4 end where owner_id = $1",
+            owner_id, below, version, now,
+        )
 
 
 def _ad_account(row: asyncpg.Record) -> AdAccount:
@@ -140,69 +238,18 @@ def _ad_account(row: asyncpg.Record) -> AdAccount:
     )
 
 
-async def load_ad_account(conn: asyncpg.Connection, ad_account_id: str) -> AdAccount:
-    row = await conn.fetchrow("select * from ad_accounts where id = $1", ad_account_id)
-    if row is None:
-        raise UnknownAdAccountError(ad_account_id)
-    return _ad_account(row)
-
-
-async def load_ad_accounts(conn: asyncpg.Connection, business_center_id: str) -> list[AdAccount]:
-    rows = await conn.fetch("select * from ad_accounts where business_center_id = $1 order by id", business_center_id)
-    return [_ad_account(row) for row in rows]
-
-
-async def insert_ad_account(conn: asyncpg.Connection, ad_account: AdAccount, name: str, now: datetime) -> bool:
-    budget = ad_account.budget
-    inserted = await conn.fetchval(
-        "insert into ad_accounts (id, business_center_id, name, type, billing_option, currency,"
-        " budget_kind, budget_micros, budget_starts_on, budget_ends_on, created_at)"
-        " values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) on conflict (id) do nothing returning true",
-        ad_account.id,
-        ad_account.business_center_id,
-        name,
-        ad_account.type.value,
-        ad_account.billing_option.value,
-        ad_account.currency,
-        budget.kind.value if budget else None,
-        budget.amount_micros if budget else None,
-        budget.starts_on if budget else None,
-        budget.ends_on if budget else None,
-        now,
-    )
-    return bool(inserted)
-
-
-async def save_budgets(conn: asyncpg.Connection, accounts: list[AdAccount]) -> None:
-    for account in accounts:
-        budget = account.budget
-        await conn.execute(
-            "update ad_accounts set budget_kind = $2, budget_micros = $3, budget_starts_on = $4, budget_ends_on = $5"
-            " where id = $1",
-            account.id,
-            budget.kind.value if budget else None,
-            budget.amount_micros if budget else None,
-            budget.starts_on if budget else None,
-            budget.ends_on if budget else None,
+async def move_legacy_payouts(conn: asyncpg.Connection, ledger_schema: str) -> int:
+    """Once: payouts used to sit in the ledger's schema (a business table in the ledger, issue 13);
+    the ledger's migration 0005 renamed that table `payouts_legacy`, and its rows move here."""
+    exists = await conn.fetchval("select to_regclass($1) is not null", f"{ledger_schema}.payouts_legacy")
+    if not exists:
+        return 0
+    async with conn.transaction():
+        moved = await conn.execute(
+            f"""insert into payouts (id, payer_kind, payer_id, payee_account_id, amount_micros, currency, code,
+                                     requested_at, paid_at)
+                select id, payer_kind, payer_id, payee_account_id, amount_micros, currency, code, requested_at, paid_at
+                from {ledger_schema}.payouts_legacy order by requested_at, id on conflict (id) do nothing"""
         )
-
-
-async def owner_kind_of(conn: asyncpg.Connection, owner_id: str) -> tuple[str, str] | None:
-    """('business_center', its id) or ('ad_account', its Business Center's id), or None."""
-    if await conn.fetchval("select exists(select 1 from business_centers where id = $1)", owner_id):
-        return "business_center", owner_id
-    business_center_id = await conn.fetchval("select business_center_id from ad_accounts where id = $1", owner_id)
-    if business_center_id is not None:
-        return "ad_account", str(business_center_id)
-    return None
-
-
-async def copy_budget_cap(conn: asyncpg.Connection, ad_account_id: str, budget: Budget, version: int) -> bool:
-    """Keep the campaign service's cap of an ad account (the newest version wins); False when the
-    account is not this wallet's or the copy is already as new."""
-    updated = await conn.fetchval(
-        "update ad_accounts set budget_kind = $2, budget_micros = $3, budget_starts_on = $4, budget_ends_on = $5,"
-        " budget_version = $6 where id = $1 and budget_version < $6 returning true",
-        ad_account_id, budget.kind.value, budget.amount_micros, budget.starts_on, budget.ends_on, version,
-    )
-    return bool(updated)
+        await conn.execute(f"drop table {ledger_schema}.payouts_legacy")
+    return int(moved.split()[-1])

@@ -3,7 +3,7 @@
 `plan_enable_aba` decides everything and changes nothing: the adapter turns its `AbaPlan` into
 linked ledger transfers (one per `CashMove`), the ad-account budget updates, the Business
 Center update, and one event, all in one database transaction. Who may ask for it is checked
-before, with `roles.authorize(user, business_center, Action.ENABLE_ABA)` (Admin only).
+before, with `adledger_auth.roles.authorize(caller, business_center.id, Action.ENABLE_ABA, ...)` (Admin only).
 
 Decisions the rules leave open:
 

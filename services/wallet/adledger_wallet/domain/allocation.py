@@ -33,7 +33,7 @@ from adledger_wallet.domain.errors import (
     ManualCashAllocationUnderAbaError,
 )
 from adledger_wallet.domain.model import AdAccount, BusinessCenter, require_micros, require_positive_micros
-from adledger_wallet.domain.roles import Action, User, authorize
+from adledger_auth.roles import Action, Principal, authorize
 
 
 class AllocationBucket(StrEnum):
@@ -73,7 +73,7 @@ class Allocation:
 
 
 def plan_allocation(
-    user: User,
+    principal: Principal,
     business_center: BusinessCenter,
     ad_account: AdAccount,
     *,
@@ -89,7 +89,7 @@ def plan_allocation(
     the account, the account's when returning) has available now, read in the same database
     transaction that will apply the allocation.
     """
-    authorize(user, business_center, Action.ALLOCATE_FUNDS)
+    authorize(principal, business_center.id, Action.ALLOCATE_FUNDS, finance_roles_set_up=business_center.finance_roles_enabled)
     if ad_account.business_center_id != business_center.id:
         raise AdAccountNotOwnedError(ad_account.id, business_center.id)
     require_same_currency(business_center.currency, currency)

@@ -23,7 +23,7 @@ Decisions the rules leave open:
   the new day, and a written snapshot is never rewritten (corrections show in later days).
   A service that was down at one or more closes takes each missed close in order when it comes
   back (`day_closes_due`), so the history has no gaps.
-- W14 (the payout gate) is a ledger operation every service can call: `adledger_ledger.payouts`.
+- W14 (the payout gate) is the wallet's: `domain/payouts.py` (pure) and its store.
 """
 
 from __future__ import annotations

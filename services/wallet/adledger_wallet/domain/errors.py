@@ -2,19 +2,18 @@
 
 Each error carries the facts that caused it as attributes, so an adapter can turn it into an
 HTTP problem or an event without parsing the message, and a test can assert on the facts.
-A currency mix is reported with `adledger_libs.money.CurrencyMismatchError` (rule M2), which
-every service shares, rather than with a wallet-specific class.
+A currency mix is reported with `adledger_libs.money.CurrencyMismatchError` (rule M2), and a
+permission refused with `adledger_auth.roles.PermissionDeniedError` (W9), which every service
+shares, rather than with wallet-specific classes. Every rejection is a `Refusal`: an API answers it
+with a 4xx, a consumer dead-letters the record that caused it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from adledger_wallet.domain.roles import Action, Role
+from adledger_libs.refusals import Refusal
 
 
-class WalletError(Exception):
+class WalletError(Refusal):
     """The base of every rejection by the wallet's rules; a caller may catch this one class."""
 
 
@@ -33,30 +32,6 @@ class InvalidBudgetError(WalletError, ValueError):
     def __init__(self, reason: str) -> None:
         super().__init__(f"invalid budget: {reason}")
         self.reason = reason
-
-
-class PermissionDeniedError(WalletError):
-    """A user tried an action their roles in the Business Center do not allow (rule W9)."""
-
-    def __init__(
-        self,
-        user_id: str,
-        business_center_id: str,
-        action: Action,
-        required_roles: frozenset[Role],
-        held_roles: frozenset[Role],
-    ) -> None:
-        required = ", ".join(sorted(required_roles)) or "nobody"
-        held = ", ".join(sorted(held_roles)) or "no role"
-        super().__init__(
-            f"user {user_id} may not {action} in business center {business_center_id}: "
-            f"it needs one of ({required}) and the user has {held} there"
-        )
-        self.user_id = user_id
-        self.business_center_id = business_center_id
-        self.action = action
-        self.required_roles = required_roles
-        self.held_roles = held_roles
 
 
 class AbaAlreadyEnabledError(WalletError):
@@ -86,7 +61,7 @@ class DuplicateAdAccountError(WalletError, ValueError):
         self.ad_account_id = ad_account_id
 
 
-class MissingCashBalanceError(WalletError, LookupError):
+class MissingCashBalanceError(LookupError):
     """Enabling ABA needs the available cash of every eligible ad account; one was not given.
 
     This is a bug in the caller (the adapter reads every balance before planning), so it is

@@ -2,7 +2,7 @@
 
 import pytest
 
-from adledger_ledger.payouts import payout_allowed, payouts_ready
+from adledger_wallet.domain.payouts import payout_allowed, payouts_ready
 
 
 def test_w14_a_payout_goes_out_only_while_the_real_balance_covers_it() -> None:

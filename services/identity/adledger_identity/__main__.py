@@ -1,0 +1,3 @@
+from adledger_identity.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""What the identity core needs from the outside, in domain words."""
