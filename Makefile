@@ -52,6 +52,7 @@ lint: venv ## Static checks that catch real bugs: undefined names, unused import
 
 schemas: venv ## Regenerate schemas/ from the pydantic models and the topic catalogue.
 	$(PY) -m adledger_contracts.schemagen schemas
+	$(PY) tools/rules_index.py
 	$(PY) -m adledger_identity.inject schemas/openapi
 	$(PY) -m adledger_wallet.inject schemas/openapi
 	$(PY) -m adledger_order_escrow.inject schemas/openapi

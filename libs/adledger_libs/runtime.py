@@ -260,7 +260,7 @@ class ServiceRuntime:
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Run every task until `stop` is set or one of them fails."""
-        tasks: dict[asyncio.Task[None], str] = {}
+        tasks: dict[asyncio.Future[Any], str] = {}
 
         def spawn(name: str, coroutine: Awaitable[None]) -> None:
             tasks[asyncio.ensure_future(coroutine)] = name
@@ -302,10 +302,11 @@ class ServiceRuntime:
         failure: BaseException | None = None
         try:
             done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if task is not stopper:
-                    failure = task.exception() or RuntimeError(f"task {tasks[task]} ended unexpectedly")
-                    log.error("task_failed", task=tasks[task], error=repr(failure))
+            for finished in done:
+                failed = tasks.get(finished) if finished is not stopper else None
+                if failed is not None:
+                    failure = finished.exception() or RuntimeError(f"task {failed} ended unexpectedly")
+                    log.error("task_failed", task=failed, error=repr(failure))
         finally:
             self.http_server.should_exit = True
             for task, name in tasks.items():

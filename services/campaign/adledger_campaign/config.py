@@ -6,6 +6,9 @@ from adledger_libs.settings import ServiceSettings
 class Settings(ServiceSettings):
     service_name: str = "campaign"
     http_port: int = 8082
+    #: It asks the wallet to hold and release money: its records are signed, and production refuses
+    #: to start without its signing key (`<secrets>/services/<service>.key`, issue 12).
+    signs_records: bool = True
     #: What the service publishes (campaign and cap snapshots), what it reads and the commands it
     #: sends; tests give a world its own topics.
     events_topic: str = "campaign.events.v1"

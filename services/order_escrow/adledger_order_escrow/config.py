@@ -8,6 +8,9 @@ from adledger_libs.settings import ServiceSettings
 class Settings(ServiceSettings):
     service_name: str = "order_escrow"
     http_port: int = 8084
+    #: It asks the wallet to hold and release money: its records are signed, and production refuses
+    #: to start without its signing key (`<secrets>/services/<service>.key`, issue 12).
+    signs_records: bool = True
     #: Where the wallet's events come from (owners opened, answers to the holds asked for).
     wallet_events_topic: str = "wallet.events.v1"
     #: Where the holds (PlaceHold, ResolveHold) are asked for.
