@@ -14,6 +14,7 @@ from adledger_cli.audit import compare_balances
 from adledger_cli.dlq import HEADER_REPLAYED_FROM, DeadLetter, Selection, dead_letter_topic_of, printable
 from adledger_cli.main import app
 from adledger_cli.output import table
+from adledger_cli.settings import SERVICE_SCHEMAS
 from adledger_cli.topics import Record
 from adledger_contracts.external import BalanceBuckets, BalanceChanged
 from adledger_ledger.audit import OwnerFigures
@@ -200,3 +201,9 @@ def test_the_cli_is_a_package_of_its_own_with_the_adledger_console_script_instal
         line.split("==")[0].lower() for line in (ROOT / "requirements.lock").read_text().splitlines() if "==" in line
     }
     assert {"typer", "click", "rich", "shellingham"} <= pinned
+
+
+def test_the_audit_checks_the_outbox_of_every_service_by_default() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    [services] = [line.split(":=", 1)[1].split() for line in makefile.splitlines() if line.startswith("SERVICES :=")]
+    assert sorted(SERVICE_SCHEMAS) == sorted(services)
