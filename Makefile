@@ -9,20 +9,21 @@ PYTHON ?= python3
 STACK := deploy/local/stack
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv stack-up stack-down stack-status run test test-unit test-integration lint schemas check-schemas k8s kafka-lock bench bench-smoke lock clean
+.PHONY: help setup venv stack-up stack-down stack-status run test test-unit test-integration lint schemas check-schemas k8s kafka-lock bench bench-smoke bench-audit lock clean
 
 help: ## List the targets.
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 setup: venv stack-up ## Install everything (Python packages, Kafka jars, PostgreSQL, Java) and start the stack.
 
-venv: $(VENV)/.installed ## Create .venv with the libs and every service installed (editable).
+venv: $(VENV)/.installed ## Create .venv with the libs, every service and the `adledger` CLI installed (editable).
 
-$(VENV)/.installed: libs/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) requirements-dev.txt requirements.lock
+$(VENV)/.installed: libs/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) tools/cli/pyproject.toml \
+		requirements-dev.txt requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "adledger needs Python 3.11 or newer")'
 	$(PYTHON) -m venv $(VENV) || { echo "error: could not create a virtualenv (on Debian: apt-get install python3-venv)" >&2; exit 1; }
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -c requirements.lock -r requirements-dev.txt \
-		-e libs $(foreach s,$(SERVICES),-e services/$(s))
+		-e libs $(foreach s,$(SERVICES),-e services/$(s)) -e tools/cli
 	touch $@
 
 stack-up: ## Start Kafka and PostgreSQL (installs what is missing; waits for health).
@@ -47,7 +48,7 @@ test-integration: venv stack-up ## Only the tests against the real stack.
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
 lint: venv ## Static checks that catch real bugs: undefined names, unused imports, bug-prone patterns.
-	$(VENV)/bin/ruff check --select F,E9,B --ignore B008 libs services tests deploy bench
+	$(VENV)/bin/ruff check --select F,E9,B --ignore B008 libs services tools tests deploy bench
 
 schemas: venv ## Regenerate schemas/ from the pydantic models and the topic catalogue.
 	$(PY) -m adledger_contracts.schemagen schemas
@@ -77,6 +78,9 @@ BENCH_SMOKE_RESULTS ?= $(or $(TMPDIR),/tmp)/adledger-bench-smoke
 bench-smoke: venv stack-up ## A small run of the benchmark (CI): every phase, the exact-charge check, the final line.
 	$(PY) bench/spend.py --events 5000 --naive-events 100 --accounts 100 --business-centers 10 --partitions 6 \
 		--pause-accounts 10 --pause-rate 500 --results $(BENCH_SMOKE_RESULTS) $(BENCH_ARGS)
+
+bench-audit: venv stack-up ## Time `adledger ledger audit` on a generated ledger of a million transfers (docs/performance.md).
+	$(PY) bench/ledger_audit.py $(BENCH_ARGS)
 
 lock: venv ## Re-pin requirements.lock from the current .venv.
 	{ echo '# Pinned versions of every third-party package (constraints for make venv); refresh with make lock.'; \

@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import asyncpg
@@ -305,6 +305,35 @@ class OutboxRelay:
             return 0.0
         age_s, seen_at = self._oldest
         return max(age_s, 0.0) + time.monotonic() - seen_at
+
+
+@dataclass(frozen=True)
+class OutboxBacklog:
+    """What a schema's outbox holds: every row, and those older than the limit asked about."""
+
+    schema: str
+    rows: int
+    stale_rows: int
+    oldest_created_at: datetime | None
+    #: The database's clock when it was read; rows are stamped by it (`created_at default now()`).
+    read_at: datetime
+
+
+async def outbox_backlog(conn: asyncpg.Connection, schema: str, older_than: timedelta) -> OutboxBacklog | None:
+    """How far behind a schema's outbox relay is (None when the schema has no outbox). A healthy
+    relay publishes within milliseconds, so a row older than a minute means a stuck relay or an
+    unreachable broker: events that subscribers have not seen."""
+    schema = checked_schema(schema)
+    if await conn.fetchval("select to_regclass($1)", f"{schema}.outbox") is None:
+        return None
+    row = await conn.fetchrow(
+        f"""select count(*) as rows, count(*) filter (where created_at < now() - $1::interval) as stale_rows,
+                   min(created_at) as oldest_created_at, now() as read_at
+            from {schema}.outbox""",
+        older_than,
+    )
+    assert row is not None
+    return OutboxBacklog(schema, int(row["rows"]), int(row["stale_rows"]), row["oldest_created_at"], row["read_at"])
 
 
 class StoredAnswer(NamedTuple):

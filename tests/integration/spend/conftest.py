@@ -83,8 +83,8 @@ class Services:
         await self.identity.grant(business_center_id, self.admin_id, "admin", replicas=[self.wallet.pool])
         return business_center_id
 
-    async def ad_account(self, business_center_id: str, *, aba_eligible: bool = False) -> str:
-        account_id = unique("acc")
+    async def ad_account(self, business_center_id: str, *, aba_eligible: bool = False, account_id: str | None = None) -> str:
+        account_id = account_id or unique("acc")
         kind = {"type": "auction", "billing_option": "monthly_invoicing"} if aba_eligible else {"type": "reservation", "billing_option": "prepaid"}
         await self.command("POST", f"/v1/business-centers/{business_center_id}/ad-accounts", self.admin_token, {"id": account_id, "name": "x", **kind})
         return account_id
