@@ -34,6 +34,7 @@ BOOTSTRAP = os.environ.get("ADLEDGER_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092"
 WALLET = os.environ.get("ADLEDGER_SIMULATOR_WALLET_URL", "http://127.0.0.1:8081")
 CAMPAIGN = os.environ.get("ADLEDGER_SIMULATOR_CAMPAIGN_URL", "http://127.0.0.1:8082")
 INVOICING = os.environ.get("ADLEDGER_SIMULATOR_INVOICING_URL", "http://127.0.0.1:8083")
+IDENTITY = os.environ.get("ADLEDGER_SIMULATOR_IDENTITY_URL", "http://127.0.0.1:8086")
 #: How long a Business Center stays paused for lack of funds before its finance person tops it up.
 TOP_UP_AFTER_S = float(os.environ.get("ADLEDGER_SIMULATOR_TOP_UP_AFTER_S", "20"))
 TOP_UPS_PER_OWNER = 3
@@ -100,7 +101,13 @@ async def settled(client: httpx.AsyncClient, method: str, path: str, token: str,
 async def set_up(client: httpx.AsyncClient) -> list[Account]:
     """Two Business Centers: one with ABA (three accounts share its money), one manual."""
     user = f"sim-admin-{RUN_ID}"
-    token = str((await command(client, "POST", "/v1/users", PLATFORM_TOKEN, {"id": user, "name": "Simulator admin"}))["token"])
+    # One person of the platform's one identity, signed in once: one token for every service.
+    password = f"simulated-{uuid.uuid4().hex}"
+    await command(client, "POST", "/v1/users", PLATFORM_TOKEN, {"id": user, "name": "Simulator admin", "password": password},
+                  base=IDENTITY)
+    signed_in = await client.post(f"{IDENTITY}/v1/sessions", json={"user_id": user, "password": password})
+    signed_in.raise_for_status()
+    token = str(signed_in.json()["token"])
     # The campaign service knows the platform's one identity: the platform operator runs the simulated campaigns.
     campaign_token = PLATFORM_TOKEN
     accounts: list[Account] = []
@@ -110,10 +117,11 @@ async def set_up(client: httpx.AsyncClient) -> list[Account]:
         bc_accounts = []
         for number in range(3 if aba else 2):
             account = f"{bc}-acct{number + 1}"
-            await command(client, "POST", f"/v1/business-centers/{bc}/ad-accounts", token, {"id": account, "name": account, "type": "auction", "billing_option": "monthly_invoicing"})
+            # The Admin role reaches the wallet from the identity service a moment after the opening.
+            await settled(client, "POST", f"/v1/business-centers/{bc}/ad-accounts", token, {"id": account, "name": account, "type": "auction", "billing_option": "monthly_invoicing"}, base=WALLET)
             bc_accounts.append(Account(account, bc, funded_by=bc if aba else account))
         if aba:
-            await command(client, "POST", f"/v1/business-centers/{bc}/aba", token)
+            await settled(client, "POST", f"/v1/business-centers/{bc}/aba", token, base=WALLET)
         for owner in sorted({account.funded_by for account in bc_accounts}):
             await top_up(client, owner, funds_micros)
         if aba:
