@@ -9,21 +9,21 @@ PYTHON ?= python3
 STACK := deploy/local/stack
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv stack-up stack-down stack-status run test test-unit test-integration lint schemas check-schemas k8s kafka-lock bench bench-smoke lock clean
+.PHONY: help setup venv stack-up stack-down stack-status run test test-unit test-integration lint schemas check-schemas k8s kafka-lock bench bench-smoke bench-audit lock clean
 
 help: ## List the targets.
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 setup: venv stack-up ## Install everything (Python packages, Kafka jars, PostgreSQL, Java) and start the stack.
 
-venv: $(VENV)/.installed ## Create .venv with the libs, every service and the ad servers' client installed (editable).
+venv: $(VENV)/.installed ## Create .venv with the libs, every service, the `adledger` CLI and the ad servers' client installed (editable).
 
-$(VENV)/.installed: libs/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) clients/python/pyproject.toml \
+$(VENV)/.installed: libs/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) tools/cli/pyproject.toml clients/python/pyproject.toml \
 		requirements-dev.txt requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "adledger needs Python 3.11 or newer")'
 	$(PYTHON) -m venv $(VENV) || { echo "error: could not create a virtualenv (on Debian: apt-get install python3-venv)" >&2; exit 1; }
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -c requirements.lock -r requirements-dev.txt \
-		-e libs $(foreach s,$(SERVICES),-e services/$(s)) -e clients/python
+		-e libs $(foreach s,$(SERVICES),-e services/$(s)) -e tools/cli -e clients/python
 	touch $@
 
 stack-up: ## Start Kafka and PostgreSQL (installs what is missing; waits for health).
@@ -48,12 +48,13 @@ test-integration: venv stack-up ## Only the tests against the real stack.
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
 lint: venv ## Static checks that catch real bugs: undefined names, unused imports, bug-prone patterns.
-	$(VENV)/bin/ruff check --select F,E9,B --ignore B008 libs services clients tests deploy bench
+	$(VENV)/bin/ruff check --select F,E9,B --ignore B008 libs services tools clients tests deploy bench
 # The ad servers' client is held to ruff's full default rules and mypy --strict (it ships py.typed).
 	cd clients/python && $(abspath $(VENV))/bin/ruff check . && $(abspath $(VENV))/bin/mypy adledger_client
 
 schemas: venv ## Regenerate schemas/ from the pydantic models and the topic catalogue.
 	$(PY) -m adledger_contracts.schemagen schemas
+	$(PY) tools/rules_index.py
 	$(PY) -m adledger_identity.inject schemas/openapi
 	$(PY) -m adledger_wallet.inject schemas/openapi
 	$(PY) -m adledger_order_escrow.inject schemas/openapi
@@ -79,6 +80,9 @@ BENCH_SMOKE_RESULTS ?= $(or $(TMPDIR),/tmp)/adledger-bench-smoke
 bench-smoke: venv stack-up ## A small run of the benchmark (CI): every phase, the exact-charge check, the final line.
 	$(PY) bench/spend.py --events 5000 --naive-events 100 --accounts 100 --business-centers 10 --partitions 6 \
 		--pause-accounts 10 --pause-rate 500 --results $(BENCH_SMOKE_RESULTS) $(BENCH_ARGS)
+
+bench-audit: venv stack-up ## Time `adledger ledger audit` on a generated ledger of a million transfers (docs/performance.md).
+	$(PY) bench/ledger_audit.py $(BENCH_ARGS)
 
 lock: venv ## Re-pin requirements.lock from the current .venv.
 	{ echo '# Pinned versions of every third-party package (constraints for make venv); refresh with make lock.'; \

@@ -102,9 +102,8 @@ async def set_up(client: httpx.AsyncClient) -> list[Account]:
     """Two Business Centers: one with ABA (three accounts share its money), one manual."""
     user = f"sim-admin-{RUN_ID}"
     token = str((await command(client, "POST", "/v1/users", PLATFORM_TOKEN, {"id": user, "name": "Simulator admin"}))["token"])
-    campaign_token = str(
-        (await command(client, "POST", "/v1/users", PLATFORM_TOKEN, {"id": user, "name": "Simulator admin"}, base=CAMPAIGN))["token"]
-    )
+    # The campaign service knows the platform's one identity: the platform operator runs the simulated campaigns.
+    campaign_token = PLATFORM_TOKEN
     accounts: list[Account] = []
     for index, (aba, funds_micros) in enumerate(((True, 6 * USD), (False, 3 * USD))):
         bc = f"sim-bc{index + 1}-{RUN_ID}"
@@ -118,7 +117,6 @@ async def set_up(client: httpx.AsyncClient) -> list[Account]:
             await command(client, "POST", f"/v1/business-centers/{bc}/aba", token)
         for owner in sorted({account.funded_by for account in bc_accounts}):
             await top_up(client, owner, funds_micros)
-        await settled(client, "PUT", f"/v1/business-centers/{bc}/members/{user}", PLATFORM_TOKEN, {"role": "admin"}, base=CAMPAIGN)
         if aba:
             await set_caps_after_budget_sync(client, campaign_token, bc_accounts)
         for account in bc_accounts:

@@ -162,9 +162,10 @@ class KnownApiKey:
 
 async def signing_key(conn: asyncpg.Connection | asyncpg.Pool, key_id: str) -> str | None:
     """The public key (base64url) of a signing key that is not retired."""
-    return await conn.fetchval(
+    found: str | None = await conn.fetchval(
         "select public_key from identity_signing_keys where key_id = $1 and not retired", key_id
     )
+    return found
 
 
 async def user(conn: asyncpg.Connection | asyncpg.Pool, user_id: str) -> KnownUser | None:

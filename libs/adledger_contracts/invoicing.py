@@ -19,6 +19,8 @@ class IssueInvoice(Command):
     """Ask for an invoice another service needs, e.g. an activation shortfall (C1); idempotent by `invoice_id`."""
 
     MESSAGE_TYPE: ClassVar[str] = "IssueInvoice"
+    #: An invoice asked for by another service (issue 12).
+    SIGNED_BY: ClassVar[frozenset[str]] = frozenset({"campaign", "sends"})
 
     invoice_id: Identifier = Field(description="Chosen by the caller; the same id twice issues one invoice.")
     owner_id: Identifier = Field(description="The Business Center or ad account whose balance the payment funds.")

@@ -201,7 +201,8 @@ def _with_dead_letters(specs: tuple[TopicSpec, ...]) -> tuple[TopicSpec, ...]:
             consumers=("operators (external)",),
             message_types=spec.message_types,
             description=f"Records of {spec.name} that could not be handled; headers dlq-reason, dlq-topic, "
-            "dlq-partition, dlq-offset say why and where from. Kept 30 days.",
+            "dlq-partition, dlq-offset, dlq-consumer-group, dlq-failed-at say why and where from. Kept 30 days. "
+            "`adledger dlq replay` sends one back to its origin with a dlq-replayed-from header naming it.",
             configs={"retention.ms": str(30 * 24 * 3600 * 1000)},
         )
         for spec in specs

@@ -113,6 +113,8 @@ class InvoicePaid(Event):
     """An invoice was paid (published by invoicing on `invoicing.events.v1`); the wallet credits it once."""
 
     MESSAGE_TYPE: ClassVar[str] = "InvoicePaid"
+    #: The wallet credits a paid invoice: only the invoicing service may say one was paid (issue 12).
+    SIGNED_BY: ClassVar[frozenset[str]] = frozenset({"invoicing"})
 
     invoice_id: Identifier = Field(description="The invoice.")
     owner_id: Identifier = Field(description="Whose balance it funds: a Business Center or an ad account.")
@@ -129,6 +131,8 @@ class PlaceHold(Command):
     """Hold money of an owner's cash for a later post or void (rule M4): campaign booking (C1), escrow (O1)."""
 
     MESSAGE_TYPE: ClassVar[str] = "PlaceHold"
+    #: Money held or paid out on another service\'s say: only these may ask (issue 12).
+    SIGNED_BY: ClassVar[frozenset[str]] = frozenset({"campaign", "order_escrow"})
 
     hold_id: Identifier = Field(description="The hold's id; also the ledger's pending transfer id.")
     owner_id: Identifier = Field(description="Whose cash is held: a Business Center or an ad account.")
@@ -149,6 +153,8 @@ class ResolveHold(Command):
     """Post a hold (fully or partly, the rest is released) or void it (rule M4)."""
 
     MESSAGE_TYPE: ClassVar[str] = "ResolveHold"
+    #: Money held or paid out on another service\'s say: only these may ask (issue 12).
+    SIGNED_BY: ClassVar[frozenset[str]] = frozenset({"campaign", "order_escrow"})
 
     hold_id: Identifier = Field(description="The hold to resolve.")
     action: Literal["post", "void"] = Field(description="Post it, or give it back.")
@@ -162,6 +168,8 @@ class ResizeHold(Command):
     money in between. Answered with `HoldResolved` (void) for the old hold and `HoldPlaced` for the new."""
 
     MESSAGE_TYPE: ClassVar[str] = "ResizeHold"
+    #: Money held or paid out on another service\'s say: only these may ask (issue 12).
+    SIGNED_BY: ClassVar[frozenset[str]] = frozenset({"campaign", "order_escrow"})
 
     hold_id: Identifier = Field(description="The hold to shrink.")
     new_hold_id: Identifier = Field(description="The id of the smaller hold that replaces it (idempotent).")
@@ -173,6 +181,8 @@ class RequestPayout(Command):
     """Pay a payee from an owner's cash, subject to the payout gate (rule W14)."""
 
     MESSAGE_TYPE: ClassVar[str] = "RequestPayout"
+    #: Money held or paid out on another service\'s say: only these may ask (issue 12).
+    SIGNED_BY: ClassVar[frozenset[str]] = frozenset({"campaign", "order_escrow"})
 
     payout_id: Identifier = Field(description="The payout's id (idempotent).")
     payer_owner_id: Identifier = Field(description="The Business Center or ad account that pays.")

@@ -179,8 +179,13 @@ class TransactionalConsumer:
         max_batch_records: int = 2000,
         fetch_timeout_ms: int = 200,
         client_id: str | None = None,
+        check_signature: Callable[[Message, dict[str, str], str, bytes | None, bytes], None] | None = None,
     ) -> None:
+        """`check_signature(message, headers, topic, key, value)` raises with the reason when a
+        message whose type must be signed (`SIGNED_BY`) is not signed by a service that may send it
+        (issue 12); the record is then dead-lettered unread."""
         self._pool = pool
+        self._check_signature = check_signature
         self._group_id = group_id
         self._subscriptions: dict[str, list[Subscription]] = {}
         for subscription in subscriptions:
@@ -450,6 +455,12 @@ class TransactionalConsumer:
             except DecodeError as error:
                 self._dead_letter(uow, record, headers, error.reason)
                 continue
+            if message.SIGNED_BY and self._check_signature is not None:
+                try:
+                    self._check_signature(message, headers, record.topic, record.key, record.value)
+                except Exception as error:  # noqa: BLE001 - any failure of the check refuses the record
+                    self._dead_letter(uow, record, headers, f"not accepted: {error}"[:1000])
+                    continue
             event_id = headers.get(HEADER_EVENT_ID) or getattr(message, "event_id", None)
             if event_id is not None and not is_identifier(event_id):
                 # The event id is stored for the dedupe: it is bounded like every id.

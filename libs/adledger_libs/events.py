@@ -43,6 +43,9 @@ class Message(BaseModel):
     MESSAGE_TYPE: ClassVar[str] = ""
     #: Bumped on a breaking change, which the contract forbids for published versions.
     SCHEMA_VERSION: ClassVar[int] = 1
+    #: The services that may send this message to another service: when not empty, a record of it
+    #: must be signed by one of them (`adledger_auth.signatures`), or it is dead-lettered unread.
+    SIGNED_BY: ClassVar[frozenset[str]] = frozenset()
 
 
 class Event(Message):

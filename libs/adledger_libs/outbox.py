@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import asyncpg
@@ -207,8 +207,12 @@ class OutboxRelay:
         batch_size: int = 2000,
         poll_interval_s: float = 0.5,
         after_publish: Callable[[list[int]], Awaitable[None]] | None = None,
+        sign: Callable[[str, bytes | None, bytes, dict[str, str]], list[tuple[str, bytes]]] | None = None,
     ) -> None:
+        """`sign(topic, key, value, headers)` gives the headers to add to a record as it leaves
+        (the producing service's signature on records other services act on, issue 12)."""
         self._pool = pool
+        self._sign = sign
         self._producer = producer
         self._schema = checked_schema(schema)
         self._batch_size = batch_size
@@ -262,15 +266,12 @@ class OutboxRelay:
             self._oldest = (max(row["age_s"] for row in rows), time.monotonic()) if rows else None
             if not rows:
                 return 0
-            futures = [
-                await self._producer.send(
-                    row["topic"],
-                    value=row["value"],
-                    key=row["key"],
-                    headers=[(name, value.encode()) for name, value in json.loads(row["headers"])],
-                )
-                for row in rows
-            ]
+            futures = []
+            for row in rows:
+                headers = [(name, value.encode()) for name, value in json.loads(row["headers"])]
+                if self._sign is not None:
+                    headers += self._sign(row["topic"], row["key"], row["value"], dict(json.loads(row["headers"])))
+                futures.append(await self._producer.send(row["topic"], value=row["value"], key=row["key"], headers=headers))
             await asyncio.gather(*futures)
             ids = [row["id"] for row in rows]
             if self._after_publish is not None:
@@ -304,6 +305,35 @@ class OutboxRelay:
             return 0.0
         age_s, seen_at = self._oldest
         return max(age_s, 0.0) + time.monotonic() - seen_at
+
+
+@dataclass(frozen=True)
+class OutboxBacklog:
+    """What a schema's outbox holds: every row, and those older than the limit asked about."""
+
+    schema: str
+    rows: int
+    stale_rows: int
+    oldest_created_at: datetime | None
+    #: The database's clock when it was read; rows are stamped by it (`created_at default now()`).
+    read_at: datetime
+
+
+async def outbox_backlog(conn: asyncpg.Connection, schema: str, older_than: timedelta) -> OutboxBacklog | None:
+    """How far behind a schema's outbox relay is (None when the schema has no outbox). A healthy
+    relay publishes within milliseconds, so a row older than a minute means a stuck relay or an
+    unreachable broker: events that subscribers have not seen."""
+    schema = checked_schema(schema)
+    if await conn.fetchval("select to_regclass($1)", f"{schema}.outbox") is None:
+        return None
+    row = await conn.fetchrow(
+        f"""select count(*) as rows, count(*) filter (where created_at < now() - $1::interval) as stale_rows,
+                   min(created_at) as oldest_created_at, now() as read_at
+            from {schema}.outbox""",
+        older_than,
+    )
+    assert row is not None
+    return OutboxBacklog(schema, int(row["rows"]), int(row["stale_rows"]), row["oldest_created_at"], row["read_at"])
 
 
 class StoredAnswer(NamedTuple):

@@ -29,6 +29,7 @@ from adledger_contracts.topics import CATALOGUE, TopicSpec
 from adledger_libs.clock import Clock, SystemClock
 from adledger_libs.consumer import Subscription, TransactionalConsumer
 from adledger_libs.db import LIBRARY_MIGRATIONS, connect, create_pool, migrate
+from adledger_libs.events import HEADER_EVENT_TYPE
 from adledger_libs.http import build_app
 from adledger_libs.kafka import ensure_topics, make_producer
 from adledger_libs.logs import configure_logging, get_logger
@@ -233,6 +234,7 @@ class ServiceRuntime:
             self._producer,
             schema=settings.schema,
             poll_interval_s=settings.outbox_poll_interval_ms / 1000,
+            sign=self._record_signer(),
         )
         for job in self._startup_jobs:
             await job()
@@ -258,7 +260,7 @@ class ServiceRuntime:
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Run every task until `stop` is set or one of them fails."""
-        tasks: dict[asyncio.Task[None], str] = {}
+        tasks: dict[asyncio.Future[Any], str] = {}
 
         def spawn(name: str, coroutine: Awaitable[None]) -> None:
             tasks[asyncio.ensure_future(coroutine)] = name
@@ -274,6 +276,7 @@ class ServiceRuntime:
                 relay=self.relay,
                 max_batch_records=self.settings.consumer_max_batch_records,
                 client_id=self._name(),
+                check_signature=self._signature_check(),
             )
             await consumer.start()
             spawn("consumer", consumer.run())
@@ -299,10 +302,11 @@ class ServiceRuntime:
         failure: BaseException | None = None
         try:
             done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if task is not stopper:
-                    failure = task.exception() or RuntimeError(f"task {tasks[task]} ended unexpectedly")
-                    log.error("task_failed", task=tasks[task], error=repr(failure))
+            for finished in done:
+                failed = tasks.get(finished) if finished is not stopper else None
+                if failed is not None:
+                    failure = finished.exception() or RuntimeError(f"task {failed} ended unexpectedly")
+                    log.error("task_failed", task=failed, error=repr(failure))
         finally:
             self.http_server.should_exit = True
             for task, name in tasks.items():
@@ -314,6 +318,46 @@ class ServiceRuntime:
                 await _bounded(consumer.stop(), "kafka_consumer_stop")
         if failure is not None:
             raise failure
+
+    def _record_signer(self) -> Callable[[str, bytes | None, bytes, dict[str, str]], list[tuple[str, bytes]]] | None:
+        """The service signs the records other services act on (`Message.SIGNED_BY` names it) as
+        they leave its outbox. Its key is made on first start locally; production needs it when the
+        service sends such records (`settings.signs_records`), and refuses to start without it."""
+        from adledger_auth.signatures import HEADER_SIGNATURE, service_key, signed_types
+        from adledger_contracts import ALL_MESSAGES
+
+        settings = self.settings
+        principal = settings.service_name
+        signers = signed_types(ALL_MESSAGES)
+        sent_by_me = {message_type for message_type, allowed in signers.items() if principal in allowed}
+        if not sent_by_me:
+            return None
+        try:
+            signer = service_key(settings.secrets_path() / "services", principal, make=settings.local)
+        except FileNotFoundError:
+            if settings.signs_records:
+                raise
+            log.warning("record_signing_key_missing", service=principal)
+            return None
+
+        def sign(topic: str, key: bytes | None, value: bytes, headers: dict[str, str]) -> list[tuple[str, bytes]]:
+            if headers.get(HEADER_EVENT_TYPE) not in sent_by_me:
+                return []
+            return [(HEADER_SIGNATURE, signer.sign(topic, key, value).encode())]
+
+        return sign
+
+    def _signature_check(self) -> Callable[..., None] | None:
+        from adledger_auth.signatures import RecordVerifier, check_signed_message
+
+        if not any(subscription.model.SIGNED_BY for subscription in self._subscriptions):
+            return None
+        verifier = RecordVerifier(self.settings.secrets_path() / "services")
+
+        def check(message: object, headers: dict[str, str], topic: str, key: bytes | None, value: bytes) -> None:
+            check_signed_message(verifier, message, headers, topic, key, value)
+
+        return check
 
     def _name(self, suffix: str = "") -> str:
         return f"adledger-{self.settings.service_name}" + (f"-{suffix}" if suffix else "")

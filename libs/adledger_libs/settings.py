@@ -56,8 +56,13 @@ class ServiceSettings(BaseSettings):
     identity_events_topic: str = "identity.events.v1"
     #: How long an idempotency key's answer is kept (M5); a key reused after it is a new request.
     idempotency_retention_days: int = 30
-    #: Where keys live. Local profile: `$ADLEDGER_HOME/secrets` (made with 0700 on first use).
+    #: Where keys live: `services/<service>.key` signs the records this service sends other services,
+    #: `services/*.pub` are the services' public keys it trusts. Local profile: `$ADLEDGER_HOME/secrets`
+    #: (made with 0700 on first use, a service's key made on its first start).
     secrets_dir: str = ""
+    #: Production: refuse to start without the service's signing key (a service that asks others to
+    #: move money, e.g. campaign, order_escrow, invoicing, sends).
+    signs_records: bool = False
 
     @property
     def schema(self) -> str:

@@ -399,6 +399,10 @@ def _add_error_handlers(app: FastAPI, rejections: RejectionTable) -> None:
 
     async def http_error(_: Request, error: Exception) -> Response:
         assert isinstance(error, StarletteHTTPException)
+        if isinstance(error.__cause__, BodyTooLarge):
+            # FastAPI wraps any failure while it reads a body it parses (a chunked body cut by the
+            # edge guard) in a 400 "error parsing the body": it is the size limit's 413.
+            return error_response(PayloadTooLarge(str(error.__cause__)))
         if error.status_code == 404:
             return error_response(NotFound("no such resource"))
         if error.status_code == 405:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -166,3 +167,21 @@ def delete_consumer_groups(bootstrap: str, tags: set[str], *, timeout_s: float =
         except Exception:  # noqa: BLE001 - a group in use, or already gone: nothing to clean up then
             continue
     return deleted
+
+
+def encoded(message: Any, key: str, *, topic: str, trace_id: str = "trace-test") -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
+    """A message as a (key, value, headers) record, signed as the service that may send it when its
+    type must be signed (`SIGNED_BY`; the command's `requested_by`, or the one service allowed), with
+    that service's key in the test session's secrets, which the services under test trust."""
+    from adledger_auth.signatures import HEADER_SIGNATURE, service_key
+    from adledger_libs.events import encode
+    from adledger_libs.settings import ServiceSettings
+
+    envelope = encode(message, key=key, trace_id=trace_id)
+    headers = list(envelope.headers)
+    allowed = type(message).SIGNED_BY
+    if allowed:
+        principal = getattr(message, "requested_by", None) or sorted(allowed)[0]
+        signer = service_key(ServiceSettings().secrets_path() / "services", principal, make=True)
+        headers.append((HEADER_SIGNATURE, signer.sign(topic, envelope.key, envelope.value).encode()))
+    return envelope.key, envelope.value, headers

@@ -83,9 +83,10 @@ class Platform:
         await self.operate(business_center_id, account_id)
         return billing_token
 
-    async def pay(self, invoice_id: str, token: str, scenario: str = "pay") -> list[str]:
-        """The local provider pays the invoice: its signed webhooks reach invoicing's endpoint."""
-        paid = await self.billing.provider(invoice_id, scenario, token)
+    async def pay(self, invoice_id: str, scenario: str = "pay") -> list[str]:
+        """The local provider pays the invoice: its signed webhooks reach invoicing's endpoint. It
+        stands in for the payer's card processor and only a platform operator may drive it."""
+        paid = await self.billing.provider(invoice_id, scenario)
         assert all(hook["status_code"] == 200 for hook in paid["webhooks"]), paid
         return [hook["answer"]["effect"] for hook in paid["webhooks"]]
 
@@ -151,7 +152,11 @@ class Platform:
 async def platform_world(stack: Stack) -> AsyncIterator[Platform]:
     async with billing_world(stack, own_delivery_topics=True) as billing:
         assert billing.wallet_runtime is not None
-        wallet = RunningWallet(billing.wallet_runtime, billing.wallet, billing.clock, stack.kafka_bootstrap_servers)
+        assert billing.identity is not None
+        wallet = RunningWallet(
+            billing.wallet_runtime, billing.wallet, billing.clock, stack.kafka_bootstrap_servers, billing.identity,
+            billing.wallet_commands_topic, billing.wallet_events_topic,
+        )
         async with campaign_service(
             stack, wallet, spend_posted_topic=billing.posted_topic, delivery_control_topic=billing.control_topic,
         ) as campaigns:

@@ -22,6 +22,7 @@ async def test_migrations_apply_in_order_once_and_an_edited_one_stops_the_start(
         assert await migrate(conn, schema, components) == [
             "adledger_libs/0001_messaging.sql",
             "adledger_libs/0002_idempotency.sql",
+            "adledger_libs/0003_identity_replica.sql",
             "svc/0001_first.sql",
             "svc/0002_second.sql",
         ]

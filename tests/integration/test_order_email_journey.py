@@ -5,9 +5,10 @@ inject.py, file sink in the test's tmp_path) renders it once and publishes one E
 The world is `billing_world` (wallet, spend consumer, invoicing; tests/integration/invoicing/
 conftest.py) with order_escrow started beside it by the escrow tests' own `escrow` fixture, which
 is given the billing world's wallet (so one wallet answers the hold commands, and every service
-runs on one ManualClock). order_escrow has no setting for its orders topic, so the shared
-`orders.events.v1` is used; every consumer of the world starts at its end, and this test reads
-only the records keyed by its own order.
+runs on one ManualClock), and the billing world's identity (the buyer's name in the e-mail is the
+one the platform's identity published). order_escrow uses the shared `orders.events.v1` (its
+default), which the invoicing service reads; every consumer of the world starts at its end, and
+this test reads only the records keyed by its own order.
 """
 
 from __future__ import annotations
@@ -56,9 +57,16 @@ async def billing(stack: Stack, sink_dir: Path) -> AsyncIterator[Billing]:
 
 @pytest_asyncio.fixture
 async def wallet(stack: Stack, billing: Billing) -> RunningWallet:
-    """The billing world's wallet, for the `escrow` fixture (which asks for a `wallet`)."""
-    assert billing.wallet_runtime is not None
-    return RunningWallet(billing.wallet_runtime, billing.wallet, billing.clock, stack.kafka_bootstrap_servers)
+    """The billing world's wallet, for the `escrow` fixture (which asks for a `wallet`): its runtime,
+    clock and topics, and the world's identity (`billing.identity`, a TestIdentity), so order_escrow
+    verifies the same people and answers the same wallet."""
+    runtime = billing.wallet_runtime
+    assert runtime is not None
+    settings = runtime.settings
+    return RunningWallet(
+        runtime, billing.wallet, billing.clock, stack.kafka_bootstrap_servers, billing.identity,  # type: ignore[attr-defined]
+        settings.commands_topic, settings.events_topic,  # type: ignore[attr-defined]
+    )
 
 
 async def _records_since(bootstrap: str, since: dict[TopicPartition, int], key: str) -> list[Record]:

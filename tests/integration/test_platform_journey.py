@@ -39,7 +39,7 @@ async def test_c1_c2_c3_i1_i5_s3_prepaid_campaign_across_every_service(platform:
     # I1, I5: a top-up is money only once the provider's signed webhook says paid; credited once.
     top_up = (await billing.top_up(billing_token, account, amount_micros=40 * USD)).json()["invoice"]
     assert (top_up["status"], top_up["purpose"]) == ("open", "top_up")
-    assert await platform.pay(top_up["id"], billing_token) == ["paid"]
+    assert await platform.pay(top_up["id"]) == ["paid"]
     funded = await billing.wallet_balance_until(account, "real_micros", 40 * USD)
     assert (funded["virtual_micros"], funded["held_micros"]) == (40 * USD, 0)
 
@@ -59,7 +59,7 @@ async def test_c1_c2_c3_i1_i5_s3_prepaid_campaign_across_every_service(platform:
     )
 
     # Paid through the provider → InvoicePaid → the wallet's FundsReceived → the rest is booked.
-    assert await platform.pay(shortfall["id"], PLATFORM) == ["paid"]
+    assert await platform.pay(shortfall["id"]) == ["paid"]
     await platform.invoice_until(shortfall["id"], status="paid")
     active = await campaigns.campaign_until(campaign_id, status="active", booked_micros=80 * USD)
     assert active["open_invoice_id"] is None
@@ -146,7 +146,7 @@ async def test_w8_i2_s4_drawdown_pause_and_resume_by_paid_top_up(platform: Platf
     await until(cap_lifted, "the lifted cap at the spend consumer")
 
     first = (await billing.top_up(billing_token, business_center, amount_micros=5 * USD)).json()["invoice"]
-    assert await platform.pay(first["id"], billing_token) == ["paid"]
+    assert await platform.pay(first["id"]) == ["paid"]
     await billing.wallet_balance_until(business_center, "real_micros", 5 * USD)
 
     campaign_id = await campaigns.create(100 * USD, platform.clock.now() + timedelta(days=10), funding_mode="drawdown")
@@ -170,7 +170,7 @@ async def test_w8_i2_s4_drawdown_pause_and_resume_by_paid_top_up(platform: Platf
     answer = await billing.top_up(billing_token, business_center, target_micros=10 * USD)
     assert answer.status_code == 201 and answer.json()["amount_micros"] == 11 * USD, answer.text
     invoice = answer.json()["invoice"]
-    assert await platform.pay(invoice["id"], billing_token, "pay_twice") == ["paid", "already_paid"]
+    assert await platform.pay(invoice["id"], "pay_twice") == ["paid", "already_paid"]
     paid = await billing.wallet_balance_until(business_center, "real_micros", 10 * USD)
     assert paid["available_micros"] == 10 * USD, "the overspend was covered first, once"
 
@@ -203,7 +203,7 @@ async def test_i7_monthly_invoice_from_real_posted_spend(platform: Platform) -> 
     account = await platform.ad_account(business_center, kind="auction", billing_option="monthly_invoicing")
     billing_token = await platform.set_up_people(business_center, account, billing_owner_id=account)
     top_up = (await billing.top_up(billing_token, account, amount_micros=10 * USD)).json()["invoice"]
-    assert await platform.pay(top_up["id"], billing_token) == ["paid"]
+    assert await platform.pay(top_up["id"]) == ["paid"]
     await billing.wallet_balance_until(account, "real_micros", 10 * USD)
 
     ends_at = platform.clock.now() + timedelta(days=20)
@@ -244,6 +244,6 @@ async def test_i7_monthly_invoice_from_real_posted_spend(platform: Platform) -> 
     assert sorted(line["amount_micros"] for line in monthly["lines"]) == [2 * USD, 4_500_000], "one line per campaign"
 
     # Paid like any other invoice: the wallet puts the money back into the funds the spend used.
-    assert await platform.pay(monthly["id"], billing_token) == ["paid"]
+    assert await platform.pay(monthly["id"]) == ["paid"]
     repaid = await billing.wallet_balance_until(account, "real_micros", 10 * USD - 7_500_000 + november_total)
     assert repaid["virtual_micros"] == repaid["real_micros"]

@@ -1,33 +1,33 @@
-"""All wiring of the invoicing service. Tests pass their own settings and clock."""
+"""All wiring of the invoicing service: the only module that names PostgreSQL. Tests pass their
+own settings, clock and (for the clock jobs) payment provider."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
 
-from adledger_invoicing.adapters import kafka, postgres
-from adledger_invoicing.adapters.http import (
-    REJECTIONS,
-    InvoicingApi,
-    add_plain_routes_to,
-    answer_rejection,
-    document_route,
-    webhook_route,
-)
+from adledger_ledger.postgres import PostgresLedger
+from adledger_libs.clock import Clock, SystemClock
+from adledger_libs.runtime import ServiceRuntime
+from adledger_libs.web import Commands, openapi_text
+
+from adledger_invoicing.adapters import http, kafka
 from adledger_invoicing.adapters.local_provider import LocalPaymentProvider
+from adledger_invoicing.adapters.postgres import PostgresTransactions, work_factory
 from adledger_invoicing.config import Settings
 from adledger_invoicing.core import ClockJobs, Invoicing
 from adledger_invoicing.email import register_email_adapter
-from adledger_ledger.postgres import LEDGER_MIGRATIONS, PostgresLedger
-from adledger_libs.api import openapi_document, openapi_route, route
-from adledger_libs.clock import Clock, SystemClock
-from adledger_libs.outbox import unit_of_work
-from adledger_libs.runtime import ServiceRuntime
+from adledger_invoicing.ports.payments import PaymentProvider
 
-OPENAPI_TITLE = "adledger invoicing"
+TITLE = "adledger invoicing"
+DESCRIPTION = (
+    "Top-ups that count only once paid (I1-I4), invoices and their states (I5), provider payments by signed webhook, "
+    "funding sources (I6), monthly invoices (I7). Callers sign in once with the platform's identity: an owner's "
+    "billing "
+    "follows the roles of its Business Center (W9), subscriptions and funding sources are the platform operator's. "
+    "Every command takes an Idempotency-Key header; every call but the provider's webhook a bearer token."
+)
 
 
 @dataclass(frozen=True)
@@ -38,69 +38,78 @@ class Service:
     invoicing: Invoicing
     jobs: ClockJobs
     local_provider: LocalPaymentProvider | None
+    transactions: PostgresTransactions
 
 
-def wire(settings: Settings | None = None, clock: Clock | None = None) -> Service:
+def wire(
+    settings: Settings | None = None, clock: Clock | None = None, *, provider: PaymentProvider | None = None
+) -> Service:
     settings = settings or Settings()
     clock = clock or SystemClock()
     runtime = ServiceRuntime(settings, migrations=files("adledger_invoicing") / "migrations", clock=clock)
-    runtime.add_shared_schema(settings.ledger_schema, [("adledger_ledger", LEDGER_MIGRATIONS)])
+    # The ledger's schema is migrated by its one owner, the wallet; this service only uses it.
+    runtime.verify_callers()
     invoicing = Invoicing(clock, PostgresLedger(settings.ledger_schema), events_topic=settings.events_topic)
-    provider = (
-        LocalPaymentProvider(secret=settings.payment_webhook_secret, webhook_url=lambda: settings.webhook_url, clock=clock)
-        if settings.local_provider_enabled
+    work_of = work_factory(settings.schema)
+    commands = Commands(lambda: runtime.pool, lambda: runtime.relay, service=settings.service_name)
+    runtime.add_router(
+        http.router(
+            invoicing,
+            commands,
+            work_of,
+            webhook_secret=settings.payment_webhook_secret,
+            webhook_tolerance_s=settings.payment_webhook_tolerance_s,
+            clock=clock,
+        )
+    )
+    # Issue 12: the local provider can pay any invoice, so it exists in the local profile only.
+    local_provider = (
+        LocalPaymentProvider(
+            secret=settings.payment_webhook_secret, webhook_url=lambda: settings.webhook_url, clock=clock
+        )
+        if settings.local_provider_on
         else None
     )
-    endpoints = InvoicingApi(lambda: runtime.pool, lambda: runtime.relay, invoicing, provider).endpoints()
-    runtime.add_routes(
-        *(route(endpoint) for endpoint in endpoints),
-        webhook_route(lambda: runtime.pool, lambda: runtime.relay, invoicing, settings.payment_webhook_secret, settings.payment_webhook_tolerance_s, clock),
-        document_route(lambda: runtime.pool, invoicing),
-        openapi_route(openapi(endpoints)),
+    if local_provider is not None:
+        runtime.add_router(http.local_provider_router(invoicing, commands, work_of, local_provider))
+    runtime.describe_api(
+        title=TITLE, description=DESCRIPTION, rejections=http.REJECTIONS, public_paths=http.PUBLIC_PATHS
     )
-    for rejection in REJECTIONS:
-        runtime.add_error_handler(rejection, answer_rejection)
     runtime.subscribe(
         *kafka.subscriptions(
-            invoicing, settings.consumer_group, wallet_events_topic=settings.wallet_events_topic, balances_topic=settings.balances_topic,
-            commands_topic=settings.commands_topic, spend_posted_topic=settings.spend_posted_topic,
+            invoicing,
+            work_of,
+            wallet_events_topic=settings.wallet_events_topic,
+            balances_topic=settings.balances_topic,
+            commands_topic=settings.commands_topic,
+            spend_posted_topic=settings.spend_posted_topic,
         )
     )
     register_email_adapter(runtime, clock, events_topic=settings.events_topic)
-    jobs = ClockJobs(lambda: runtime.pool, lambda: runtime.relay, invoicing, lambda: provider, settings.schema)
+    transactions = PostgresTransactions(lambda: runtime.pool, lambda: runtime.relay, lock_namespace=settings.schema)
+    jobs = ClockJobs(
+        transactions,
+        invoicing,
+        provider or local_provider,
+        card_collection_retry_after_s=settings.card_collection_retry_after_s,
+    )
     runtime.add_periodic_job("invoicing_clock_jobs", jobs.run, settings.clock_jobs_poll_interval_ms)
-
-    async def ensure_platform_operator() -> None:
-        async with unit_of_work(runtime.pool) as uow:
-            await postgres.insert_user(uow.conn, "platform", "Platform operator", settings.platform_token, admin=True, owner_ids=[], now=clock.now())
-
-    runtime.add_startup_job(ensure_platform_operator)
-    return Service(runtime, invoicing, jobs, provider)
+    return Service(runtime, invoicing, jobs, local_provider, transactions)
 
 
 def build(settings: Settings | None = None, clock: Clock | None = None) -> ServiceRuntime:
     return wire(settings, clock).runtime
 
 
-def openapi(endpoints: Any = None) -> dict[str, Any]:
-    """The OpenAPI document, served at /openapi.json and checked in at schemas/openapi/invoicing.json."""
-    if endpoints is None:
-        endpoints = InvoicingApi(lambda: None, lambda: None, Invoicing(SystemClock(), PostgresLedger()), None).endpoints()  # type: ignore[arg-type,return-value]
-    document = openapi_document(
-        title=OPENAPI_TITLE,
-        version="1",
-        description="Top-ups that count only once paid (I1-I4), invoices and their states (I5), provider payments by "
-        "signed webhook, funding sources (I6), monthly invoices (I7). Every command takes an Idempotency-Key header; "
-        "every call but the provider's webhook a bearer token.",
-        endpoints=endpoints,
-    )
-    return add_plain_routes_to(document)
+def openapi_document() -> str:
+    """The API as production serves it (no local provider), checked in at schemas/openapi/invoicing.json."""
+    return openapi_text(build(Settings(profile="production")).http_app())
 
 
 def write_openapi(directory: Path) -> Path:
     path = directory / "invoicing.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(openapi(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    path.write_text(openapi_document(), encoding="utf-8")
     return path
 
 

@@ -1,4 +1,5 @@
-"""All wiring of the order_escrow service. Tests pass their own settings and clock."""
+"""All wiring of the order_escrow service: the only module that names PostgreSQL and Kafka's
+adapters. Tests pass their own settings and clock, and may replace the core."""
 
 from __future__ import annotations
 
@@ -8,16 +9,25 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from adledger_libs.api import openapi_document, openapi_route, route
 from adledger_libs.clock import Clock, SystemClock
-from adledger_libs.outbox import unit_of_work
 from adledger_libs.runtime import ServiceRuntime
-from adledger_order_escrow.adapters import kafka, postgres
-from adledger_order_escrow.adapters.http import REJECTIONS, OrderEscrowApi, answer_rejection
+from adledger_libs.web import Commands, openapi_text
+
+from adledger_order_escrow.adapters import http, kafka
+from adledger_order_escrow.adapters.postgres import PostgresUnitOfWork, units_of_work
 from adledger_order_escrow.config import Settings
 from adledger_order_escrow.core import DueDeadlines, OrderEscrow
+from adledger_order_escrow.ports.inbound import OrderEscrowPort
 
-OPENAPI_TITLE = "adledger order escrow"
+TITLE = "adledger order escrow"
+DESCRIPTION = (
+    "Orders from channels held in escrow (O1-O6): accept or decline within 48 hours, Ready, Complete, dispute "
+    "within 48 hours of Complete, release, refund or split. Callers are the platform's one identity (a session "
+    "token from the identity service, or an API key with the `orders` scope). Parties: the buyer (placed the "
+    "order, holding `place_order` in the paying owner's Business Center, W9), the seller (answers for the "
+    "channel), platform operators (register channels, resolve disputes); anyone else is told an order does "
+    "not exist. Every command takes an Idempotency-Key header."
+)
 
 
 @dataclass(frozen=True)
@@ -25,55 +35,46 @@ class Service:
     """The runtime, and the parts tests drive directly (the deadline job, T1)."""
 
     runtime: ServiceRuntime
-    escrow: OrderEscrow
+    escrow: OrderEscrowPort
     deadlines: DueDeadlines
 
 
-def wire(settings: Settings | None = None, clock: Clock | None = None) -> Service:
+def wire(
+    settings: Settings | None = None, clock: Clock | None = None, escrow: OrderEscrowPort | None = None
+) -> Service:
+    """`escrow` replaces the core (a test's double); by default it is `OrderEscrow` on `clock`."""
     settings = settings or Settings()
     clock = clock or SystemClock()
     runtime = ServiceRuntime(settings, migrations=files("adledger_order_escrow") / "migrations", clock=clock)
-    escrow = OrderEscrow(clock)
-    endpoints = OrderEscrowApi(lambda: runtime.pool, lambda: runtime.relay, escrow).endpoints()
-    runtime.add_routes(*(route(endpoint) for endpoint in endpoints), openapi_route(openapi(endpoints)))
-    for rejection in REJECTIONS:
-        runtime.add_error_handler(rejection, answer_rejection)
-    runtime.subscribe(*kafka.subscriptions(escrow))
-    deadlines = DueDeadlines(lambda: runtime.pool, lambda: runtime.relay, escrow)
+    core = escrow or OrderEscrow(
+        clock, commands_topic=settings.wallet_commands_topic, orders_topic=settings.orders_events_topic
+    )
+    runtime.verify_callers()
+    commands = Commands(lambda: runtime.pool, lambda: runtime.relay, service=settings.service_name)
+    runtime.add_router(http.router(core, commands, PostgresUnitOfWork))
+    runtime.describe_api(
+        title=TITLE, description=DESCRIPTION, rejections=http.REJECTIONS, public_paths=http.PUBLIC_PATHS
+    )
+    runtime.subscribe(*kafka.subscriptions(core, PostgresUnitOfWork, wallet_events_topic=settings.wallet_events_topic))
+    deadlines = DueDeadlines(units_of_work(lambda: runtime.pool, lambda: runtime.relay), core)
     runtime.add_periodic_job("order_deadlines", deadlines.run, settings.deadline_poll_interval_ms)
-
-    async def ensure_platform_operator() -> None:
-        async with unit_of_work(runtime.pool) as uow:
-            await postgres.insert_user(
-                uow.conn, "platform", "Platform operator", settings.platform_token, admin=True, buyer_owner_ids=[], now=clock.now()
-            )
-
-    runtime.add_startup_job(ensure_platform_operator)
-    return Service(runtime, escrow, deadlines)
+    return Service(runtime, core, deadlines)
 
 
 def build(settings: Settings | None = None, clock: Clock | None = None) -> ServiceRuntime:
     return wire(settings, clock).runtime
 
 
-def openapi(endpoints: Any = None) -> dict[str, Any]:
-    """The OpenAPI document, served at /openapi.json and checked in at schemas/openapi/order_escrow.json."""
-    if endpoints is None:
-        endpoints = OrderEscrowApi(lambda: None, lambda: None, OrderEscrow(SystemClock())).endpoints()  # type: ignore[arg-type,return-value]
-    return openapi_document(
-        title=OPENAPI_TITLE,
-        version="1",
-        description="Orders from channels held in escrow (O1-O6): accept or decline within 48 hours, Ready, Complete, "
-        "dispute within 48 hours of Complete, release, refund or split. Roles: buyer (placed the order), seller "
-        "(answers for the channel), admin. Every command takes an Idempotency-Key header; every call a bearer token.",
-        endpoints=endpoints,
-    )
+def openapi() -> dict[str, Any]:
+    """The OpenAPI document the service serves at /openapi.json (checked in as schemas/openapi/order_escrow.json)."""
+    document: dict[str, Any] = json.loads(openapi_text(build(Settings(profile="local")).http_app()))
+    return document
 
 
 def write_openapi(directory: Path) -> Path:
     path = directory / "order_escrow.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(openapi(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    path.write_text(openapi_text(build(Settings(profile="local")).http_app()), encoding="utf-8")
     return path
 
 

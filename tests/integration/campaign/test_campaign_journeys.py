@@ -3,7 +3,9 @@ service run in-process on real Kafka and PostgreSQL, share one ManualClock, and 
 through the topics. The test plays the two services built in parallel: it pays the shortfall
 invoice by publishing the `InvoicePaid` the invoicing service would publish, and it publishes
 the `SpendPosted` the spend consumer would. Deadlines are acted on by calling the service's
-deadline job after moving the clock; nothing sleeps for 48 hours."""
+deadline job after moving the clock; nothing sleeps for 48 hours. People and their roles (W9) come
+from the platform's one identity, as the world's `TestIdentity` publishes them; the campaign
+service verifies their session tokens against its replica, like any caller."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
-
+from adledger_auth import tokens
 from adledger_campaign.config import Settings
 from adledger_campaign.inject import Service, wire
 from adledger_contracts.external import DeliveryDecided
@@ -27,12 +29,16 @@ from adledger_contracts.spending import SpendPosted
 from adledger_libs.events import Message, encode
 
 from ..conftest import Stack, unique
+from ..identity_world import PLATFORM, TestIdentity
 from ..kafka_io import produce, read_all, start_at_end
-from ..wallet.test_wallet_journey import PLATFORM, USD, RunningWallet, wallet  # noqa: F401 - the fixture
 from ..waits import free_port as _free_port
+from ..wallet.test_wallet_journey import USD, RunningWallet, wallet  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.integration
 H48 = timedelta(hours=48)
+#: The journeys move the world's clock across days and a month end (C3, C4): the test's session
+#: tokens live longer than that, so an expiry never interrupts one (expiry has its own test).
+SESSION_LIFETIME = timedelta(days=90)
 
 
 @dataclass
@@ -52,6 +58,7 @@ class Instance:
 class CampaignStack:
     stack: Stack
     wallet: RunningWallet
+    identity: TestIdentity
     settings: Settings
     client: httpx.AsyncClient
     instance: Instance
@@ -60,15 +67,21 @@ class CampaignStack:
     bc: str = ""
     account: str = ""
     extra: list[Instance] = field(default_factory=list)
-    #: Where the service reads posted spend and delivery decisions (a platform test gives its own).
-    spend_posted_topic: str = "spend.posted.v1"
-    delivery_control_topic: str = "delivery.control.v1"
+
+    @property
+    def spend_posted_topic(self) -> str:
+        """Where the service reads posted spend (a platform test gives its own)."""
+        return self.settings.spend_posted_topic
+
+    @property
+    def delivery_control_topic(self) -> str:
+        return self.settings.delivery_control_topic
 
     async def start_instance(self, *, serve: bool = True, fresh: bool = False) -> Instance:
-        service = wire(self.settings, self.wallet.clock, spend_topic=self.spend_posted_topic, delivery_topic=self.delivery_control_topic)
+        service = wire(self.settings, self.wallet.clock)
         await service.runtime.start()
         if fresh:
-            consumed = ["wallet.events.v1", self.spend_posted_topic, self.delivery_control_topic]
+            consumed = [self.settings.wallet_events_topic, self.spend_posted_topic, self.delivery_control_topic]
             await start_at_end(self.stack.kafka_bootstrap_servers, self.stack.database_url, self.settings.schema, self.settings.consumer_group, consumed)
         instance = Instance(service, asyncio.Event(), None)
         if serve:
@@ -92,14 +105,18 @@ class CampaignStack:
         headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": key or unique("k")}
         return await self.client.request(method, path, json=body, headers=headers)
 
+    async def person(self, name: str, business_center_id: str | None = None, *roles: str) -> tuple[str, str]:
+        """A person of the platform's identity with `roles` in the Business Center, known to the
+        campaign service's and the wallet's replicas: (user id, session token)."""
+        replicas = [self.instance.service.runtime.pool, self.wallet.runtime.pool]
+        user_id = await self.identity.user(unique(name.split()[0].lower()), name=name, replicas=replicas)
+        if business_center_id is not None and roles:
+            await self.identity.grant(business_center_id, user_id, *roles, replicas=replicas)
+        return user_id, self.identity.session(user_id, lifetime=SESSION_LIFETIME)
+
     async def sign_in_operator(self, business_center_id: str) -> None:
-        """A new campaign-service user, made an Operator of the Business Center; its token is used from now on."""
-        operator = unique("op")
-        answer = await self.command("POST", "/v1/users", PLATFORM, {"id": operator, "name": "Olga Operator"})
-        assert answer.status_code == 201, answer.text
-        self.token = answer.json()["token"]
-        answer = await self.command("PUT", f"/v1/business-centers/{business_center_id}/members/{operator}", PLATFORM, {"role": "operator"})
-        assert answer.status_code == 200, answer.text
+        """A new person of the platform, made an Operator of the Business Center; their token is used from now on."""
+        _, self.token = await self.person("Olga Operator", business_center_id, "operator")
 
     async def campaign(self, campaign_id: str) -> dict[str, Any]:
         answer = await self.client.get(f"/v1/campaigns/{campaign_id}", headers={"Authorization": f"Bearer {self.token}"})
@@ -176,28 +193,33 @@ class CampaignStack:
 @asynccontextmanager
 async def campaign_service(
     stack: Stack, wallet: RunningWallet, *, spend_posted_topic: str = "spend.posted.v1", delivery_control_topic: str = "delivery.control.v1",  # noqa: F811
+    identity: TestIdentity | None = None,
 ) -> AsyncIterator[CampaignStack]:
-    """The campaign service running beside `wallet` on its clock, its positions on the shared
-    topics at their end; its schema is dropped afterwards."""
+    """The campaign service running beside `wallet` on its clock and its topics, its positions on
+    the shared topics at their end, its callers from the wallet's identity (one identity for the
+    world) unless another is given; its schema is dropped afterwards."""
+    identity = identity or wallet.identity
     port = _free_port()
     settings = Settings(
         database_url=stack.database_url,
         kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
         database_schema=unique("t_campaign"),
         http_port=port,
-        platform_token=PLATFORM,
+        identity_events_topic=identity.topic,
+        wallet_events_topic=wallet.events_topic,
+        wallet_commands_topic=wallet.commands_topic,
+        spend_posted_topic=spend_posted_topic,
+        delivery_control_topic=delivery_control_topic,
         kafka_consumer_group=unique("campaign-group"),
         outbox_poll_interval_ms=100,
         # Tests run the deadline job themselves after moving the ManualClock (T1).
         deadline_poll_interval_ms=3_600_000,
     )
     client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10.0)
-    running = CampaignStack(
-        stack, wallet, settings, client, instance=None,  # type: ignore[arg-type]
-        spend_posted_topic=spend_posted_topic, delivery_control_topic=delivery_control_topic,
-    )
+    running = CampaignStack(stack, wallet, identity, settings, client, instance=None)  # type: ignore[arg-type]
     try:
         running.instance = await running.start_instance(fresh=True)
+        await identity.replicated(running.instance.service.runtime.pool)
         yield running
     finally:
         for instance in [running.instance, *running.extra]:
@@ -214,9 +236,9 @@ async def campaign_service(
 @pytest_asyncio.fixture
 async def campaigns(stack: Stack, wallet: RunningWallet) -> AsyncIterator[CampaignStack]:  # noqa: F811
     async with campaign_service(stack, wallet) as running:
-        admin, running.wallet_token = await wallet.user("admin")
+        admin, running.wallet_token = await running.person("Ada Admin")
         running.bc, running.account = unique("bc"), unique("acc")
-        answer = await wallet.command("POST", "/v1/business-centers", PLATFORM, {"id": running.bc, "name": "Acme", "currency": "USD", "admin_user_id": admin})
+        answer = await wallet.open_business_center(running.bc, admin)
         assert answer.status_code == 201, answer.text
         answer = await wallet.command(
             "POST", f"/v1/business-centers/{running.bc}/ad-accounts", running.wallet_token,
@@ -361,11 +383,17 @@ async def test_c5_s3_pauses_from_delivery_control_and_by_hand_and_the_typed_refu
     again = await stack.command("POST", f"/v1/campaigns/{campaign_id}/pause", stack.token, key=key)
     assert first.status_code == 200 and again.json() == first.json(), "M5: the same key answers the first answer"
     assert (await stack.command("POST", f"/v1/campaigns/{campaign_id}/resume", stack.token)).json()["status"] == "active"
-    stranger = (await stack.command("POST", "/v1/users", PLATFORM, {"id": unique("other"), "name": "Of another BC"})).json()["token"]
-    read = await stack.client.get(f"/v1/campaigns/{campaign_id}", headers={"Authorization": f"Bearer {stranger}"})
-    assert (read.status_code, read.json()["error"]) == (403, "permission_denied"), "W9: no role here, nothing to read"
-    changed = await stack.command("POST", f"/v1/campaigns/{campaign_id}/pause", stranger)
-    assert (changed.status_code, changed.json()["error"]) == (403, "permission_denied"), "W9: nor to change"
+    _, stranger = await stack.person("Sam of another BC", unique("bc"), "admin")
+    missing = unique("campaign")
+    for method, suffix in (("GET", ""), ("POST", "/pause")):
+        # W9: no role here: nothing to read or change, and not even whether it exists.
+        hidden = await stack.command(method, f"/v1/campaigns/{campaign_id}{suffix}", stranger)
+        unknown = await stack.command(method, f"/v1/campaigns/{missing}{suffix}", stranger)
+        assert (hidden.status_code, hidden.json()["error"]) == (404, "not_found"), hidden.text
+        assert hidden.json() == json.loads(unknown.text.replace(missing, campaign_id)), "W9: the same answer as none"
+    assert (await stack.campaign(campaign_id))["status"] == "active", "the stranger changed nothing"
+    operator_read = await stack.command("GET", f"/v1/campaigns/{campaign_id}", PLATFORM)
+    assert operator_read.status_code == 200, "the platform operator's API key sees every Business Center"
     too_low = await stack.command("PUT", f"/v1/campaigns/{campaign_id}/budget", stack.token, {"budget_micros": USD - 1})
     assert (too_low.status_code, too_low.json()["error"]) == (422, "budget_below_minimum")
 
@@ -387,9 +415,7 @@ async def test_w9_w10_caps_only_finance_manager_or_admin_at_most_ten_a_utc_day_a
         await asyncio.sleep(0.1)
     assert (answer.status_code, answer.json()["error"]) == (403, "permission_denied"), "W9: an Operator may not"
 
-    finance = unique("fm")
-    token = (await stack.command("POST", "/v1/users", PLATFORM, {"id": finance, "name": "Fay Finance"})).json()["token"]
-    await stack.command("PUT", f"/v1/business-centers/{stack.bc}/members/{finance}", PLATFORM, {"role": "finance_manager"})
+    _, token = await stack.person("Fay Finance", stack.bc, "finance_manager")
     for amount in range(1, 11):
         answer = await stack.command("PUT", path, token, {"kind": "daily", "amount_micros": amount * USD})
         assert answer.status_code == 200 and answer.json()["version"] == amount, answer.text
@@ -411,3 +437,103 @@ async def test_w9_w10_caps_only_finance_manager_or_admin_at_most_ten_a_utc_day_a
         assert loop.time() < deadline, dict(row)
         await asyncio.sleep(0.1)
     assert (row["budget_kind"], row["budget_micros"]) == ("custom", 50 * USD), "the wallet keeps the cap for Budget Sync (W5)"
+
+
+async def test_w9_m1_hostile_edges_bad_ids_huge_amounts_huge_bodies_and_bad_tokens_are_typed_4xx_and_change_nothing(
+    campaigns: CampaignStack,
+) -> None:
+    stack = campaigns
+    campaign_id = await stack.create(5 * USD, stack.wallet.clock.now() + timedelta(days=5), funding_mode="drawdown")
+    schema = stack.settings.schema
+    pool = stack.instance.service.runtime.pool
+
+    async def state() -> tuple[object, ...]:
+        return (
+            await pool.fetchval(f"select count(*) from {schema}.campaigns"),
+            await pool.fetchval(f"select count(*) from {schema}.budget_caps"),
+            await pool.fetchval(f"select count(*) from {schema}.cap_changes"),
+            await pool.fetchval(f"select count(*) from {schema}.idempotent_requests"),
+            await stack.campaign(campaign_id),
+        )
+
+    before = await state()
+    create = {"ad_account_id": stack.account, "name": "Edge", "funding_mode": "drawdown", "budget_micros": 5 * USD}
+    campaign_path, cap_path = f"/v1/campaigns/{campaign_id}", f"/v1/ad-accounts/{stack.account}/budget-cap"
+    user_id, _ = await stack.person("Olga Operator", stack.bc, "operator")
+    now = stack.wallet.clock.now()
+    forged_key = tokens.new_signing_key()
+
+    def claims(issued_at: datetime, expires_at: datetime) -> tokens.SessionClaims:
+        return tokens.SessionClaims(user_id=user_id, session_id=unique("s"), issued_at=issued_at, expires_at=expires_at)
+
+    valid = stack.identity.session(user_id, lifetime=SESSION_LIFETIME)
+    header, _, signature = valid.split(".")
+    other_payload = stack.identity.session("platform", lifetime=SESSION_LIFETIME).split(".")[1]
+    revoked = stack.identity.session(user_id, lifetime=SESSION_LIFETIME)
+    await stack.identity.end_session(revoked, user_id, replicas=[pool])
+    bad_tokens = {
+        "signed with another key under the world's key id": tokens.sign_session(
+            forged_key, stack.identity.key_id, claims(now, now + timedelta(hours=1))),
+        "a valid token whose claims were changed (made the platform operator)": f"{header}.{other_payload}.{signature}",
+        "signed by a key the platform never published": tokens.sign_session(
+            forged_key, "unknown-key", claims(now, now + timedelta(hours=1))),
+        "expired": tokens.sign_session(
+            stack.identity.key, stack.identity.key_id, claims(now - timedelta(hours=2), now - timedelta(hours=1))),
+        "revoked (signed out)": revoked,
+        "not a token": "adk_nothing_like_a_key",
+        "too long": "x" * 5000,
+    }
+    for what, token in bad_tokens.items():
+        for method, path, body in (("GET", campaign_path, None), ("POST", "/v1/campaigns", create),
+                                   ("PUT", cap_path, {"kind": "unlimited"})):
+            answer = await stack.command(method, path, token, body)
+            assert (answer.status_code, answer.json()["error"]) == (401, "unauthenticated"), (what, answer.text)
+    missing = await stack.client.post("/v1/campaigns", json=create, headers={"Idempotency-Key": unique("k")})
+    assert (missing.status_code, missing.json()["error"]) == (401, "unauthenticated"), "no token"
+
+    maximum = 2**63 - 1
+    refused: list[tuple[str, str, dict[str, Any] | None, int, str]] = [
+        # Amounts the ledger cannot hold, floats, strings, negative, zero (M1).
+        ("POST", "/v1/campaigns", {**create, "budget_micros": maximum + 1}, 422, "invalid_request"),
+        ("POST", "/v1/campaigns", {**create, "budget_micros": 10**21}, 422, "invalid_request"),
+        ("POST", "/v1/campaigns", {**create, "budget_micros": 5.5}, 422, "invalid_request"),
+        ("POST", "/v1/campaigns", {**create, "budget_micros": "5000000"}, 422, "invalid_request"),
+        ("POST", "/v1/campaigns", {**create, "budget_micros": 0}, 422, "invalid_request"),
+        ("PUT", campaign_path + "/budget", {"budget_micros": maximum + 1}, 422, "invalid_request"),
+        ("PUT", campaign_path + "/budget", {"budget_micros": -USD}, 422, "invalid_request"),
+        ("PUT", cap_path, {"kind": "daily", "amount_micros": maximum + 1}, 422, "invalid_request"),
+        ("PUT", cap_path, {"kind": "daily", "amount_micros": -1}, 422, "invalid_request"),
+        # Ids and texts: NUL and control characters, too long, unknown fields, far-off times.
+        ("POST", "/v1/campaigns", {**create, "ad_account_id": "acc\u0000x"}, 422, "invalid_request"),
+        ("POST", "/v1/campaigns", {**create, "ad_account_id": "a" * 129}, 422, "invalid_request"),
+        ("POST", "/v1/campaigns", {**create, "name": "Winter\u0000sale"}, 422, "invalid_request"),
+        ("POST", "/v1/campaigns", {**create, "name": "x" * 201}, 422, "invalid_request"),
+        ("POST", "/v1/campaigns", {**create, "owner": "me"}, 422, "invalid_request"),
+        ("POST", "/v1/campaigns", {**create, "ends_at": "9999-12-31T23:59:59Z"}, 422, "invalid_request"),
+        ("POST", "/v1/campaigns", {**create, "ends_at": "2026-12-01T00:00:00"}, 422, "invalid_request"),
+        ("POST", "/v1/campaigns/%00x/pause", None, 422, "invalid_request"),
+        ("POST", "/v1/campaigns/x%1Bx/pause", None, 422, "invalid_request"),
+        ("GET", "/v1/campaigns/" + "c" * 129, None, 422, "invalid_request"),
+        ("PUT", "/v1/ad-accounts/acc%07/budget-cap", {"kind": "unlimited"}, 422, "invalid_request"),
+        # Well-formed but refused by the rules (W10, C2): typed, nothing changed.
+        ("PUT", cap_path, {"kind": "unlimited", "amount_micros": USD}, 422, "invalid_value"),
+        ("PUT", cap_path, {"kind": "custom", "amount_micros": USD}, 422, "invalid_value"),
+        ("PUT", campaign_path + "/budget", {"budget_micros": USD - 1}, 422, "budget_below_minimum"),
+        ("POST", campaign_path + "/resume", None, 409, "campaign_state"),
+    ]
+    for method, path, body, status, error in refused:
+        answer = await stack.command(method, path, stack.token, body)
+        assert (answer.status_code, answer.json().get("error")) == (status, error), (method, path, body, answer.text)
+        assert answer.json()["reason"], "every refusal says why"
+    no_key = await stack.client.post(campaign_path + "/pause", headers={"Authorization": f"Bearer {stack.token}"})
+    assert (no_key.status_code, no_key.json()["error"]) == (400, "idempotency_key_required"), "M5"
+
+    # A huge body is refused before it is read, with a valid token or without one.
+    huge = json.dumps({**create, "name": "x" * 100_000})
+    for headers in ({"Authorization": f"Bearer {stack.token}"}, {}):
+        answer = await stack.client.post("/v1/campaigns", content=huge, headers={
+            **headers, "Idempotency-Key": unique("k"), "Content-Type": "application/json",
+        })
+        assert (answer.status_code, answer.json()["error"]) == (413, "payload_too_large"), answer.text
+
+    assert await state() == before, "no refused request changed anything"

@@ -1,7 +1,13 @@
-"""Escrowed orders on the real stack (rules O1-O6, W14, M4, T1): the wallet and order_escrow run
-in-process on real Kafka and PostgreSQL, share one ManualClock, and talk only through
-`wallet.commands.v1` and `wallet.events.v1`. Deadlines are acted on by calling the service's
-deadline job after moving the clock; nothing sleeps for 48 hours."""
+"""Escrowed orders on the real stack (rules O1-O6, W14, M4, W9, T1): the wallet and order_escrow run
+in-process on real Kafka and PostgreSQL, share one ManualClock, and talk only through the wallet
+world's own commands and events topics (`wallet.commands.v1` and `wallet.events.v1` in production).
+Deadlines are acted on by calling the service's deadline job after moving the clock; nothing sleeps
+for 48 hours.
+
+Callers are the platform's one identity, the wallet world's (tests/integration/identity_world.py):
+the buyer is a person with a session token and the Admin role in the buyer's Business Center (W9),
+the seller an integration whose API key has the `orders` scope, and `PLATFORM` the platform
+operator's key."""
 
 from __future__ import annotations
 
@@ -12,20 +18,24 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
-
 from adledger_order_escrow.config import Settings
 from adledger_order_escrow.inject import Service, wire
 
 from ..conftest import Stack, unique
-from ..kafka_io import read_all, start_at_end
-from ..wallet.test_wallet_journey import PLATFORM, USD, RunningWallet, wallet  # noqa: F401 - the fixture
+from ..identity_world import TestIdentity
+from ..kafka_io import read_all
 from ..waits import free_port as _free_port
+from ..waits import until
+from ..wallet.test_wallet_journey import PLATFORM, USD, RunningWallet, wallet  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.integration
 H48 = timedelta(hours=48)
+#: Sessions outlive the journeys' moves of the clock (several times 48 hours).
+SESSION_LIFETIME = timedelta(days=30)
 
 
 @dataclass
@@ -50,6 +60,7 @@ class Escrow:
     settings: Settings
     client: httpx.AsyncClient
     instance: Instance
+    identity: TestIdentity
     wallet_token: str = ""
     buyer_bc: str = ""
     seller_bc: str = ""
@@ -57,25 +68,29 @@ class Escrow:
     seller_token: str = ""
     channel_id: str = ""
     extra: list[Instance] = field(default_factory=list)
-    #: Whether the service's positions on the shared wallet topic were set to its end yet.
-    positioned: bool = False
 
     async def start_instance(self, *, serve: bool = True) -> Instance:
+        # The world's own wallet topics are read from their beginning: nothing of other runs is on them.
         service = wire(self.settings, self.wallet.clock)
         await service.runtime.start()
-        if not self.positioned:
-            # Read only what this test's wallet answers, not every earlier run's wallet events.
-            await start_at_end(
-                self.stack.kafka_bootstrap_servers, self.stack.database_url, self.settings.database_schema,
-                self.settings.consumer_group, ["wallet.events.v1"],
-            )
-            self.positioned = True
         stop = asyncio.Event()
         serving = asyncio.ensure_future(service.runtime.serve(stop)) if serve else None
         instance = Instance(service, stop, serving)
         if serve:
             await _until_healthy(self.client)
         return instance
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self.instance.service.runtime.pool
+
+    async def knows_owner(self, owner_id: str) -> None:
+        """Wait until the service learnt the owner from the wallet's events (W9 needs its Business Center)."""
+
+        async def known() -> bool:
+            return bool(await self.pool.fetchval("select true from owners where owner_id = $1", owner_id))
+
+        await until(known, f"order_escrow learnt {owner_id} from the wallet's events", timeout_s=90)
 
     async def serve(self, instance: Instance) -> None:
         instance.serving = asyncio.ensure_future(instance.service.runtime.serve(instance.stop))
@@ -144,40 +159,48 @@ async def _until_healthy(client: httpx.AsyncClient) -> None:
 
 @pytest_asyncio.fixture
 async def escrow(stack: Stack, wallet: RunningWallet) -> AsyncIterator[Escrow]:  # noqa: F811
+    """order_escrow in the wallet's world: its identity, its command and event topics, its clock."""
     port = _free_port()
+    identity = wallet.identity
     settings = Settings(
         database_url=stack.database_url,
         kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
         database_schema=unique("t_escrow"),
         http_port=port,
-        platform_token=PLATFORM,
+        identity_events_topic=identity.topic,
+        wallet_events_topic=wallet.events_topic,
+        wallet_commands_topic=wallet.commands_topic,
         kafka_consumer_group=unique("escrow-group"),
         outbox_poll_interval_ms=100,
         # Tests run the deadline job themselves after moving the ManualClock (T1).
         deadline_poll_interval_ms=3_600_000,
     )
     client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10.0)
-    running = Escrow(stack, wallet, settings, client, instance=None)  # type: ignore[arg-type]
+    running = Escrow(stack, wallet, settings, client, instance=None, identity=identity)  # type: ignore[arg-type]
     running.instance = await running.start_instance()
     try:
+        await identity.replicated(running.pool)
         admin, running.wallet_token = await wallet.user("admin")
         running.buyer_bc, running.seller_bc = unique("bc_buyer"), unique("bc_seller")
         for business_center in (running.buyer_bc, running.seller_bc):
-            answer = await wallet.command("POST", "/v1/business-centers", PLATFORM, {"id": business_center, "name": "x", "currency": "USD", "admin_user_id": admin})
+            answer = await wallet.open_business_center(business_center, admin)
             assert answer.status_code == 201, answer.text
         await wallet.pay(unique("inv"), running.buyer_bc, 10 * USD)
         await running.balance(running.buyer_bc, "real_micros", 10 * USD)
 
-        buyer, seller = unique("buyer"), unique("seller")
-        answer = await running.command("/v1/users", PLATFORM, {"id": buyer, "name": "Bea Buyer", "buyer_owner_ids": [running.buyer_bc]})
-        assert answer.status_code == 201, answer.text
-        running.buyer_token = answer.json()["token"]
-        answer = await running.command("/v1/users", PLATFORM, {"id": seller, "name": "Sam Seller"})
-        running.seller_token = answer.json()["token"]
+        # W9: the buyer may place orders for the buyer's Business Center as its Admin.
+        buyer = await identity.user(unique("buyer"), name="Bea Buyer", replicas=[running.pool])
+        await identity.grant(running.buyer_bc, buyer, "admin", replicas=[running.pool])
+        running.buyer_token = identity.session(buyer, lifetime=SESSION_LIFETIME)
+        seller = await identity.integration("seller", scopes=["orders"], replicas=[running.pool])
+        running.seller_token = seller.token
+        for business_center in (running.buyer_bc, running.seller_bc):
+            await running.knows_owner(business_center)
         running.channel_id = unique("channel")
         answer = await running.command(
             "/v1/channels", PLATFORM,
-            {"id": running.channel_id, "name": "Gaming Weekly", "seller_user_id": seller, "owner_id": running.seller_bc, "currency": "USD"},
+            {"id": running.channel_id, "name": "Gaming Weekly", "seller_user_id": seller.user_id,
+             "owner_id": running.seller_bc, "currency": "USD"},
         )
         assert answer.status_code == 201, answer.text
         yield running
@@ -185,6 +208,11 @@ async def escrow(stack: Stack, wallet: RunningWallet) -> AsyncIterator[Escrow]: 
         for instance in [running.instance, *running.extra]:
             await instance.close()
         await client.aclose()
+        conn = await asyncpg.connect(stack.database_url)
+        try:
+            await conn.execute(f"drop schema if exists {settings.schema} cascade")
+        finally:
+            await conn.close()
 
 
 async def test_o1_o3_o4_o5_accept_ready_complete_then_auto_release_to_the_seller_after_48_hours(escrow: Escrow) -> None:

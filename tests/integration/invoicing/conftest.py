@@ -5,6 +5,14 @@ Invoicing publishes on the shared `invoicing.events.v1` (the wallet reads paid i
 every service starts its positions on the shared topics at their end, so a test reads only what
 its own services publish. Spend goes to a topic of the test's own, as in the spend tests. The
 local payment provider sends its signed webhooks over HTTP to the invoicing service under test.
+
+The wallet and invoicing know their callers from the platform's one identity: the world's
+`TestIdentity` publishes them on a topic of the world's own (`PLATFORM` is the operator's API key
+there). The wallet's Admin of every Business Center is one person (`wallet_admin_id`), and a billing
+user is a person with the Finance Manager role in the Business Center of each owner they bill for
+(W9). The wallet's commands and events go on topics of the world's own (`wallet_commands_topic`,
+`wallet_events_topic`), read by the spend consumer and invoicing, so wallets of other runs on the
+shared broker never answer this world's commands.
 """
 
 from __future__ import annotations
@@ -14,13 +22,12 @@ import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest_asyncio
-
 from adledger_contracts.external import SpendReported
 from adledger_contracts.topics import topic
 from adledger_invoicing.config import Settings as InvoicingSettings
@@ -33,13 +40,16 @@ from adledger_spend_consumer.inject import build as build_spend_consumer
 from adledger_wallet.config import Settings as WalletSettings
 from adledger_wallet.inject import build as build_wallet
 
-from ..conftest import Stack, unique
+from ..conftest import Stack, TopicFactory, unique
+from ..identity_world import PLATFORM, TestIdentity
 from ..kafka_io import Record, produce, read_all, start_at_end
-from ..waits import free_port as _free_port, until
+from ..waits import free_port as _free_port
+from ..waits import until
 
 USD = 1_000_000
-PLATFORM = "test-platform-token"
 SECRET = "test-webhook-secret"
+#: A billing user's session outlives the longest clock move of a journey (to a month's close).
+SESSION_LIFETIME = timedelta(days=400)
 SPEND_TOPIC = "ads.spend.v1"
 
 
@@ -65,6 +75,10 @@ class Billing:
     spend_schema: str
     invoicing_schema: str
     spend_topic: str
+    #: The platform's identity as the wallet and invoicing see it (None only for worlds built without it).
+    identity: TestIdentity | None = None
+    wallet_commands_topic: str = "wallet.commands.v1"
+    wallet_events_topic: str = "wallet.events.v1"
     wallet_admin_id: str = ""
     wallet_admin_token: str = ""
     #: The wallet's runtime (a platform test drives the campaign service beside it).
@@ -90,7 +104,12 @@ class Billing:
 
     async def business_center(self, *, aba_accounts: int = 0, monthly_accounts: int = 0) -> tuple[str, list[str]]:
         business_center_id = unique("bc")
-        await self.wallet_command("POST", "/v1/business-centers", PLATFORM, {"id": business_center_id, "name": "Acme", "currency": "USD", "admin_user_id": self.wallet_admin_id})
+        body = {"id": business_center_id, "name": "Acme", "currency": "USD", "admin_user_id": self.wallet_admin_id}
+        await self.wallet_command("POST", "/v1/business-centers", PLATFORM, body)
+        # The identity service makes the named admin the Business Center's Admin (here: the world's identity).
+        assert self.identity is not None and self.wallet_runtime is not None
+        pool = self.wallet_runtime.pool
+        await self.identity.grant(business_center_id, self.wallet_admin_id, "admin", replicas=[pool])
         accounts = []
         for _ in range(max(aba_accounts, monthly_accounts)):
             account_id = unique("acc")
@@ -107,10 +126,24 @@ class Billing:
         answer = await self.call(self.invoicing, "PUT", f"/v1/subscriptions/{owner_id}", PLATFORM, {"status": status, "billing_email": billing_email})
         assert answer.status_code == 200, answer.text
 
-    async def billing_user(self, *owner_ids: str) -> str:
-        answer = await self.call(self.invoicing, "POST", "/v1/users", PLATFORM, {"id": unique("ann"), "name": "Ann Billing", "owner_ids": list(owner_ids)})
-        assert answer.status_code == 201, answer.text
-        return str(answer.json()["token"])
+    async def owner_business_center(self, owner_id: str) -> str:
+        """The Business Center of an owner (itself, or its ad account's), once invoicing knows it."""
+
+        async def known() -> str | None:
+            query = f"select business_center_id from {self.invoicing_schema}.owners where owner_id = $1"
+            rows = await self.fetch(query, owner_id)
+            return str(rows[0]["business_center_id"]) if rows else None
+
+        return str(await until(known, f"invoicing knows the owner {owner_id}"))
+
+    async def billing_user(self, *owner_ids: str, role: str = "finance_manager") -> str:
+        """A person who bills for the owners: `role` in each one's Business Center (W9); their session token."""
+        assert self.identity is not None
+        pool = self.service.runtime.pool
+        user_id = await self.identity.user(unique("ann"), name="Ann Billing", replicas=[pool])
+        for owner_id in owner_ids:
+            await self.identity.grant(await self.owner_business_center(owner_id), user_id, role, replicas=[pool])
+        return self.identity.session(user_id, lifetime=SESSION_LIFETIME)
 
     async def top_up(self, token: str, owner_id: str, *, amount_micros: int | None = None, target_micros: int | None = None, key: str | None = None) -> httpx.Response:
         body: dict[str, Any] = {"owner_id": owner_id, "currency": "USD"}
@@ -121,6 +154,7 @@ class Billing:
         return await self.call(self.invoicing, "POST", "/v1/top-ups", token, body, key)
 
     async def provider(self, invoice_id: str, scenario: str, token: str = PLATFORM, key: str | None = None) -> dict[str, Any]:
+        """The local provider pays (fails, pays twice...) an invoice: a platform operator's tool."""
         answer = await self.call(self.invoicing, "POST", f"/v1/local-provider/invoices/{invoice_id}/payments", token, {"scenario": scenario}, key)
         assert answer.status_code == 200, answer.text
         return dict(answer.json())
@@ -222,11 +256,18 @@ async def billing_world(stack: Stack, *, own_delivery_topics: bool = False, emai
     wallet_schema, spend_schema, invoicing_schema, ledger_schema = unique("t_wallet"), unique("t_spend"), unique("t_invoicing"), unique("t_ledger")
     clock = ManualClock(datetime(2026, 11, 21, 9, tzinfo=UTC))
     common: dict[str, Any] = {"database_url": stack.database_url, "kafka_bootstrap_servers": stack.kafka_bootstrap_servers, "outbox_poll_interval_ms": 100}
+    identity = await TestIdentity.create(stack, TopicFactory(stack.kafka_bootstrap_servers), clock)
     wallet_port, spend_port, invoicing_port = _free_port(), _free_port(), _free_port()
     wallet_group, spend_group, invoicing_group = unique("wallet-group"), unique("spend-group"), unique("invoicing-group")
+    factory = TopicFactory(stack.kafka_bootstrap_servers)
+    wallet_commands = await factory("wallet-commands", partitions=6)
+    wallet_events = await factory("wallet-events", partitions=6)
+    await factory.create(wallet_commands + ".dlq", partitions=1)
+    await factory.create(wallet_events + ".dlq", partitions=1)
     wallet = build_wallet(
         WalletSettings(
-            **common, database_schema=wallet_schema, ledger_schema=ledger_schema, http_port=wallet_port, platform_token=PLATFORM,
+            **common, database_schema=wallet_schema, ledger_schema=ledger_schema, http_port=wallet_port,
+            identity_events_topic=identity.topic, commands_topic=wallet_commands, events_topic=wallet_events,
             kafka_consumer_group=wallet_group, day_close_poll_interval_ms=3_600_000, hold_expiry_poll_interval_ms=3_600_000,
         ),
         clock,
@@ -245,14 +286,16 @@ async def billing_world(stack: Stack, *, own_delivery_topics: bool = False, emai
     spend: ServiceRuntime = build_spend_consumer(
         SpendSettings(
             **common, database_schema=spend_schema, ledger_schema=ledger_schema, http_port=spend_port, kafka_consumer_group=spend_group, spend_topic=spend_topic,
+            wallet_events_topic=wallet_events,
             spend_posted_topic=own["spend.posted.v1"], delivery_control_topic=own["delivery.control.v1"], delivery_state_topic=own["delivery.state.v1"],
         ),
         clock,
     )
     invoicing = wire(
         InvoicingSettings(
-            **common, database_schema=invoicing_schema, ledger_schema=ledger_schema, http_port=invoicing_port, platform_token=PLATFORM,
-            kafka_consumer_group=invoicing_group, payment_webhook_secret=SECRET,
+            **common, database_schema=invoicing_schema, ledger_schema=ledger_schema, http_port=invoicing_port,
+            identity_events_topic=identity.topic, kafka_consumer_group=invoicing_group, payment_webhook_secret=SECRET,
+            wallet_events_topic=wallet_events,
             # Tests run the clock-driven jobs themselves after moving the ManualClock (T1).
             clock_jobs_poll_interval_ms=3_600_000, spend_posted_topic=own["spend.posted.v1"],
         ),
@@ -262,11 +305,14 @@ async def billing_world(stack: Stack, *, own_delivery_topics: bool = False, emai
     # Started together (migrations take an advisory lock per schema, the shared ledger's too).
     await asyncio.gather(*(runtime.start() for runtime in runtimes))
     bootstrap, url = stack.kafka_bootstrap_servers, stack.database_url
-    await start_at_end(bootstrap, url, wallet_schema, wallet_group, ["invoicing.events.v1", "wallet.commands.v1", "balances.v1", "campaign.events.v1"])
-    await start_at_end(bootstrap, url, spend_schema, spend_group, ["wallet.events.v1", "balances.v1", "campaign.events.v1"])
+    await start_at_end(
+        bootstrap, url, wallet_schema, wallet_group, ["invoicing.events.v1", "balances.v1", "campaign.events.v1"]
+    )
+    await start_at_end(bootstrap, url, spend_schema, spend_group, ["balances.v1", "campaign.events.v1"])
     # With `emails_from_the_end`, the e-mail adapter's topics too: it renders no e-mail other runs asked for.
     emails = ["orders.events.v1", "invoicing.events.v1"] if emails_from_the_end else []
-    await start_at_end(bootstrap, url, invoicing_schema, invoicing_group, ["wallet.events.v1", "balances.v1", "invoicing.commands.v1", own["spend.posted.v1"], *emails])
+    shared = ["balances.v1", "invoicing.commands.v1", own["spend.posted.v1"], *emails]
+    await start_at_end(bootstrap, url, invoicing_schema, invoicing_group, shared)
     stop = asyncio.Event()
     serving = [asyncio.ensure_future(runtime.serve(stop)) for runtime in runtimes]
     wallet_client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{wallet_port}", timeout=15.0)
@@ -274,13 +320,16 @@ async def billing_world(stack: Stack, *, own_delivery_topics: bool = False, emai
     try:
         for port in (wallet_port, spend_port, invoicing_port):
             await _healthy(port)
+        await identity.replicated(invoicing.runtime.pool)
+        await identity.replicated(wallet.pool)
         running = Billing(
-            stack, clock, invoicing, wallet_client, invoicing_client, spend_schema, invoicing_schema, spend_topic, wallet_runtime=wallet,
+            stack, clock, invoicing, wallet_client, invoicing_client, spend_schema, invoicing_schema, spend_topic,
+            identity=identity, wallet_commands_topic=wallet_commands, wallet_events_topic=wallet_events,
+            wallet_runtime=wallet,
             posted_topic=own["spend.posted.v1"], control_topic=own["delivery.control.v1"], state_topic=own["delivery.state.v1"],
         )
-        running.wallet_admin_id = unique("alice")
-        answer = await running.wallet_command("POST", "/v1/users", PLATFORM, {"id": running.wallet_admin_id, "name": "Alice"})
-        running.wallet_admin_token = answer.json()["token"]
+        running.wallet_admin_id = await identity.user(unique("alice"), name="Alice", replicas=[wallet.pool])
+        running.wallet_admin_token = identity.session(running.wallet_admin_id, lifetime=SESSION_LIFETIME)
         yield running
         for task in serving:
             assert not task.done(), f"a service stopped during the test: {task.exception() if task.done() else ''}"

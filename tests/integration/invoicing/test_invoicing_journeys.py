@@ -8,7 +8,6 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from adledger_contracts.invoicing import IssueInvoice
 from adledger_contracts.spending import SpendPosted
 from adledger_contracts.wallet import PlaceHold, PrepaymentThresholdCrossed
@@ -16,7 +15,7 @@ from adledger_invoicing.domain.signatures import SIGNATURE_HEADER, sign
 from adledger_libs.events import encode
 
 from ..conftest import unique
-from ..kafka_io import produce
+from ..kafka_io import encoded, produce
 from .conftest import PLATFORM, SECRET, USD, Billing, typed, until
 
 pytestmark = pytest.mark.integration
@@ -29,7 +28,7 @@ async def test_i1_i2_i5_i8_m5_w8_journey_bc_at_zero_paused_top_up_to_target_webh
 
     # Funds arrive only through a paid invoice: 5 USD, paid by the local provider's webhook.
     first = (await billing.top_up(token, business_center, amount_micros=5 * USD)).json()["invoice"]
-    await billing.provider(first["id"], "pay", token)
+    await billing.provider(first["id"], "pay")
     await billing.wallet_balance_until(business_center, "available_micros", 5 * USD)
 
     # The Business Center is spent to zero and beyond (S2): its ABA account pauses (W8).
@@ -55,7 +54,7 @@ async def test_i1_i2_i5_i8_m5_w8_journey_bc_at_zero_paused_top_up_to_target_webh
     assert overview["pending_top_ups_micros"] == 11 * USD and [item["id"] for item in overview["pending_top_ups"]] == [invoice["id"]]
 
     # The provider notifies the payment twice (two events, one payment): credited once (I5).
-    paid = await billing.provider(invoice["id"], "pay_twice", token)
+    paid = await billing.provider(invoice["id"], "pay_twice")
     assert [hook["answer"]["effect"] for hook in paid["webhooks"]] == ["paid", "already_paid"]
     assert [hook["status_code"] for hook in paid["webhooks"]] == [200, 200]
     balance = await billing.wallet_balance_until(business_center, "real_micros", 10 * USD)
@@ -79,7 +78,7 @@ async def test_i1_i2_i5_i8_m5_w8_journey_bc_at_zero_paused_top_up_to_target_webh
     assert {("invoice_issued", invoice["id"]), ("invoice_paid", invoice["id"])} <= emails, "I8: e-mails are events"
     await billing.overview_until(business_center, 10 * USD)
     # The wallet saw the money exactly once: one FundsReceived for this invoice.
-    received = typed(await billing.records("wallet.events.v1", {business_center}, expect=1), "FundsReceived")
+    received = typed(await billing.records(billing.wallet_events_topic, {business_center}, expect=1), "FundsReceived")
     assert [e["invoice_id"] for e in received].count(invoice["id"]) == 1
 
     # I2: a target at or below the balance creates no invoice and says so.
@@ -139,18 +138,20 @@ async def test_i3_i4_w11_a_top_up_needs_a_subscription_never_settles_an_outstand
     assert (refused.status_code, refused.json()["error"]) == (409, "subscription_inactive"), "I4"
     await billing.subscribe(business_center, "inactive")
     assert (await billing.top_up(token, business_center, amount_micros=USD)).status_code == 409
-    stranger = await billing.billing_user(unique("other"))
-    assert (await billing.top_up(stranger, business_center, amount_micros=USD)).status_code == 403
+    # W9: a Finance Manager of another Business Center is told this one does not exist.
+    other_business_center, _ = await billing.business_center()
+    stranger = await billing.billing_user(other_business_center)
+    assert (await billing.top_up(stranger, business_center, amount_micros=USD)).status_code == 404
     await billing.subscribe(business_center, "active")
 
     outstanding = (await billing.top_up(token, business_center, amount_micros=4 * USD)).json()["invoice"]
     top_up = (await billing.top_up(token, business_center, amount_micros=6 * USD)).json()["invoice"]
-    await billing.provider(top_up["id"], "pay", token)
+    await billing.provider(top_up["id"], "pay")
     await billing.wallet_balance_until(business_center, "real_micros", 6 * USD)
     assert (await billing.invoice(outstanding["id"], token))["status"] == "open", "I3: money in settles no outstanding invoice"
     overview = await billing.overview_until(business_center, 6 * USD)
     assert [item["id"] for item in overview["pending_top_ups"]] == [outstanding["id"]]
-    # I5: an admin may void the outstanding one; a paid one cannot be voided.
+    # I5: the platform operator may void the outstanding one; a paid one cannot be voided.
     assert (await billing.call(billing.invoicing, "POST", f"/v1/invoices/{outstanding['id']}/void", PLATFORM)).json()["status"] == "void"
     refused_void = await billing.call(billing.invoicing, "POST", f"/v1/invoices/{top_up['id']}/void", PLATFORM)
     assert (refused_void.status_code, refused_void.json()["error"]) == (409, "illegal_transition")
@@ -158,8 +159,9 @@ async def test_i3_i4_w11_a_top_up_needs_a_subscription_never_settles_an_outstand
     # W11: a hold makes the virtual balance 4 USD while the real one stays 6 USD; a target is
     # measured against the real balance, so 10 USD invoices 4 USD and the real balance is 10 once paid.
     hold = PlaceHold(idempotency_key=unique("hold"), hold_id=unique("hold"), owner_id=business_center, amount_micros=2 * USD, currency="USD", purpose="campaign_booking", requested_by="campaign")
-    envelope = encode(hold, key=business_center, trace_id="t")
-    await produce(billing.stack.kafka_bootstrap_servers, "wallet.commands.v1", [(envelope.key, envelope.value, list(envelope.headers))])
+    # As the campaign service would send it: signed by it (issue 12), on the world's wallet commands topic.
+    commands = billing.wallet_commands_topic
+    await produce(billing.stack.kafka_bootstrap_servers, commands, [encoded(hold, business_center, topic=commands)])
     await billing.wallet_balance_until(business_center, "virtual_micros", 4 * USD)
 
     async def seen() -> bool:
@@ -169,7 +171,7 @@ async def test_i3_i4_w11_a_top_up_needs_a_subscription_never_settles_an_outstand
     await until(seen, "invoicing sees the hold")
     target = (await billing.top_up(token, business_center, target_micros=10 * USD)).json()
     assert target["amount_micros"] == 4 * USD, "W11, I2: target − the real balance"
-    await billing.provider(target["invoice"]["id"], "pay", token)
+    await billing.provider(target["invoice"]["id"], "pay")
     balance = await billing.wallet_balance_until(business_center, "real_micros", 10 * USD)
     assert balance["virtual_micros"] == 8 * USD
 
@@ -190,7 +192,8 @@ async def test_w12_the_wallets_threshold_signal_creates_one_prepayment_invoice_a
     # The signal again (the wallet would send it after another crossing): still one open at a time.
     signal = PrepaymentThresholdCrossed(owner_id=business_center, currency="USD", virtual_micros=3 * USD, threshold_micros=5 * USD, last_payment_micros=10 * USD, crossed_at=billing.clock.now())
     envelope = encode(signal, key=business_center, trace_id="t")
-    await produce(billing.stack.kafka_bootstrap_servers, "wallet.events.v1", [(envelope.key, envelope.value, list(envelope.headers))])
+    record = (envelope.key, envelope.value, list(envelope.headers))
+    await produce(billing.stack.kafka_bootstrap_servers, billing.wallet_events_topic, [record])
     marker = (await billing.top_up(PLATFORM, business_center, amount_micros=USD)).json()["invoice"]
     await billing.invoices_until(business_center, lambda items: any(i["id"] == marker["id"] for i in items), "the marker")
     await until(lambda: _consumed(billing, signal.event_id), "the second signal consumed")
@@ -210,20 +213,21 @@ async def test_c1_an_activation_shortfall_invoice_requested_twice_is_issued_once
         currency="USD", purpose="activation_shortfall", reference_id="campaign-1", description="Campaign Winter Sale: budget not covered",
         requested_by="campaign",
     )
-    envelope = encode(command, key=business_center, trace_id="t")
-    await produce(billing.stack.kafka_bootstrap_servers, "invoicing.commands.v1", [(envelope.key, envelope.value, list(envelope.headers))] * 2)
+    # As the campaign service sends it: signed by it (issue 12).
+    signed = encoded(command, business_center, topic="invoicing.commands.v1")
+    await produce(billing.stack.kafka_bootstrap_servers, "invoicing.commands.v1", [signed] * 2)
     found = await billing.invoices_until(business_center, lambda items: len(items) == 1, "the shortfall invoice")
     assert (found[0]["id"], found[0]["purpose"], found[0]["amount_micros"]) == (command.invoice_id, "activation_shortfall", 7 * USD)
     await billing.provider(command.invoice_id, "pay")
     await billing.wallet_balance_until(business_center, "real_micros", 7 * USD)
-    received = typed(await billing.records("wallet.events.v1", {business_center}, expect=2), "FundsReceived")
+    received = typed(await billing.records(billing.wallet_events_topic, {business_center}, expect=2), "FundsReceived")
     assert [e["invoice_id"] for e in received] == [command.invoice_id], "the campaign service waits for this FundsReceived"
     assert len(await billing.invoices(business_center)) == 1
 
     # M2: a shortfall invoice in another currency than the owner's is dead-lettered with the reason.
     euros = command.model_copy(update={"invoice_id": unique("shortfall"), "currency": "EUR", "idempotency_key": "campaign-1:shortfall:2"})
-    envelope = encode(euros, key=business_center, trace_id="t")
-    await produce(billing.stack.kafka_bootstrap_servers, "invoicing.commands.v1", [(envelope.key, envelope.value, list(envelope.headers))])
+    signed = encoded(euros, business_center, topic="invoicing.commands.v1")
+    await produce(billing.stack.kafka_bootstrap_servers, "invoicing.commands.v1", [signed])
     [dead] = await billing.records("invoicing.commands.v1.dlq", {business_center}, expect=1)
     assert "currency mismatch" in dead.headers["dlq-reason"] and json.loads(dead.value or b"{}")["invoice_id"] == euros.invoice_id
     assert len(await billing.invoices(business_center)) == 1
@@ -270,6 +274,11 @@ async def test_i6_t1_day_close_with_a_negative_prepaid_source_issues_exactly_one
 
 
 async def test_i6_a_credit_card_source_gets_one_card_payment_per_charge(billing: Billing) -> None:
+    # Owner ids are unique across kinds (issue 12): a funding source cannot take a Business Center's id.
+    business_center, _ = await billing.business_center()
+    card = {"id": business_center, "name": "Card", "kind": "credit_card", "currency": "USD"}
+    taken = await billing.call(billing.invoicing, "POST", "/v1/funding-sources", PLATFORM, card)
+    assert (taken.status_code, taken.json()["error"]) == (409, "already_exists"), taken.text
     source = unique("card")
     await billing.call(billing.invoicing, "POST", "/v1/funding-sources", PLATFORM, {"id": source, "name": "Corporate card", "kind": "credit_card", "currency": "USD"})
     for amount in (2 * USD, 3 * USD):

@@ -40,7 +40,7 @@ from adledger_wallet.inject import build as build_wallet
 
 from ..conftest import Stack, TopicFactory, unique
 from ..identity_world import PLATFORM, TestIdentity
-from ..kafka_io import Record, produce, read_all, start_at_end
+from ..kafka_io import Record, encoded, produce, read_all, start_at_end
 from ..waits import free_port as _free_port, until as _until
 
 USD = 1_000_000
@@ -92,8 +92,8 @@ class Services:
         await self.identity.grant(business_center_id, self.admin_id, "admin", replicas=[self.wallet.pool])
         return business_center_id
 
-    async def ad_account(self, business_center_id: str, *, aba_eligible: bool = False) -> str:
-        account_id = unique("acc")
+    async def ad_account(self, business_center_id: str, *, aba_eligible: bool = False, account_id: str | None = None) -> str:
+        account_id = account_id or unique("acc")
         kind = {"type": "auction", "billing_option": "monthly_invoicing"} if aba_eligible else {"type": "reservation", "billing_option": "prepaid"}
         await self.command("POST", f"/v1/business-centers/{business_center_id}/ad-accounts", self.admin_token, {"id": account_id, "name": "x", **kind})
         return account_id
@@ -107,8 +107,7 @@ class Services:
 
     async def pay(self, owner_id: str, amount_micros: int, currency: str = "USD") -> None:
         event = InvoicePaid(invoice_id=unique("inv"), owner_id=owner_id, amount_micros=amount_micros, currency=currency, paid_at=self.clock.now())
-        envelope = encode(event, key=owner_id, trace_id="trace-payment")
-        await produce(self.bootstrap, "invoicing.events.v1", [(envelope.key, envelope.value, list(envelope.headers))])
+        await produce(self.bootstrap, "invoicing.events.v1", [encoded(event, owner_id, topic="invoicing.events.v1")])
 
     def spend_event(
         self, account_id: str, amount_micros: int, *, currency: str = "USD", event_id: str | None = None, charge_id: str | None = None,
@@ -126,8 +125,7 @@ class Services:
             idempotency_key=f"{hold_id}:place", hold_id=hold_id, owner_id=owner_id, amount_micros=amount_micros, currency="USD",
             purpose="campaign_booking", requested_by="campaign",
         )
-        envelope = encode(command, key=owner_id, trace_id="trace-booking")
-        await produce(self.bootstrap, "wallet.commands.v1", [(envelope.key, envelope.value, list(envelope.headers))])
+        await produce(self.bootstrap, "wallet.commands.v1", [encoded(command, owner_id, topic="wallet.commands.v1")])
         return hold_id
 
     def _next_version(self, entity: str) -> int:

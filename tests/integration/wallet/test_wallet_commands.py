@@ -8,20 +8,17 @@ import json
 import pytest
 
 from adledger_contracts.wallet import PlaceHold, RequestPayout, ResolveHold
-from adledger_libs.events import Message, encode
+from adledger_libs.events import Message
 
 from ..conftest import unique
-from ..kafka_io import produce, read_all
+from ..kafka_io import encoded, produce, read_all
 from .test_wallet_journey import PLATFORM, USD, RunningWallet, wallet  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.integration
 
 
 async def _send(running: RunningWallet, key: str, *commands: Message) -> None:
-    items = []
-    for command in commands:
-        envelope = encode(command, key=key, trace_id="trace-command")
-        items.append((envelope.key, envelope.value, list(envelope.headers)))
+    items = [encoded(command, key, topic=running.commands_topic, trace_id="trace-command") for command in commands]
     await produce(running.bootstrap, running.commands_topic, items)
 
 
@@ -152,3 +149,65 @@ async def test_m4_commands_are_applied_in_the_order_they_were_sent_whatever_thei
     answers = await _answers(wallet, buyer, 3)
     assert [kind for kind, _ in answers] == ["HoldPlaced", "HoldResolved", "HoldPlaced"], answers
     assert answers[2][1]["hold_id"] == second and answers[2][1]["held_micros"] == 10 * USD
+
+
+async def test_m3_i1_commands_and_payments_not_signed_by_a_service_that_may_send_them_move_no_money(wallet: RunningWallet) -> None:  # noqa: F811
+    """Issue 12: the wallet's commands and paid invoices are checked against who may send them, not
+    trusted because they came over Kafka. Unsigned, signed by another service, or claiming another
+    requester: each is dead-lettered with its reason, and no money moves."""
+    from adledger_auth.signatures import HEADER_SIGNATURE, service_key
+    from adledger_contracts.wallet import InvoicePaid
+    from adledger_libs.events import encode
+    from adledger_libs.settings import ServiceSettings
+
+    admin, token = await wallet.user("admin")
+    buyer = unique("bc")
+    await wallet.open_business_center(buyer, admin)
+    await wallet.pay(unique("inv"), buyer, 10 * USD)
+    await wallet.balance_until(buyer, token, "real_micros", 10 * USD)
+
+    def record(message: Message, topic: str, principal: str | None) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
+        envelope = encode(message, key=buyer, trace_id="forged")
+        headers = list(envelope.headers)
+        if principal is not None:
+            signer = service_key(ServiceSettings().secrets_path() / "services", principal, make=True)
+            headers.append((HEADER_SIGNATURE, signer.sign(topic, envelope.key, envelope.value).encode()))
+        return envelope.key, envelope.value, headers
+
+    def hold(requested_by: str) -> PlaceHold:
+        hold_id = unique("hold")
+        return PlaceHold(idempotency_key=hold_id, hold_id=hold_id, owner_id=buyer, amount_micros=4 * USD, currency="USD",
+                         purpose="order_escrow", requested_by=requested_by)
+
+    await produce(wallet.bootstrap, wallet.commands_topic, [
+        record(hold("order_escrow"), wallet.commands_topic, None),  # unsigned
+        record(hold("order_escrow"), wallet.commands_topic, "spend_consumer"),  # a service that may not ask
+        record(hold("campaign"), wallet.commands_topic, "order_escrow"),  # claims another requester
+        record(hold("order_escrow"), "another.topic", "order_escrow"),  # signed for another topic
+    ])
+    minted = InvoicePaid(invoice_id=unique("inv"), owner_id=buyer, amount_micros=1_000 * USD, currency="USD", paid_at=wallet.clock.now())
+    await produce(wallet.bootstrap, "invoicing.events.v1", [record(minted, "invoicing.events.v1", "campaign")])
+    # The stream goes on: a properly signed hold after them is placed.
+    await _send(wallet, buyer, hold("order_escrow"))
+    await wallet.balance_until(buyer, token, "virtual_micros", 6 * USD)
+    balance = (await wallet.get(f"/v1/balances/{buyer}", token)).json()
+    assert balance["real_micros"] == 10 * USD, "no forged payment was credited"
+    group = wallet.runtime.settings.consumer_group
+
+    async def reasons() -> list[str]:
+        found = []
+        for dlq in (wallet.commands_topic + ".dlq", "invoicing.events.v1.dlq"):
+            records = await read_all(wallet.bootstrap, dlq, expect=0, settle_s=0.2)
+            found += [r.headers["dlq-reason"] for r in records if r.key == buyer.encode() and r.headers["dlq-consumer-group"] == group]
+        return found
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while len(found := await reasons()) < 5 and loop.time() < deadline:
+        await asyncio.sleep(0.2)
+    assert len(found) == 5, found
+    assert any("unsigned" in reason for reason in found)
+    assert any("spend_consumer may not send PlaceHold" in reason for reason in found)
+    assert any("requested by campaign" in reason for reason in found)
+    assert any("for another record" in reason for reason in found)
+    assert any("campaign may not send InvoicePaid" in reason for reason in found)

@@ -16,14 +16,13 @@ import pytest_asyncio
 
 from adledger_contracts.wallet import InvoicePaid
 from adledger_libs.clock import ManualClock
-from adledger_libs.events import encode
 from adledger_libs.runtime import ServiceRuntime
 from adledger_wallet.config import Settings
 from adledger_wallet.inject import build
 
 from ..conftest import Stack, TopicFactory, unique
 from ..identity_world import PLATFORM, TestIdentity
-from ..kafka_io import produce, read_all, start_at_end
+from ..kafka_io import encoded, produce, read_all, start_at_end
 from ..waits import free_port as _free_port
 
 pytestmark = pytest.mark.integration
@@ -70,8 +69,8 @@ class RunningWallet:
 
     async def pay(self, invoice_id: str, owner_id: str, amount_micros: int, currency: str = "USD", *, copies: int = 1) -> InvoicePaid:
         event = InvoicePaid(invoice_id=invoice_id, owner_id=owner_id, amount_micros=amount_micros, currency=currency, paid_at=self.clock.now())
-        envelope = encode(event, key=owner_id, trace_id="trace-payment")
-        await produce(self.bootstrap, "invoicing.events.v1", [(envelope.key, envelope.value, list(envelope.headers))] * copies)
+        record = encoded(event, owner_id, topic="invoicing.events.v1", trace_id="trace-payment")
+        await produce(self.bootstrap, "invoicing.events.v1", [record] * copies)
         return event
 
     async def balance_until(self, owner_id: str, token: str, field: str, expected: int, timeout_s: float = 30.0) -> dict[str, object]:
@@ -94,6 +93,7 @@ async def wallet(stack: Stack, new_topic: TopicFactory) -> AsyncIterator[Running
     # The world's own command and event topics: wallets of other runs on the shared broker answer
     # the shared topic's commands too (unknown owner), which would mix into this world's answers.
     commands_topic, events_topic = await new_topic("wallet-commands", partitions=6), await new_topic("wallet-events", partitions=6)
+    await new_topic.create(commands_topic + ".dlq", partitions=1)
     port = _free_port()
     settings = Settings(
         database_url=stack.database_url,

@@ -2,19 +2,23 @@
 
 import json
 from pathlib import Path
+from typing import Any
 
-from adledger_campaign.inject import openapi
+from adledger_campaign.inject import openapi_document
 
 SCHEMAS = Path(__file__).resolve().parents[3] / "schemas" / "openapi"
 
 
+def _document() -> dict[str, Any]:
+    return dict(json.loads(openapi_document()))
+
+
 def test_campaign_openapi_is_checked_in_and_current() -> None:
-    checked_in = json.loads((SCHEMAS / "campaign.json").read_text())
-    assert checked_in == json.loads(json.dumps(openapi())), "run `make schemas` and commit the result"
+    assert (SCHEMAS / "campaign.json").read_text() == openapi_document(), "run `make schemas` and commit the result"
 
 
 def test_every_campaign_command_takes_an_idempotency_key_and_every_call_a_bearer_token() -> None:
-    for path, operations in openapi()["paths"].items():
+    for path, operations in _document()["paths"].items():
         for method, operation in operations.items():
             assert operation.get("security") == [{"bearer": []}], f"{method} {path}"
             if method in {"post", "put", "patch", "delete"}:
@@ -22,7 +26,13 @@ def test_every_campaign_command_takes_an_idempotency_key_and_every_call_a_bearer
                 assert "Idempotency-Key" in names, f"{method} {path}"
 
 
+def test_one_identity_the_service_has_no_users_or_members_of_its_own() -> None:
+    paths = set(_document()["paths"])
+    assert not any(path.startswith("/v1/users") or "/members" in path for path in paths), paths
+
+
 def test_w9_w10_c2_c5_the_typed_errors_are_documented() -> None:
-    text = json.dumps(openapi())
-    for code in ("permission_denied", "too_many_cap_changes", "budget_below_minimum", "campaign_state"):
+    text = json.dumps(_document())
+    for code in ("unauthenticated", "permission_denied", "not_found", "too_many_cap_changes", "budget_below_minimum",
+                 "campaign_state", "payload_too_large", "invalid_request", "idempotency_key_required"):
         assert code in text, code

@@ -1,11 +1,12 @@
 """The campaign's states and prepaid booking as pure decisions (rules C1-C5, S3)."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from adledger_campaign.domain import campaigns as domain
 from adledger_campaign.domain.campaigns import (
+    BookingWithoutPayerError,
     BudgetBelowMinimumError,
     Campaign,
     CampaignStateError,
@@ -265,3 +266,18 @@ def test_c1_c3_a_campaign_that_ends_awaiting_payment_settles_what_it_holds_and_b
     assert ended.effects == (ScheduleDeadline("settle", END + timedelta(hours=48)),)
     assert not domain.funds_received(ended.after, "campaign:c1:invoice:1").changed, "a late payment holds nothing"
     assert domain.settle(ended.after).effects == (ResolveHoldEffect("campaign:c1:hold:1", "void", None),)
+
+
+def test_c1_w7_a_booking_without_a_payer_stops_instead_of_invoicing_or_holding_for_nobody() -> None:
+    """mypy (2026-12-03): the shortfall invoice was given `payer_owner_id: str | None` as its owner;
+    only an `assert` before `campaign` was rebound stood between a missing payer and an invoice for
+    nobody (and `python -O` removes asserts). A stored prepaid campaign whose payer is missing now
+    stops with its reason, and neither an invoice nor a hold is asked for."""
+    activated = domain.activate(_draft(), payer_owner_id="bc").after
+    without_payer = replace(activated, payer_owner_id=None)
+    with pytest.raises(BookingWithoutPayerError, match="c1"):
+        domain.hold_placed(without_payer, "campaign:c1:hold:1", 40 * USD)
+    waiting = domain.hold_placed(activated, "campaign:c1:hold:1", 40 * USD).after
+    with pytest.raises(BookingWithoutPayerError):
+        domain.funds_received(replace(waiting, payer_owner_id=None), "campaign:c1:invoice:1")
+    assert domain.payer_of(waiting) == "bc"

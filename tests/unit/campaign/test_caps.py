@@ -1,16 +1,15 @@
-"""Ad-account budget caps: who may change them (W9), how often (W10), Budget Sync's (W5), UTC days (T1)."""
+"""Ad-account budget caps: how often they change (W10), Budget Sync's (W5), UTC days (T1). Who may change them
+(W9) is the platform's one table, checked by the core: tests/unit/campaign/test_campaign_use_cases.py."""
 
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
-
 from adledger_campaign.domain.caps import (
     MAXIMUM_CAP_CHANGES_PER_UTC_DAY,
     Cap,
+    CapChange,
     CapKind,
     InvalidCapError,
-    PermissionDeniedError,
-    Role,
     TooManyCapChangesError,
     budget_sync_cap,
     check_cap_change,
@@ -20,15 +19,13 @@ from adledger_campaign.domain.caps import (
 from adledger_libs.clock import ManualClock, utc_day_ends_at, utc_day_of, utc_month_ends_at
 
 NOON = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-FINANCE = frozenset({Role.FINANCE_MANAGER})
 
 
-def _plan(roles: frozenset[Role] = FINANCE, *, finance_roles_enabled: bool = True, current: Cap | None = None,
-          new: Cap = Cap(CapKind.DAILY, 5), count: int = 0):
-    return plan_cap_change(
-        user_id="u-1", roles=roles, finance_roles_enabled=finance_roles_enabled, ad_account_id="acc-1",
-        current=current, new=new, changes_today_count=count, moment=NOON,
-    )
+DAILY_FIVE = Cap(CapKind.DAILY, 5)
+
+
+def _plan(*, current: Cap | None = None, new: Cap = DAILY_FIVE, count: int = 0) -> CapChange:
+    return plan_cap_change(ad_account_id="acc-1", current=current, new=new, changes_today_count=count, moment=NOON)
 
 
 def test_w10_ten_cap_changes_in_a_utc_day_are_accepted() -> None:
@@ -84,25 +81,6 @@ def test_w10_a_change_is_applied_and_counted_the_same_cap_is_not() -> None:
     assert (change.cap, change.cap_before, change.utc_day, change.counted) == (Cap(CapKind.DAILY, 5), None, date(2026, 3, 1), True)
     same = _plan(current=Cap(CapKind.MONTHLY, 5), new=Cap(CapKind.MONTHLY, 5), count=10)
     assert not same.counted, "setting the cap it already has is no change, even after ten"
-
-
-@pytest.mark.parametrize("role", [Role.OPERATOR, Role.ANALYST])
-def test_w9_only_finance_manager_or_admin_changes_a_cap(role: Role) -> None:
-    with pytest.raises(PermissionDeniedError):
-        _plan(frozenset({role}))
-    assert _plan(frozenset({Role.ADMIN})).counted
-    assert _plan(frozenset({Role.FINANCE_MANAGER})).counted
-
-
-def test_w9_without_finance_roles_only_admins_change_caps() -> None:
-    with pytest.raises(PermissionDeniedError):
-        _plan(FINANCE, finance_roles_enabled=False)
-    assert _plan(frozenset({Role.ADMIN}), finance_roles_enabled=False).counted
-
-
-def test_w9_a_user_of_another_business_center_has_no_role_here() -> None:
-    with pytest.raises(PermissionDeniedError):
-        _plan(frozenset())
 
 
 def test_w10_caps_are_monthly_daily_custom_or_unlimited_and_well_formed() -> None:

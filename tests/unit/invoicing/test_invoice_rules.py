@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-
 from adledger_invoicing.domain import invoices as domain
 from adledger_invoicing.domain import signatures
 from adledger_invoicing.domain.invoices import Effect, InvoiceStatus, Line, PaymentOutcome, Purpose

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from adledger_campaign.core import Campaigns
 from adledger_contracts.external import DeliveryDecided
 from adledger_contracts.spending import SpendPosted
 from adledger_contracts.wallet import (
@@ -29,28 +28,37 @@ from adledger_contracts.wallet import (
 from adledger_libs.consumer import Inbound, Subscription
 from adledger_libs.outbox import UnitOfWork
 
-WALLET_EVENTS_TOPIC = "wallet.events.v1"
-SPEND_POSTED_TOPIC = "spend.posted.v1"
-DELIVERY_CONTROL_TOPIC = "delivery.control.v1"
+from adledger_campaign.core import Campaigns
+from adledger_campaign.ports.unit_of_work import CampaignUnitOfWork
+
+Handler = Callable[[CampaignUnitOfWork, Any], Awaitable[None]]
+BatchHandler = Callable[[UnitOfWork, list[Inbound[Any]]], Awaitable[None]]
 
 
 def subscriptions(
-    campaigns: Campaigns, *, wallet_topic: str = WALLET_EVENTS_TOPIC, spend_topic: str = SPEND_POSTED_TOPIC,
-    delivery_topic: str = DELIVERY_CONTROL_TOPIC,
+    campaigns: Campaigns, unit: Callable[[UnitOfWork], CampaignUnitOfWork], *, wallet_topic: str, spend_topic: str,
+    delivery_topic: str,
 ) -> list[Subscription]:
-    def apply_each(handler: Callable[[UnitOfWork, Any], Awaitable[None]]) -> Callable[[UnitOfWork, list[Inbound[Any]]], Awaitable[None]]:
+    """`unit` gives the core's unit of work over the consumer's transaction (inject.py chooses it)."""
+
+    def apply_each(handler: Handler) -> BatchHandler:
         async def handle(uow: UnitOfWork, batch: list[Inbound[Any]]) -> None:
+            work = unit(uow)
             for inbound in batch:
-                await handler(uow, inbound.message)
+                await handler(work, inbound.message)
 
         return handle
 
     # Within a batch the handlers run in this order: accounts are known before their campaigns'
     # answers, a hold is placed before it is resolved, and a payment is seen after the holds.
     return [
-        Subscription(topic=wallet_topic, model=BusinessCenterOpened, handler=apply_each(campaigns.business_center_opened)),
+        Subscription(
+            topic=wallet_topic, model=BusinessCenterOpened, handler=apply_each(campaigns.business_center_opened)
+        ),
         Subscription(topic=wallet_topic, model=AdAccountOpened, handler=apply_each(campaigns.ad_account_opened)),
-        Subscription(topic=wallet_topic, model=AutomaticBalanceAllocationEnabled, handler=apply_each(campaigns.aba_enabled)),
+        Subscription(
+            topic=wallet_topic, model=AutomaticBalanceAllocationEnabled, handler=apply_each(campaigns.aba_enabled)
+        ),
         Subscription(topic=wallet_topic, model=HoldPlaced, handler=apply_each(campaigns.hold_placed)),
         Subscription(topic=wallet_topic, model=HoldRejected, handler=apply_each(campaigns.hold_rejected)),
         Subscription(topic=wallet_topic, model=HoldResolved, handler=apply_each(campaigns.hold_resolved)),

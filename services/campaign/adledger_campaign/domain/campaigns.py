@@ -101,11 +101,24 @@ class CampaignStateError(CampaignError):
     """The campaign is not in a state that allows this (C5)."""
 
 
+class BookingWithoutPayerError(Exception):
+    """A prepaid booking with no payer: whose cash pays is set at activation (C1, W7), so no use
+    case makes this state; only a stored campaign that was changed by hand could be in it. It is
+    not the caller's fault, so not a `CampaignError`: it stops the use case loudly instead of
+    asking the wallet to hold, or invoicing to bill, an owner that is not there."""
+
+    def __init__(self, campaign_id: str) -> None:
+        super().__init__(f"prepaid campaign {campaign_id} books money but has no payer (set at its activation)")
+        self.campaign_id = campaign_id
+
+
 class BudgetBelowMinimumError(CampaignError):
     """A budget below the minimum (C2) or below what was already delivered."""
 
     def __init__(self, budget_micros: int, minimum_micros: int, reason: str) -> None:
-        super().__init__(f"a budget of {budget_micros} micros is below the minimum of {minimum_micros} micros: {reason}")
+        super().__init__(
+            f"a budget of {budget_micros} micros is below the minimum of {minimum_micros} micros: {reason}"
+        )
         self.budget_micros = budget_micros
         self.minimum_micros = minimum_micros
 
@@ -124,7 +137,7 @@ class Hold:
 class Campaign:
     id: str
     ad_account_id: str
-    business_center_id: str | None
+    business_center_id: str
     name: str
     funding_mode: Literal["drawdown", "prepaid"]
     budget_kind: Literal["lifetime", "daily"]
@@ -226,7 +239,7 @@ def invoice_id_of(campaign_id: str, number: int) -> str:
 
 
 def create(
-    *, campaign_id: str, ad_account_id: str, business_center_id: str | None, name: str,
+    *, campaign_id: str, ad_account_id: str, business_center_id: str, name: str,
     funding_mode: Literal["drawdown", "prepaid"], budget_kind: Literal["lifetime", "daily"], budget_micros: int,
     currency: str, starts_at: datetime | None, ends_at: datetime | None, minimum_budget_micros: int, now: datetime,
 ) -> Decision:
@@ -301,6 +314,13 @@ def funds_received(campaign: Campaign, invoice_id: str) -> Decision:
     return _to(campaign, decision.after, *decision.effects)
 
 
+def payer_of(campaign: Campaign) -> str:
+    """Whose cash books the campaign (C1): the payer its activation chose (the BC's under ABA, W7)."""
+    if campaign.payer_owner_id is None:
+        raise BookingWithoutPayerError(campaign.id)
+    return campaign.payer_owner_id
+
+
 def _reconcile(before: Campaign, campaign: Campaign) -> Decision:
     """After any change of the booking: activate when all is held, ask for what is missing."""
     effects: list[Effect] = []
@@ -313,7 +333,9 @@ def _reconcile(before: Campaign, campaign: Campaign) -> Decision:
         return _to(before, campaign, *effects)
     if campaign.booking_in_flight or not campaign.prepaid or not campaign.activation_requested:
         return _to(before, campaign)
-    assert campaign.payer_owner_id is not None
+    # Read once, before `campaign` is rebound below: the invoice names this owner (mypy found that
+    # the assert this replaces no longer covered the rebound name, and `python -O` drops asserts).
+    payer = payer_of(campaign)
     shortfall = campaign.budget_micros - campaign.booked_micros
     if shortfall <= 0:
         if campaign.status in (Status.DRAFT, Status.AWAITING_PAYMENT):
@@ -323,7 +345,7 @@ def _reconcile(before: Campaign, campaign: Campaign) -> Decision:
         number = campaign.invoice_count + 1
         invoice_id = invoice_id_of(campaign.id, number)
         campaign = replace(campaign, open_invoice_id=invoice_id, invoice_count=number)
-        effects.append(IssueInvoiceEffect(invoice_id, campaign.payer_owner_id, shortfall))
+        effects.append(IssueInvoiceEffect(invoice_id, payer, shortfall))
     return _to(before, _await_payment(campaign), *effects)
 
 
@@ -335,14 +357,14 @@ def _await_payment(campaign: Campaign) -> Campaign:
 
 def hold_rest(campaign: Campaign) -> Decision:
     """Hold what is still missing of the budget (after a payment, or a raised budget)."""
-    assert campaign.payer_owner_id is not None
+    payer = payer_of(campaign)
     shortfall = campaign.budget_micros - campaign.booked_micros
     if shortfall <= 0 or campaign.booking_in_flight:
         return _reconcile(campaign, campaign)
     seq = len(campaign.holds) + 1
     hold = Hold(hold_id_of(campaign.id, seq), seq, shortfall, HoldState.PLACING)
     after = replace(campaign, holds=(*campaign.holds, hold))
-    return _to(campaign, after, PlaceHoldEffect(hold.hold_id, campaign.payer_owner_id, shortfall))
+    return _to(campaign, after, PlaceHoldEffect(hold.hold_id, payer, shortfall))
 
 
 # Budget changes (C2) ------------------------------------------------------------------------------
@@ -446,7 +468,8 @@ def spend_posted(campaign: Campaign, *, amount_micros: int, from_booking_micros:
         campaign, spent_micros=campaign.spent_micros + amount_micros,
         delivered_micros=campaign.delivered_micros + (from_booking_micros if campaign.prepaid else amount_micros),
     )
-    if campaign.prepaid and after.status is Status.ACTIVE and after.booked_micros > 0 and after.delivered_micros >= after.booked_micros:
+    reached = after.booked_micros > 0 and after.delivered_micros >= after.booked_micros
+    if campaign.prepaid and after.status is Status.ACTIVE and reached:
         after = replace(after, status=Status.PAUSED, pause_cause=PauseCause.BUDGET)
     return _to(campaign, after)
 
@@ -470,7 +493,9 @@ def end_reached(campaign: Campaign, now: datetime) -> Decision:
     return _to(campaign, after, *effects)
 
 
-def plan_settlement(holds: list[tuple[str, int]], delivered_micros: int) -> list[tuple[str, Literal["post", "void"], int | None]]:
+def plan_settlement(
+    holds: list[tuple[str, int]], delivered_micros: int
+) -> list[tuple[str, Literal["post", "void"], int | None]]:
     """How to settle held holds `(hold_id, amount)`, oldest first, for what was delivered (C3, C4).
 
     When booked − delivered is more than one unit, the delivered part is posted (oldest hold
@@ -520,7 +545,8 @@ def credited_micros(campaign: Campaign) -> int:
 
 
 def _with_hold(campaign: Campaign, hold: Hold) -> Campaign:
-    return replace(campaign, holds=tuple(hold if existing.hold_id == hold.hold_id else existing for existing in campaign.holds))
+    holds = tuple(hold if existing.hold_id == hold.hold_id else existing for existing in campaign.holds)
+    return replace(campaign, holds=holds)
 
 
 def visible(campaign: Campaign) -> tuple[object, ...]:

@@ -1,4 +1,4 @@
-"""Ad-account budget caps, who may change them and how often (rules W5, W9, W10, T1).
+"""Ad-account budget caps and how often they may change (rules W5, W10, T1).
 
 A UTC day is the half-open interval from 00:00:00 UTC to the next 00:00:00 UTC
 (`adledger_libs.clock.utc_day_of`); the moment of a change comes from the injected clock.
@@ -15,8 +15,10 @@ Decisions the rules leave open:
 - A user lifts a cap by setting an unlimited cap; "no cap" is only ever the state of an account
   nobody set one on. A cap of zero is allowed (Budget Sync gives it to an account with nothing
   available; it stops the account's spend, S3).
-- W9: only Admins and Finance Managers of the account's Business Center change caps; where the
-  Business Center has no Finance Manager (no finance roles set up), only Admins.
+- W9: who may change caps is the platform's one table (`adledger_auth.roles`,
+  `Action.CHANGE_BUDGET`: Admins and Finance Managers of the account's Business Center, only
+  Admins where it has no Finance Manager); the core checks the caller against it before it plans
+  a change here, so this module decides only the W10 limit.
 """
 
 from __future__ import annotations
@@ -32,13 +34,6 @@ from adledger_libs.clock import utc_day_of
 MAXIMUM_CAP_CHANGES_PER_UTC_DAY = 10
 
 
-class Role(StrEnum):
-    ADMIN = "admin"
-    FINANCE_MANAGER = "finance_manager"
-    OPERATOR = "operator"
-    ANALYST = "analyst"
-
-
 class CapKind(StrEnum):
     MONTHLY = "monthly"
     DAILY = "daily"
@@ -48,10 +43,6 @@ class CapKind(StrEnum):
 
 class InvalidCapError(ValueError):
     """A cap is not well formed for its kind (W10)."""
-
-
-class PermissionDeniedError(Exception):
-    """The caller's roles in the Business Center do not allow this (W9)."""
 
 
 class TooManyCapChangesError(Exception):
@@ -91,17 +82,6 @@ class Cap:
             raise InvalidCapError(f"only a custom cap has a date range, not a {self.kind} one")
 
 
-def may_change_caps(roles: frozenset[Role], finance_roles_enabled: bool) -> bool:
-    """W9: Admin or Finance Manager; only Admin where the Business Center has no finance roles."""
-    allowed = {Role.ADMIN, Role.FINANCE_MANAGER} if finance_roles_enabled else {Role.ADMIN}
-    return not roles.isdisjoint(allowed)
-
-
-def may_manage_campaigns(roles: frozenset[Role]) -> bool:
-    """Creating, activating, pausing and budgeting campaigns is what Admins and Operators do."""
-    return not roles.isdisjoint({Role.ADMIN, Role.OPERATOR})
-
-
 def count_changes_on_utc_day(change_moments: Iterable[datetime], utc_day: date) -> int:
     """How many of the recorded change moments fall on `utc_day`."""
     return sum(1 for moment in change_moments if utc_day_of(moment) == utc_day)
@@ -130,26 +110,14 @@ class CapChange:
 
 
 def plan_cap_change(
-    *,
-    user_id: str,
-    roles: frozenset[Role],
-    finance_roles_enabled: bool,
-    ad_account_id: str,
-    current: Cap | None,
-    new: Cap,
-    changes_today_count: int,
-    moment: datetime,
+    *, ad_account_id: str, current: Cap | None, new: Cap, changes_today_count: int, moment: datetime
 ) -> CapChange:
-    """Check a person's change of an ad account's cap (W9, W10) and return the result.
+    """Check a change of an ad account's cap against the daily limit (W10) and return the result.
 
-    `roles` are the user's roles in the account's Business Center; `changes_today_count` is the
-    number of changes already accepted for this account on the UTC day of `moment`, read in the
-    same database transaction that will record this one.
+    `changes_today_count` is the number of changes already accepted for this account on the UTC
+    day of `moment`, read in the same database transaction that will record this one. The caller
+    was already allowed to change caps (W9).
     """
-    if not may_change_caps(roles, finance_roles_enabled):
-        held = ", ".join(sorted(roles)) or "no role"
-        needed = "admin or finance_manager" if finance_roles_enabled else "admin (no finance roles are set up)"
-        raise PermissionDeniedError(f"user {user_id} may not change budget caps of {ad_account_id}: it needs {needed}, and has {held}")
     utc_day = utc_day_of(moment)
     if new == current:
         return CapChange(new, current, utc_day, counted=False)

@@ -1,56 +1,71 @@
-"""The invoicing HTTP API: typed requests and answers, the caller from the bearer token, one
-idempotency key per command (M5), a typed 4xx per rejection; the provider's signed webhook; the
-invoice document; and the local provider's commands (for `make run` and tests).
+"""The invoicing HTTP API (FastAPI): typed requests and answers, the caller verified by the edge
+guard (the platform's one identity), one idempotency key per command (M5), a typed 4xx per
+refusal; the provider's signed webhook; the invoice document; and, in the local profile only, the
+local payment provider's command.
 
-Auth, kept simple (as in order escrow): a bearer token maps to a user (only its SHA-256 is
-stored). The platform operator's token (`ADLEDGER_PLATFORM_TOKEN`) is an admin: it creates users
-(with the owners each may bill for), sets subscriptions (I4), registers and charges funding
-sources (I6) and voids invoices (I5). A billing user tops up and reads its owners' invoices.
+The adapter translates and nothing else: who may do what is the core's (W9, the tenant fence),
+and so is every rule.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-import asyncpg
-from pydantic import BaseModel, ConfigDict, Field
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
-
-from adledger_invoicing.adapters import postgres as store
-from adledger_invoicing.adapters.document import render_html
-from adledger_invoicing.adapters.local_provider import SCENARIOS, LocalPaymentProvider
-from adledger_invoicing.core import (
-    AlreadyExistsError,
-    Caller,
-    ChargeConflictError,
-    Invoicing,
-    PaymentNotification,
-    PermissionDeniedError,
-)
-from adledger_invoicing.domain import invoices as domain
-from adledger_invoicing.domain import signatures
-from adledger_invoicing.domain.invoices import Invoice, InvoiceStatus, PaymentOutcome, format_money
-from adledger_invoicing.ports import PaymentProviderUnavailableError
-from adledger_libs.api import AuthenticatedApi, Call, Endpoint, UnauthenticatedError
+from adledger_auth.http import CurrentCaller
+from adledger_auth.roles import PermissionDeniedError
+from adledger_contracts.types import EmailAddress, Identifier, Name, ResourceId, Text
+from adledger_ledger.domain import LedgerError, OwnerIdTakenError
 from adledger_libs.clock import Clock
-from adledger_libs.http import (
+from adledger_libs.money import CurrencyCode, Micros, NonNegativeMicros, PositiveMicros
+from adledger_libs.outbox import UnitOfWork
+from adledger_libs.web import (
+    AUTHENTICATED_ERRORS,
+    COMMAND_ERRORS,
     AlreadyExists,
     ApiError,
+    Commands,
+    IdempotencyKeyHeader,
     InvalidValue,
     NotFound,
+    PayloadTooLarge,
     PermissionDenied,
+    Refused,
     RejectionTable,
-    rejection_handler,
+    responses,
 )
-from adledger_libs.money import CurrencyCode, Micros, PositiveMicros
-from adledger_libs.outbox import OutboxRelay, UnitOfWork, unit_of_work
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from adledger_invoicing.adapters.document import render_html
+from adledger_invoicing.adapters.local_provider import LocalPaymentProvider, Scenario
+from adledger_invoicing.core import ChargeConflictError, FundingSourceExistsError, Invoicing
+from adledger_invoicing.domain import invoices as domain
+from adledger_invoicing.domain import signatures
+from adledger_invoicing.domain.billing import FundingSource, PaymentNotification, Subscription
+from adledger_invoicing.domain.invoices import Invoice, InvoiceStatus, PaymentOutcome, format_money
+from adledger_invoicing.ports.payments import PaymentProviderUnavailableError
+from adledger_invoicing.ports.store import UnknownFundingSourceError, UnknownInvoiceError, UnknownOwnerError
+from adledger_invoicing.ports.unit_of_work import InvoicingWork
 
 WEBHOOK_PATH = "/v1/payments/webhook"
+PUBLIC_PATHS = (WEBHOOK_PATH,)
+WorkOf = Callable[[UnitOfWork], InvoicingWork]
+
+#: Ids derived from a funding source's and a charge's (`funding-source:<id>:charge:<charge>:<n>`
+#: for an alert e-mail, `day-close-<id>-<day>` for an invoice) stay within the contract's limits.
+FundingSourceId = Annotated[
+    ResourceId,
+    Field(max_length=48, description="1 to 48 letters, digits or `. _ - @ +`, starting with a letter or digit."),
+]
+ChargeId = Annotated[
+    ResourceId,
+    Field(max_length=48, description="1 to 48 letters, digits or `. _ - @ +`, starting with a letter or digit."),
+]
+#: Invoices are named by the service or by the service that asked for one (C1), so any id.
+InvoiceId = Identifier
 
 
 class _Model(BaseModel):
@@ -60,25 +75,13 @@ class _Model(BaseModel):
 # Requests and answers ------------------------------------------------------------------------------
 
 
-class CreateUser(_Model):
-    """A user of the API (admins only)."""
-
-    id: str = Field(min_length=1, max_length=128)
-    name: str = Field(min_length=1, max_length=200)
-    owner_ids: list[str] = Field(default_factory=list, description="The Business Centers or ad accounts the user may top up and read invoices of.")
-    admin: bool = Field(default=False)
-
-
-class UserCreated(_Model):
-    id: str
-    token: str = Field(description="The bearer token; shown once, only its hash is kept.")
-
-
 class SetSubscription(_Model):
-    """I4: only an owner with an active subscription can hold a credit balance (admins only)."""
+    """I4: only an owner with an active subscription can hold a credit balance (platform operators)."""
 
     status: Literal["active", "inactive"]
-    billing_email: str | None = Field(default=None, max_length=320, description="Where the owner's invoices are e-mailed; unchanged when null.")
+    billing_email: EmailAddress | None = Field(
+        default=None, description="Where the owner's invoices are e-mailed; unchanged when null."
+    )
 
 
 class SubscriptionAnswer(_Model):
@@ -91,10 +94,12 @@ class SubscriptionAnswer(_Model):
 class RequestTopUp(_Model):
     """I1, I2: an amount, or a target the balance should reach once the invoice is paid."""
 
-    owner_id: str = Field(min_length=1, max_length=128, description="The Business Center or ad account to fund.")
+    owner_id: ResourceId = Field(description="The Business Center or ad account to fund.")
     currency: CurrencyCode
     amount_micros: PositiveMicros | None = Field(default=None, description="Invoice exactly this (I1).")
-    target_micros: Micros | None = Field(default=None, ge=0, description="Invoice target − the current balance (I2).")
+    target_micros: NonNegativeMicros | None = Field(
+        default=None, description="Invoice target − the current balance (I2)."
+    )
 
 
 class LineAnswer(_Model):
@@ -124,7 +129,9 @@ class InvoiceAnswer(_Model):
 
 
 class TopUpAnswer(_Model):
-    invoiced: bool = Field(description="False when a target was already reached (I2): no invoice, and `message` says so.")
+    invoiced: bool = Field(
+        description="False when a target was already reached (I2): no invoice, and `message` says so."
+    )
     amount_micros: int = Field(description="The amount invoiced (0 when none).")
     invoice: InvoiceAnswer | None
     message: str | None = None
@@ -138,27 +145,37 @@ class BalanceAnswer(_Model):
     updated_at: datetime
 
 
-class BillingOverview(_Model):
+class BillingOverviewAnswer(_Model):
     """I1: the balance, and apart from it what is pending: top-ups not paid yet never count in it."""
 
     owner_id: str
     currency: str | None
-    balance: BalanceAnswer | None = Field(description="The wallet's balance as last published on balances.v1; null when none arrived yet.")
+    balance: BalanceAnswer | None = Field(
+        description="The wallet's balance as last published on balances.v1; null when none arrived yet."
+    )
     pending_top_ups_micros: int
     pending_top_ups: list[InvoiceAnswer]
     outstanding_invoices: list[InvoiceAnswer]
 
 
 class RegisterFundingSource(_Model):
-    """I6: a funding source (admins only)."""
+    """I6: a funding source (platform operators)."""
 
-    id: str = Field(min_length=1, max_length=100)
-    name: str = Field(min_length=1, max_length=200)
+    id: FundingSourceId
+    name: Name
     kind: Literal["prepaid_invoice", "credit_card"]
     currency: CurrencyCode
-    low_balance_threshold_micros: Micros = Field(default=0, ge=0, description="Below it, the low-balance contacts are e-mailed at once.")
-    low_balance_contacts: list[str] = Field(default_factory=list, description="E-mail addresses alerted at once when a charge leaves the balance low.")
-    accounts_payable_contact: str | None = Field(default=None, description="Where the day-close invoice is sent.")
+    low_balance_threshold_micros: NonNegativeMicros = Field(
+        default=0, description="Below it, the low-balance contacts are e-mailed at once."
+    )
+    low_balance_contacts: list[EmailAddress] = Field(
+        default_factory=list,
+        max_length=20,
+        description="E-mail addresses alerted at once when a charge leaves the balance low.",
+    )
+    accounts_payable_contact: EmailAddress | None = Field(
+        default=None, description="Where the day-close invoice is sent."
+    )
 
 
 class FundingSourceAnswer(_Model):
@@ -175,10 +192,14 @@ class FundingSourceAnswer(_Model):
 class ChargeFundingSource(_Model):
     """An adjustment charge, refresh, rollover or initial budget charged to a source (I6, U5, U6)."""
 
-    charge_id: str = Field(min_length=1, max_length=100)
+    charge_id: ChargeId = Field(
+        description="The caller's id of the charge: the same id twice is refused (charge_exists)."
+    )
     amount_micros: PositiveMicros
     currency: CurrencyCode
-    description: str = Field(min_length=1, max_length=300)
+    description: Annotated[
+        Text, Field(min_length=1, max_length=300, description="What it is for: 1 to 300 characters.")
+    ]
 
 
 class ChargeAnswer(_Model):
@@ -197,7 +218,7 @@ class TopUpFundingSource(_Model):
 class LocalPayment(_Model):
     """What the local provider should do with the invoice."""
 
-    scenario: Literal["pay", "fail", "pay_twice", "fail_after_success", "fail_then_pay"] = "pay"
+    scenario: Scenario = "pay"
 
 
 class WebhookDelivery(_Model):
@@ -222,7 +243,29 @@ class NotificationAnswer(_Model):
 
 class WebhookAnswer(_Model):
     received: bool
-    effect: str
+    effect: str = Field(
+        description="What the notification did: paid, already_paid, payment_failed, duplicate, ignored, ..."
+    )
+
+
+class ProviderNotification(BaseModel):
+    """The provider's notification of one payment (I5). Unknown fields are ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", strict=True)
+
+    id: Identifier = Field(description="The provider's event id: the same id twice is applied once.")
+    type: Literal["payment.succeeded", "payment.failed"]
+    payment_id: Identifier
+    invoice_id: Identifier
+    amount_micros: Micros = Field(description="What was paid; a wrong amount is recorded as amount_mismatch.")
+    currency: CurrencyCode
+    created: int | None = Field(default=None, description="When the provider made it (unix seconds); informative.")
+
+
+class _NotificationType(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    type: str
 
 
 # Typed errors ------------------------------------------------------------------------------------------
@@ -248,16 +291,16 @@ class ChargeExists(ApiError):
     status_code, code = 409, "charge_exists"
 
 
-class LocalProviderDisabled(ApiError):
-    status_code, code = 404, "local_provider_disabled"
-
-
 class ProviderUnavailable(ApiError):
     status_code, code = 503, "provider_unavailable"
 
 
 class SignatureMissing(ApiError):
     status_code, code = 400, "signature_missing"
+
+
+class SignatureMalformed(ApiError):
+    status_code, code = 400, "signature_malformed"
 
 
 class SignatureInvalid(ApiError):
@@ -272,271 +315,480 @@ class InvalidNotification(ApiError):
     status_code, code = 400, "invalid_notification"
 
 
-REJECTION_TABLE: RejectionTable = [
+REJECTIONS: RejectionTable = [
     ((PermissionDeniedError,), PermissionDenied),
-    ((store.UnknownInvoiceError, store.UnknownFundingSourceError), NotFound),
-    ((AlreadyExistsError,), AlreadyExists),
+    ((UnknownInvoiceError, UnknownFundingSourceError, UnknownOwnerError), NotFound),
+    ((FundingSourceExistsError, OwnerIdTakenError), AlreadyExists),
     ((ChargeConflictError,), ChargeExists),
     ((domain.SubscriptionInactiveError,), SubscriptionInactive),
     ((domain.CurrencyMismatchError,), CurrencyMismatch),
     ((domain.BalanceUnknownError,), BalanceUnknown),
     ((domain.IllegalTransitionError,), IllegalTransition),
-    ((domain.InvalidAmountError,), InvalidValue),
+    ((domain.InvalidAmountError, domain.InvalidInvoiceIdError), InvalidValue),
+    # The ledger refuses what it cannot hold (a balance beyond 2^63 - 1 micros after a charge).
+    ((LedgerError,), Refused),
     ((PaymentProviderUnavailableError,), ProviderUnavailable),
 ]
-answer_rejection = rejection_handler(REJECTION_TABLE)
-REJECTIONS: tuple[type[Exception], ...] = (domain.InvoicingError, PermissionDeniedError, AlreadyExistsError, ChargeConflictError, LookupError, PaymentProviderUnavailableError)
 
 
 def invoice_answer(invoice: Invoice) -> InvoiceAnswer:
     return InvoiceAnswer(
-        id=invoice.id, number=invoice.display_number, payer_id=invoice.payer_id, payer_kind=invoice.payer_kind,
-        purpose=invoice.purpose.value, status=invoice.status.value, amount_micros=invoice.amount_micros,
-        amount=format_money(invoice.amount_micros, invoice.currency), currency=invoice.currency,
-        lines=[LineAnswer(description=line.description, amount_micros=line.amount_micros, amount=format_money(line.amount_micros, invoice.currency)) for line in invoice.lines],
-        reference_id=invoice.reference_id, issued_at=invoice.issued_at, due_on=invoice.due_on, paid_at=invoice.paid_at,
-        payment_id=invoice.payment_id, version=invoice.version, document_url=f"/v1/invoices/{invoice.id}/document",
+        id=invoice.id,
+        number=invoice.display_number,
+        payer_id=invoice.payer_id,
+        payer_kind=invoice.payer_kind,
+        purpose=invoice.purpose.value,
+        status=invoice.status.value,
+        amount_micros=invoice.amount_micros,
+        amount=format_money(invoice.amount_micros, invoice.currency),
+        currency=invoice.currency,
+        lines=[
+            LineAnswer(
+                description=line.description,
+                amount_micros=line.amount_micros,
+                amount=format_money(line.amount_micros, invoice.currency),
+            )
+            for line in invoice.lines
+        ],
+        reference_id=invoice.reference_id,
+        issued_at=invoice.issued_at,
+        due_on=invoice.due_on,
+        paid_at=invoice.paid_at,
+        payment_id=invoice.payment_id,
+        version=invoice.version,
+        document_url=f"/v1/invoices/{invoice.id}/document",
     )
 
 
-async def _caller(conn: asyncpg.Connection, token: str | None) -> Caller:
-    found = await store.user_by_token(conn, token or "")
+def _subscription_answer(owner_id: str, found: Subscription | None) -> SubscriptionAnswer:
     if found is None:
-        raise UnauthenticatedError("the bearer token is not known")
-    return Caller(found)
+        return SubscriptionAnswer(owner_id=owner_id, status="none")
+    return SubscriptionAnswer(
+        owner_id=found.owner_id, status=found.status, billing_email=found.billing_email, changed_at=found.changed_at
+    )
 
 
-class InvoicingApi(AuthenticatedApi[Caller]):
-    def __init__(
-        self, pool: Callable[[], asyncpg.Pool], relay: Callable[[], OutboxRelay], invoicing: Invoicing,
-        local_provider: LocalPaymentProvider | None,
-    ) -> None:
-        super().__init__(pool, relay, service="invoicing")
-        self._pool_of = pool
-        self._invoicing = invoicing
-        self._local_provider = local_provider
-
-    async def caller(self, uow: UnitOfWork, call: Call) -> Caller:
-        return await _caller(uow.conn, call.bearer_token)
-
-    def endpoints(self) -> list[Endpoint]:
-        invoicing = self._invoicing
-
-        async def create_user(uow: UnitOfWork, caller: Caller, call: Call) -> tuple[int, BaseModel]:
-            body: CreateUser = call.body
-            token = await invoicing.create_user(uow, caller, body.id, body.name, list(body.owner_ids), body.admin)
-            return 201, UserCreated(id=body.id, token=token)
-
-        async def set_subscription(uow: UnitOfWork, caller: Caller, call: Call) -> tuple[int, BaseModel]:
-            body: SetSubscription = call.body
-            found = await invoicing.set_subscription(uow, caller, call.path["owner_id"], body.status, body.billing_email)
-            return 200, SubscriptionAnswer(owner_id=found.owner_id, status=found.status, billing_email=found.billing_email, changed_at=found.changed_at)  # type: ignore[arg-type]
-
-        async def read_subscription(uow: UnitOfWork, caller: Caller, call: Call) -> tuple[int, BaseModel]:
-            owner_id = call.path["owner_id"]
-            found = await invoicing.read_subscription(uow, caller, owner_id)
-            if found is None:
-                return 200, SubscriptionAnswer(owner_id=owner_id, status="none")
-            return 200, SubscriptionAnswer(owner_id=owner_id, status=found.status, billing_email=found.billing_email, changed_at=found.changed_at)  # type: ignore[arg-type]
-
-        async def top_up(uow: UnitOfWork, caller: Caller, call: Call) -> tuple[int, BaseModel]:
-            body: RequestTopUp = call.body
-            result = await invoicing.top_up(uow, caller, body.owner_id, body.currency, body.amount_micros, body.target_micros)
-            if result.invoice is None:
-                return 200, TopUpAnswer(invoiced=False, amount_micros=0, invoice=None, message=result.message)
-            return 201, TopUpAnswer(invoiced=True, amount_micros=result.requested_micros, invoice=invoice_answer(result.invoice))
-
-        async def overview(uow: UnitOfWork, caller: Caller, call: Call) -> tuple[int, BaseModel]:
-            owner_id = call.path["owner_id"]
-            found, pending, outstanding = await invoicing.billing_overview(uow, caller, owner_id)
-            return 200, BillingOverview(
-                owner_id=owner_id, currency=found.currency if found else None,
-                balance=BalanceAnswer(real_micros=found.real_micros, virtual_micros=found.virtual_micros, available_micros=found.available_micros, version=found.version, updated_at=found.updated_at) if found else None,
-                pending_top_ups_micros=sum(invoice.amount_micros for invoice in pending),
-                pending_top_ups=[invoice_answer(invoice) for invoice in pending],
-                outstanding_invoices=[invoice_answer(invoice) for invoice in outstanding],
-            )
-
-        async def list_invoices(uow: UnitOfWork, caller: Caller, call: Call) -> tuple[int, Any]:
-            status = call.query.get("status")
-            if status is not None and status not in {s.value for s in InvoiceStatus}:
-                raise InvalidValue(f"status must be one of {', '.join(s.value for s in InvoiceStatus)}")
-            found = await invoicing.list_invoices(uow, caller, call.query.get("owner_id"), status)
-            return 200, [invoice_answer(invoice) for invoice in found]
-
-        async def read_invoice(uow: UnitOfWork, caller: Caller, call: Call) -> tuple[int, BaseModel]:
-            return 200, invoice_answer(await invoicing.read_invoice(uow, caller, call.path["invoice_id"]))
-
-        async def notifications(uow: UnitOfWork, caller: Caller, call: Call) -> tuple[int, Any]:
-            rows = await invoicing.notifications_of(uow, caller, call.path["invoice_id"])
-            return 200, [NotificationAnswer(**row) for row in rows]  # type: ignore[arg-type]
-
-        def status_change(wanted: InvoiceStatus) -> Any:
-            async def change(uow: UnitOfWork, caller: Caller, call: Call) -> tuple[int, BaseModel]:
-                return 200, invoice_answer(await invoicing.change_status(uow, caller, call.path["invoice_id"], wanted))
-
-            return change
-
-        async def register_source(uow: UnitOfWork, caller: Caller, call: Call) -> tuple[int, BaseModel]:
-            body: RegisterFundingSource = call.body
-            source = await invoicing.register_funding_source(
-                uow, caller,
-                store.FundingSource(body.id, body.name, body.kind, body.currency, body.low_balance_threshold_micros,
-                                    tuple(body.low_balance_contacts), body.accounts_payable_contact, datetime.min),
-            )
-            return 201, _source_answer(source, 0)
-
-        async def read_source(uow: UnitOfWork, caller: Caller, call: Call) -> tuple[int, BaseModel]:
-            source, balance_micros = await invoicing.read_funding_source(uow, caller, call.path["funding_source_id"])
-            return 200, _source_answer(source, balance_micros)
-
-        async def charge_source(uow: UnitOfWork, caller: Caller, call: Call) -> tuple[int, BaseModel]:
-            body: ChargeFundingSource = call.body
-            event = await invoicing.charge_funding_source(uow, caller, call.path["funding_source_id"], body.charge_id, body.amount_micros, body.currency, body.description)
-            return 201, ChargeAnswer(
-                funding_source_id=event.funding_source_id, charge_id=event.charge_id, amount_micros=event.amount_micros,
-                currency=event.currency, balance_after_micros=event.balance_after_micros, card_invoice_id=event.card_invoice_id,
-            )
-
-        async def top_up_source(uow: UnitOfWork, caller: Caller, call: Call) -> tuple[int, BaseModel]:
-            body: TopUpFundingSource = call.body
-            return 201, invoice_answer(await invoicing.top_up_funding_source(uow, caller, call.path["funding_source_id"], body.amount_micros))
-
-        async def local_payment(call: Call) -> tuple[int, Any]:
-            if self._local_provider is None:
-                raise LocalProviderDisabled("the local payment provider is off (ADLEDGER_LOCAL_PROVIDER_ENABLED)")
-            async with unit_of_work(self._pool_of()) as uow:
-                caller = await _caller(uow.conn, call.bearer_token)
-                invoice = await invoicing.read_invoice(uow, caller, call.path["invoice_id"])
-            # The webhooks are sent outside any transaction: the provider is another party.
-            assert call.idempotency_key is not None
-            payment_id, answers = await self._local_provider.pay(invoice, call.body.scenario, call.idempotency_key)
-            return 200, LocalPaymentAnswer(payment_id=payment_id, webhooks=[WebhookDelivery(**answer) for answer in answers])
-
-        user_errors = (PermissionDenied, NotFound)
-        invoice_path = "/v1/invoices/{invoice_id}"
-        source_path = "/v1/funding-sources/{funding_source_id}"
-        return [
-            Endpoint("POST", "/v1/users", "Create a user and get their bearer token (admins)", self.command("POST", "/v1/users", create_user), UserCreated, CreateUser, 201, (PermissionDenied, AlreadyExists), tags=("users",)),
-            Endpoint("PUT", "/v1/subscriptions/{owner_id}", "Set an owner's subscription status (admins; I4)", self.command("PUT", "/v1/subscriptions/{owner_id}", set_subscription), SubscriptionAnswer, SetSubscription, errors=(PermissionDenied,), tags=("subscriptions",)),
-            Endpoint("GET", "/v1/subscriptions/{owner_id}", "Read an owner's subscription status (I4)", self.query(read_subscription), SubscriptionAnswer, errors=(PermissionDenied,), tags=("subscriptions",)),
-            Endpoint("POST", "/v1/top-ups", "Request a top-up: an invoice, the balance grows once it is paid (I1-I4)", self.command("POST", "/v1/top-ups", top_up), TopUpAnswer, RequestTopUp, 201, (PermissionDenied, SubscriptionInactive, CurrencyMismatch, BalanceUnknown, InvalidValue), tags=("top-ups",), description="201 with the invoice; 200 with invoiced=false when a target is at or below the balance (I2)."),
-            Endpoint("GET", "/v1/owners/{owner_id}/billing", "The balance and, apart from it, pending top-ups and outstanding invoices (I1)", self.query(overview), BillingOverview, errors=(PermissionDenied,), tags=("top-ups",)),
-            Endpoint("GET", "/v1/invoices", "List invoices (yours, or an owner's), newest first", self.query(list_invoices), InvoiceAnswer, errors=(PermissionDenied, InvalidValue), returns_list=True, query=("owner_id", "status"), tags=("invoices",)),
-            Endpoint("GET", invoice_path, "Read an invoice with its lines", self.query(read_invoice), InvoiceAnswer, errors=user_errors, tags=("invoices",)),
-            Endpoint("GET", invoice_path + "/payments", "The provider notifications of an invoice and what each did (I5)", self.query(notifications), NotificationAnswer, errors=user_errors, returns_list=True, tags=("invoices",)),
-            Endpoint("POST", invoice_path + "/void", "Void an invoice (admins; I5)", self.command("POST", invoice_path + "/void", status_change(InvoiceStatus.VOID)), InvoiceAnswer, None, errors=(*user_errors, IllegalTransition), tags=("invoices",)),
-            Endpoint("POST", invoice_path + "/uncollectible", "Mark an invoice uncollectible (admins; I5)", self.command("POST", invoice_path + "/uncollectible", status_change(InvoiceStatus.UNCOLLECTIBLE)), InvoiceAnswer, None, errors=(*user_errors, IllegalTransition), tags=("invoices",)),
-            Endpoint("POST", "/v1/funding-sources", "Register a funding source: prepaid_invoice or credit_card (admins; I6)", self.command("POST", "/v1/funding-sources", register_source), FundingSourceAnswer, RegisterFundingSource, 201, (PermissionDenied, AlreadyExists), tags=("funding-sources",)),
-            Endpoint("GET", source_path, "Read a funding source and its ledger balance (admins; I6)", self.query(read_source), FundingSourceAnswer, errors=user_errors, tags=("funding-sources",)),
-            Endpoint("POST", source_path + "/charges", "Charge a funding source (admins; I6)", self.command("POST", source_path + "/charges", charge_source), ChargeAnswer, ChargeFundingSource, 201, (*user_errors, CurrencyMismatch, ChargeExists, InvalidValue), tags=("funding-sources",)),
-            Endpoint("POST", source_path + "/top-ups", "Invoice a prepayment of a funding source (admins; I6)", self.command("POST", source_path + "/top-ups", top_up_source), InvoiceAnswer, TopUpFundingSource, 201, user_errors, tags=("funding-sources",)),
-            Endpoint("POST", "/v1/local-provider/invoices/{invoice_id}/payments", "Local provider only: pay, fail, pay twice… an invoice; sends signed webhooks to this service (I5)", local_payment, LocalPaymentAnswer, LocalPayment, 200, (*user_errors, LocalProviderDisabled, ProviderUnavailable), tags=("local-provider",)),
-        ]
-
-
-def _source_answer(source: store.FundingSource, balance_micros: int) -> FundingSourceAnswer:
+def _source_answer(source: FundingSource, balance_micros: int) -> FundingSourceAnswer:
     return FundingSourceAnswer(
-        id=source.id, name=source.name, kind=source.kind, currency=source.currency, balance_micros=balance_micros,
-        low_balance_threshold_micros=source.low_balance_threshold_micros, low_balance_contacts=list(source.low_balance_contacts),
+        id=source.id,
+        name=source.name,
+        kind=source.kind,
+        currency=source.currency,
+        balance_micros=balance_micros,
+        low_balance_threshold_micros=source.low_balance_threshold_micros,
+        low_balance_contacts=list(source.low_balance_contacts),
         accounts_payable_contact=source.accounts_payable_contact,
     )
 
 
-# The provider's webhook and the document: plain routes (no bearer token / not JSON) -----------------
-
-
-def webhook_route(pool: Callable[[], asyncpg.Pool], relay: Callable[[], OutboxRelay], invoicing: Invoicing, secret: str, tolerance_s: int, clock: Clock) -> Route:
-    async def receive(request: Request) -> Response:
-        body = await request.body()
-        try:
-            signatures.verify(secret, request.headers.get(signatures.SIGNATURE_HEADER), body, clock.now(), tolerance_s)
-        except signatures.MissingSignatureError as error:
-            raise SignatureMissing(str(error)) from None
-        except signatures.StaleSignatureError as error:
-            raise SignatureExpired(str(error)) from None
-        except signatures.SignatureError as error:
-            raise SignatureInvalid(str(error)) from None
-        notification = parse_notification(body)
-        if notification is None:
-            return JSONResponse(WebhookAnswer(received=True, effect="ignored").model_dump())
-        async with unit_of_work(pool(), relay()) as uow:
-            effect = await invoicing.payment_notified(uow, notification)
-        return JSONResponse(WebhookAnswer(received=True, effect=effect).model_dump())
-
-    return Route(WEBHOOK_PATH, receive, methods=["POST"])
-
-
 def parse_notification(body: bytes) -> PaymentNotification | None:
-    """The provider's JSON; None for an event type this service does not act on."""
+    """The provider's JSON, strictly typed (M1: an integer amount); None for an event type this
+    service does not act on. Raises `InvalidNotification` (400) for anything else."""
     try:
-        data = json.loads(body)
-        kind = data["type"]
+        kind = _NotificationType.model_validate_json(body).type
         if kind not in ("payment.succeeded", "payment.failed"):
             return None
-        fields = (data["id"], data["payment_id"], data["invoice_id"], data["currency"])
-        amount = data["amount_micros"]
-    except (ValueError, KeyError, TypeError) as error:
-        raise InvalidNotification(f"the notification is not valid JSON of the provider: {error!r}") from None
-    if not all(isinstance(value, str) and 0 < len(value) <= 128 for value in fields) or type(amount) is not int:
-        raise InvalidNotification("id, payment_id, invoice_id and currency are strings; amount_micros an integer (M1)")
+        parsed = ProviderNotification.model_validate_json(body)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in issue['loc']) or '(body)'}: {issue['msg']}"
+            for issue in error.errors()[:5]
+        )
+        raise InvalidNotification(f"the notification is not the provider's JSON: {problems}"[:500]) from None
     return PaymentNotification(
-        provider_event_id=data["id"], payment_id=data["payment_id"], invoice_id=data["invoice_id"],
-        outcome=PaymentOutcome(kind.removeprefix("payment.")), amount_micros=amount, currency=data["currency"],
+        provider_event_id=parsed.id,
+        payment_id=parsed.payment_id,
+        invoice_id=parsed.invoice_id,
+        outcome=PaymentOutcome(parsed.type.removeprefix("payment.")),
+        amount_micros=parsed.amount_micros,
+        currency=parsed.currency,
     )
 
 
-def document_route(pool: Callable[[], asyncpg.Pool], invoicing: Invoicing) -> Route:
-    async def document(request: Request) -> Response:
-        authorization = request.headers.get("authorization", "")
-        token = authorization[7:].strip() if authorization.lower().startswith("bearer ") else None
-        if not token:
-            raise UnauthenticatedError("a bearer token is required (Authorization: Bearer <token>)")
-        async with unit_of_work(pool()) as uow:
-            caller = await _caller(uow.conn, token)
-            invoice = await invoicing.read_invoice(uow, caller, request.path_params["invoice_id"])
+def verify_signature(secret: str, header: str | None, body: bytes, now: datetime, tolerance_s: int) -> None:
+    """The provider's signature (I5) or the typed 4xx saying why not."""
+    try:
+        signatures.verify(secret, header, body, now, tolerance_s)
+    except signatures.MissingSignatureError as error:
+        raise SignatureMissing(str(error)) from None
+    except signatures.MalformedSignatureError as error:
+        raise SignatureMalformed(str(error)) from None
+    except signatures.StaleSignatureError as error:
+        raise SignatureExpired(str(error)) from None
+    except signatures.SignatureError as error:
+        raise SignatureInvalid(str(error)) from None
+
+
+def router(
+    invoicing: Invoicing,
+    commands: Commands,
+    work_of: WorkOf,
+    *,
+    webhook_secret: str,
+    webhook_tolerance_s: int,
+    clock: Clock,
+) -> APIRouter:
+    api = APIRouter()
+    reads = responses(*AUTHENTICATED_ERRORS, PermissionDenied, NotFound)
+    operator_command = (*AUTHENTICATED_ERRORS, *COMMAND_ERRORS, PermissionDenied)
+
+    # Subscriptions (I4) --------------------------------------------------------------------------------
+
+    @api.put(
+        "/v1/subscriptions/{owner_id}",
+        response_model=SubscriptionAnswer,
+        tags=["subscriptions"],
+        summary="Set an owner's subscription status (platform operators; I4)",
+        responses=responses(*operator_command),
+    )
+    async def set_subscription(
+        owner_id: ResourceId, body: SetSubscription, caller: CurrentCaller, key: IdempotencyKeyHeader, request: Request
+    ) -> JSONResponse:
+        async def apply(uow: UnitOfWork) -> tuple[int, BaseModel]:
+            found = await invoicing.set_subscription(work_of(uow), caller, owner_id, body.status, body.billing_email)
+            return 200, _subscription_answer(owner_id, found)
+
+        return await commands.run(request, caller_id=caller.user_id, key=key, body=body, apply=apply)
+
+    @api.get(
+        "/v1/subscriptions/{owner_id}",
+        response_model=SubscriptionAnswer,
+        tags=["subscriptions"],
+        summary="Read an owner's subscription status (any role in its Business Center; I4)",
+        responses=reads,
+    )
+    async def read_subscription(owner_id: ResourceId, caller: CurrentCaller) -> SubscriptionAnswer:
+        found = await commands.read(lambda uow: invoicing.read_subscription(work_of(uow), caller, owner_id))
+        return _subscription_answer(owner_id, found)
+
+    # Top-ups (I1-I4) -------------------------------------------------------------------------------------
+
+    @api.post(
+        "/v1/top-ups",
+        status_code=201,
+        response_model=TopUpAnswer,
+        tags=["top-ups"],
+        summary="Request a top-up: an invoice, the balance grows once it is paid (Admins and Finance Managers; I1-I4)",
+        description="201 with the invoice; 200 with invoiced=false when a target is at or below the balance (I2).",
+        responses=responses(
+            *AUTHENTICATED_ERRORS,
+            *COMMAND_ERRORS,
+            PermissionDenied,
+            NotFound,
+            SubscriptionInactive,
+            CurrencyMismatch,
+            BalanceUnknown,
+            InvalidValue,
+        ),
+    )
+    async def top_up(
+        body: RequestTopUp, caller: CurrentCaller, key: IdempotencyKeyHeader, request: Request
+    ) -> JSONResponse:
+        async def apply(uow: UnitOfWork) -> tuple[int, BaseModel]:
+            result = await invoicing.top_up(
+                work_of(uow), caller, body.owner_id, body.currency, body.amount_micros, body.target_micros
+            )
+            if result.invoice is None:
+                return 200, TopUpAnswer(invoiced=False, amount_micros=0, invoice=None, message=result.message)
+            return 201, TopUpAnswer(
+                invoiced=True, amount_micros=result.requested_micros, invoice=invoice_answer(result.invoice)
+            )
+
+        return await commands.run(request, caller_id=caller.user_id, key=key, body=body, apply=apply)
+
+    @api.get(
+        "/v1/owners/{owner_id}/billing",
+        response_model=BillingOverviewAnswer,
+        tags=["top-ups"],
+        summary="The balance and, apart from it, pending top-ups and outstanding invoices (any role; I1)",
+        responses=reads,
+    )
+    async def billing_overview(owner_id: ResourceId, caller: CurrentCaller) -> BillingOverviewAnswer:
+        found = await commands.read(lambda uow: invoicing.billing_overview(work_of(uow), caller, owner_id))
+        balance = found.balance
+        return BillingOverviewAnswer(
+            owner_id=owner_id,
+            currency=balance.currency if balance else None,
+            balance=BalanceAnswer(
+                real_micros=balance.real_micros,
+                virtual_micros=balance.virtual_micros,
+                available_micros=balance.available_micros,
+                version=balance.version,
+                updated_at=balance.updated_at,
+            )
+            if balance
+            else None,
+            pending_top_ups_micros=sum(invoice.amount_micros for invoice in found.pending_top_ups),
+            pending_top_ups=[invoice_answer(invoice) for invoice in found.pending_top_ups],
+            outstanding_invoices=[invoice_answer(invoice) for invoice in found.outstanding],
+        )
+
+    # Invoices (I5) --------------------------------------------------------------------------------------
+
+    @api.get(
+        "/v1/invoices",
+        response_model=list[InvoiceAnswer],
+        tags=["invoices"],
+        summary="List invoices, newest first: an owner's, or every one you may read",
+        responses=reads,
+    )
+    async def list_invoices(
+        caller: CurrentCaller,
+        owner_id: Annotated[
+            ResourceId | None, Query(description="Only this Business Center's or ad account's.")
+        ] = None,
+        status: Annotated[InvoiceStatus | None, Query(description="Only invoices in this state (I5).")] = None,
+    ) -> list[InvoiceAnswer]:
+        found = await commands.read(lambda uow: invoicing.list_invoices(work_of(uow), caller, owner_id, status))
+        return [invoice_answer(invoice) for invoice in found]
+
+    @api.get(
+        "/v1/invoices/{invoice_id}",
+        response_model=InvoiceAnswer,
+        tags=["invoices"],
+        summary="Read an invoice with its lines",
+        responses=reads,
+    )
+    async def read_invoice(invoice_id: InvoiceId, caller: CurrentCaller) -> InvoiceAnswer:
+        return invoice_answer(await commands.read(lambda uow: invoicing.read_invoice(work_of(uow), caller, invoice_id)))
+
+    @api.get(
+        "/v1/invoices/{invoice_id}/payments",
+        response_model=list[NotificationAnswer],
+        tags=["invoices"],
+        summary="The provider notifications of an invoice and what each did (I5)",
+        responses=reads,
+    )
+    async def notifications(invoice_id: InvoiceId, caller: CurrentCaller) -> list[NotificationAnswer]:
+        found = await commands.read(lambda uow: invoicing.notifications_of(work_of(uow), caller, invoice_id))
+        return [
+            NotificationAnswer(
+                provider_event_id=item.provider_event_id,
+                payment_id=item.payment_id,
+                outcome=item.outcome,
+                effect=item.effect,
+                received_at=item.received_at,
+            )
+            for item in found
+        ]
+
+    @api.get(
+        "/v1/invoices/{invoice_id}/document",
+        response_class=HTMLResponse,
+        tags=["invoices"],
+        summary="The invoice as an HTML document for people (print to PDF from a browser)",
+        responses={
+            200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "The document."},
+            **reads,
+        },
+    )
+    async def document(invoice_id: InvoiceId, caller: CurrentCaller) -> HTMLResponse:
+        invoice = await commands.read(lambda uow: invoicing.read_invoice(work_of(uow), caller, invoice_id))
         return HTMLResponse(render_html(invoice))
 
-    return Route("/v1/invoices/{invoice_id}/document", document, methods=["GET"])
+    def status_change(wanted: InvoiceStatus) -> Callable[..., Any]:
+        async def change(
+            invoice_id: InvoiceId, caller: CurrentCaller, key: IdempotencyKeyHeader, request: Request
+        ) -> JSONResponse:
+            async def apply(uow: UnitOfWork) -> tuple[int, BaseModel]:
+                return 200, invoice_answer(await invoicing.change_status(work_of(uow), caller, invoice_id, wanted))
+
+            return await commands.run(request, caller_id=caller.user_id, key=key, body=None, apply=apply)
+
+        return change
+
+    transition_errors = responses(*operator_command, NotFound, IllegalTransition)
+    api.post(
+        "/v1/invoices/{invoice_id}/void",
+        response_model=InvoiceAnswer,
+        tags=["invoices"],
+        name="void_invoice",
+        summary="Void an invoice (platform operators; I5)",
+        responses=transition_errors,
+    )(status_change(InvoiceStatus.VOID))
+    api.post(
+        "/v1/invoices/{invoice_id}/uncollectible",
+        response_model=InvoiceAnswer,
+        tags=["invoices"],
+        name="mark_invoice_uncollectible",
+        summary="Mark an invoice uncollectible (platform operators; I5)",
+        responses=transition_errors,
+    )(status_change(InvoiceStatus.UNCOLLECTIBLE))
+
+    # Funding sources (I6) -------------------------------------------------------------------------------
+
+    @api.post(
+        "/v1/funding-sources",
+        status_code=201,
+        response_model=FundingSourceAnswer,
+        tags=["funding-sources"],
+        summary="Register a funding source: prepaid_invoice or credit_card (platform operators; I6)",
+        responses=responses(*operator_command, AlreadyExists),
+    )
+    async def register_funding_source(
+        body: RegisterFundingSource, caller: CurrentCaller, key: IdempotencyKeyHeader, request: Request
+    ) -> JSONResponse:
+        async def apply(uow: UnitOfWork) -> tuple[int, BaseModel]:
+            source = await invoicing.register_funding_source(
+                work_of(uow),
+                caller,
+                FundingSource(
+                    body.id,
+                    body.name,
+                    body.kind,
+                    body.currency,
+                    body.low_balance_threshold_micros,
+                    tuple(body.low_balance_contacts),
+                    body.accounts_payable_contact,
+                    datetime.min,
+                ),
+            )
+            return 201, _source_answer(source, 0)
+
+        return await commands.run(request, caller_id=caller.user_id, key=key, body=body, apply=apply)
+
+    @api.get(
+        "/v1/funding-sources/{funding_source_id}",
+        response_model=FundingSourceAnswer,
+        tags=["funding-sources"],
+        summary="Read a funding source and its ledger balance (platform operators; I6)",
+        responses=reads,
+    )
+    async def read_funding_source(funding_source_id: FundingSourceId, caller: CurrentCaller) -> FundingSourceAnswer:
+        source, balance_micros = await commands.read(
+            lambda uow: invoicing.read_funding_source(work_of(uow), caller, funding_source_id)
+        )
+        return _source_answer(source, balance_micros)
+
+    @api.post(
+        "/v1/funding-sources/{funding_source_id}/charges",
+        status_code=201,
+        response_model=ChargeAnswer,
+        tags=["funding-sources"],
+        summary="Charge a funding source (platform operators; I6)",
+        responses=responses(*operator_command, NotFound, CurrencyMismatch, ChargeExists, InvalidValue, Refused),
+    )
+    async def charge_funding_source(
+        funding_source_id: FundingSourceId,
+        body: ChargeFundingSource,
+        caller: CurrentCaller,
+        key: IdempotencyKeyHeader,
+        request: Request,
+    ) -> JSONResponse:
+        async def apply(uow: UnitOfWork) -> tuple[int, BaseModel]:
+            event = await invoicing.charge_funding_source(
+                work_of(uow),
+                caller,
+                funding_source_id,
+                body.charge_id,
+                body.amount_micros,
+                body.currency,
+                body.description,
+            )
+            return 201, ChargeAnswer(
+                funding_source_id=event.funding_source_id,
+                charge_id=event.charge_id,
+                amount_micros=event.amount_micros,
+                currency=event.currency,
+                balance_after_micros=event.balance_after_micros,
+                card_invoice_id=event.card_invoice_id,
+            )
+
+        return await commands.run(request, caller_id=caller.user_id, key=key, body=body, apply=apply)
+
+    @api.post(
+        "/v1/funding-sources/{funding_source_id}/top-ups",
+        status_code=201,
+        response_model=InvoiceAnswer,
+        tags=["funding-sources"],
+        summary="Invoice a prepayment of a funding source (platform operators; I6)",
+        responses=responses(*operator_command, NotFound, InvalidValue),
+    )
+    async def top_up_funding_source(
+        funding_source_id: FundingSourceId,
+        body: TopUpFundingSource,
+        caller: CurrentCaller,
+        key: IdempotencyKeyHeader,
+        request: Request,
+    ) -> JSONResponse:
+        async def apply(uow: UnitOfWork) -> tuple[int, BaseModel]:
+            invoice = await invoicing.top_up_funding_source(work_of(uow), caller, funding_source_id, body.amount_micros)
+            return 201, invoice_answer(invoice)
+
+        return await commands.run(request, caller_id=caller.user_id, key=key, body=body, apply=apply)
+
+    # The provider's webhook (I5): public, its HMAC is its authentication ---------------------------------
+
+    @api.post(
+        WEBHOOK_PATH,
+        response_model=WebhookAnswer,
+        tags=["payments"],
+        summary="The payment provider's signed notification (I5): payment.succeeded or payment.failed",
+        description="Header `Adledger-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.<raw body>' with the "
+        "shared secret>` (several v1 while the provider rolls its secret). Idempotent by `id`; safe in any order; a "
+        "failure after a success changes nothing; other event types are answered `ignored`. No bearer token.",
+        responses=responses(
+            SignatureMissing,
+            SignatureMalformed,
+            SignatureInvalid,
+            SignatureExpired,
+            InvalidNotification,
+            PayloadTooLarge,
+        ),
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": ProviderNotification.model_json_schema(ref_template="#/components/schemas/{model}")
+                    }
+                },
+            }
+        },
+    )
+    async def payment_webhook(
+        request: Request,
+        signature: Annotated[
+            str | None, Header(alias=signatures.SIGNATURE_HEADER, description="The provider's signature.")
+        ] = None,
+    ) -> WebhookAnswer:
+        # The signature covers the raw bytes, so the body is read as sent, never re-serialised.
+        body = await request.body()
+        verify_signature(webhook_secret, signature, body, clock.now(), webhook_tolerance_s)
+        notification = parse_notification(body)
+        if notification is None:
+            return WebhookAnswer(received=True, effect="ignored")
+        # Idempotent by the provider's event id, so no Idempotency-Key: one transaction, whose
+        # outbox rows wake the relay through the outbox table's trigger.
+        effect = await commands.read(lambda uow: invoicing.payment_notified(work_of(uow), notification))
+        return WebhookAnswer(received=True, effect=effect)
+
+    return api
 
 
-def add_plain_routes_to(document: dict[str, Any]) -> dict[str, Any]:
-    """The webhook and the document in the OpenAPI document (they are not JSON commands)."""
-    error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
-    document["paths"][WEBHOOK_PATH] = {
-        "post": {
-            "summary": "The payment provider's signed notification (I5): payment.succeeded or payment.failed",
-            "operationId": "post_v1_payments_webhook",
-            "description": "Body: {id, type, payment_id, invoice_id, amount_micros, currency, created}. Header "
-            "Adledger-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.<raw body>' with the shared secret>. "
-            "Idempotent by `id`; safe in any order; a failure after a success changes nothing.",
-            "parameters": [{"name": signatures.SIGNATURE_HEADER, "in": "header", "required": True, "schema": {"type": "string"}}],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
-            "responses": {
-                "200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/WebhookAnswer"}}}},
-                "400": {"description": "invalid_notification, signature_missing", **error},
-                "401": {"description": "signature_expired, signature_invalid", **error},
-            },
-            "tags": ["payments"],
-        }
-    }
-    document["paths"]["/v1/invoices/{invoice_id}/document"] = {
-        "get": {
-            "summary": "The invoice as an HTML document for people (print to PDF from a browser)",
-            "operationId": "get_v1_invoices_invoice_id_document",
-            "parameters": [{"name": "invoice_id", "in": "path", "required": True, "schema": {"type": "string"}}],
-            "responses": {
-                "200": {"description": "OK", "content": {"text/html": {"schema": {"type": "string"}}}},
-                "401": {"description": "unauthenticated", **error},
-                "403": {"description": "permission_denied", **error},
-                "404": {"description": "not_found", **error},
-            },
-            "security": [{"bearer": []}],
-            "tags": ["invoices"],
-        }
-    }
-    document["components"]["schemas"]["WebhookAnswer"] = WebhookAnswer.model_json_schema()
-    return document
+def local_provider_router(
+    invoicing: Invoicing, commands: Commands, work_of: WorkOf, provider: LocalPaymentProvider
+) -> APIRouter:
+    """The local provider's command: only wired in the local profile (never in production)."""
+    api = APIRouter()
 
+    @api.post(
+        "/v1/local-provider/invoices/{invoice_id}/payments",
+        response_model=LocalPaymentAnswer,
+        tags=["local-provider"],
+        summary="Local profile only: pay, fail, pay twice… an invoice; sends signed webhooks to this service "
+        "(platform operators; I5)",
+        description="Payment and event ids derive from the Idempotency-Key, so the same key re-sends the same "
+        "provider events (answered `duplicate`).",
+        responses=responses(*AUTHENTICATED_ERRORS, *COMMAND_ERRORS, PermissionDenied, NotFound, ProviderUnavailable),
+    )
+    async def local_payment(
+        invoice_id: InvoiceId, body: LocalPayment, caller: CurrentCaller, key: IdempotencyKeyHeader
+    ) -> LocalPaymentAnswer:
+        invoice = await commands.read(lambda uow: invoicing.payable_by_local_provider(work_of(uow), caller, invoice_id))
+        # The webhooks are sent outside any transaction: the provider is another party, and its
+        # webhook handler locks the invoice in a transaction of its own.
+        payment_id, answers = await provider.pay(invoice, body.scenario, key)
+        return LocalPaymentAnswer(payment_id=payment_id, webhooks=[WebhookDelivery(**answer) for answer in answers])
 
-__all__ = ["SCENARIOS", "InvoicingApi", "answer_rejection", "REJECTIONS", "webhook_route", "document_route"]
+    return api

@@ -1,6 +1,8 @@
 """The local payment provider, for `make run` and tests (I5): a stand-in for a card processor.
 
-When asked (over HTTP, `POST /v1/local-provider/invoices/{id}/payments`) it pays an invoice, fails
+It exists only in the local profile (issue 12: anyone who may ask it can mint money), and only a
+platform operator may ask it. When asked (over HTTP, `POST /v1/local-provider/invoices/{id}/payments`)
+it pays an invoice, fails
 the payment, pays it twice or reports a failure after the success, by POSTing signed webhooks
 (HMAC-SHA256, `Adledger-Signature`) to the service's own webhook endpoint, exactly as a real
 provider would: the real signature check, the real handler, no shortcut. For a credit-card
@@ -18,16 +20,16 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import httpx
+from adledger_libs.clock import Clock
 
 from adledger_invoicing.domain.invoices import Invoice
 from adledger_invoicing.domain.signatures import SIGNATURE_HEADER, sign
-from adledger_invoicing.ports import PaymentProviderUnavailableError
-from adledger_libs.clock import Clock
+from adledger_invoicing.ports.payments import PaymentProviderUnavailableError
 
 Scenario = Literal["pay", "fail", "pay_twice", "fail_after_success", "fail_then_pay"]
 
 #: The notifications each scenario sends, in order.
-SCENARIOS: dict[str, tuple[str, ...]] = {
+SCENARIOS: dict[Scenario, tuple[str, ...]] = {
     "pay": ("succeeded",),
     "fail": ("failed",),
     "pay_twice": ("succeeded", "succeeded"),
@@ -37,16 +39,18 @@ SCENARIOS: dict[str, tuple[str, ...]] = {
 
 
 class LocalPaymentProvider:
+    """Implements `ports.payments.PaymentProvider` for the local profile, and pays on request."""
+
     def __init__(self, *, secret: str, webhook_url: Callable[[], str], clock: Clock, timeout_s: float = 10.0) -> None:
         self._secret = secret
         self._webhook_url = webhook_url
         self._clock = clock
         self._timeout_s = timeout_s
 
-    async def pay(self, invoice: Invoice, scenario: str, idempotency_key: str) -> tuple[str, list[dict[str, Any]]]:
+    async def pay(self, invoice: Invoice, scenario: Scenario, idempotency_key: str) -> tuple[str, list[dict[str, Any]]]:
         """Run a scenario on `invoice`; answers the payment id and each webhook's answer."""
         payment_id = "pay_" + hashlib.sha256(f"{invoice.id}:{idempotency_key}".encode()).hexdigest()[:24]
-        answers = []
+        answers: list[dict[str, Any]] = []
         for number, outcome in enumerate(SCENARIOS[scenario], start=1):
             answers.append(await self._notify(invoice, payment_id, outcome, f"evt_{payment_id}_{number}_{outcome}"))
         return payment_id, answers

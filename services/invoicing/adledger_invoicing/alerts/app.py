@@ -122,7 +122,7 @@ def create_app(settings: AlertSettings | None = None) -> faust.App:
     thresholds = app.Table("thresholds", partitions=settings.partitions)
     last_payments = app.Table("last-payments", partitions=settings.partitions)
 
-    async def dead_letter(event: faust.EventT, reason: str) -> None:
+    async def dead_letter(event: faust.EventT[Any], reason: str) -> None:
         message = event.message
         headers = {k: v for k, v in headers_to_dict(message.headers).items() if not k.startswith("dlq-")}
         headers.update(
@@ -144,7 +144,7 @@ def create_app(settings: AlertSettings | None = None) -> faust.App:
             [(k, v.encode()) for k, v in headers.items()],
         )
 
-    async def decoded(event: faust.EventT, model: type[Message]) -> Any:
+    async def decoded(event: faust.EventT[Any], model: type[Message]) -> Any:
         """The typed event, or None when the record is of another type, a tombstone, or bad (dead-lettered)."""
         message = event.message
         event_type = headers_to_dict(message.headers).get(HEADER_EVENT_TYPE)
@@ -162,7 +162,7 @@ def create_app(settings: AlertSettings | None = None) -> faust.App:
         await activity.send(key=owner_id.encode(), value={**record, "owner_id": owner_id, "at": at.isoformat()}, timestamp=at.timestamp())
 
     @app.agent(raw(settings.spend_topic), name="route-spend")
-    async def route_spend(stream: faust.StreamT) -> None:
+    async def route_spend(stream: faust.StreamT[Any]) -> None:
         async for event in stream.events():
             spend: SpendPosted | None = await decoded(event, SpendPosted)
             if spend is None:
@@ -173,7 +173,7 @@ def create_app(settings: AlertSettings | None = None) -> faust.App:
                 await forward(spend.business_center_id, spend.posted_at, {**base, "owner_kind": "business_center"})
 
     @app.agent(raw(settings.balances_topic), name="route-balances")
-    async def route_balances(stream: faust.StreamT) -> None:
+    async def route_balances(stream: faust.StreamT[Any]) -> None:
         async for event in stream.events():
             balance: BalanceChanged | None = await decoded(event, BalanceChanged)
             if balance is None:
@@ -191,7 +191,7 @@ def create_app(settings: AlertSettings | None = None) -> faust.App:
             )
 
     @app.agent(raw(settings.wallet_events_topic), name="route-payments")
-    async def route_payments(stream: faust.StreamT) -> None:
+    async def route_payments(stream: faust.StreamT[Any]) -> None:
         async for event in stream.events():
             funds: FundsReceived | None = await decoded(event, FundsReceived)
             if funds is None:
@@ -199,7 +199,7 @@ def create_app(settings: AlertSettings | None = None) -> faust.App:
             await forward(funds.owner_id, funds.received_at, {"kind": "payment", "amount_micros": funds.amount_micros})
 
     @app.agent(raw(settings.thresholds_topic), name="route-thresholds")
-    async def route_thresholds(stream: faust.StreamT) -> None:
+    async def route_thresholds(stream: faust.StreamT[Any]) -> None:
         async for event in stream.events():
             setting: LowBalanceThresholdSet | None = await decoded(event, LowBalanceThresholdSet)
             if setting is None:
@@ -284,7 +284,7 @@ def create_app(settings: AlertSettings | None = None) -> faust.App:
                 )
 
     @app.agent(activity, name="evaluate-owners")
-    async def evaluate_owners(stream: faust.StreamT) -> None:
+    async def evaluate_owners(stream: faust.StreamT[Any]) -> None:
         async for event in stream.events():
             record = event.value
             owner_id = record["owner_id"]

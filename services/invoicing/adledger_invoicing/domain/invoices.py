@@ -7,11 +7,17 @@ success, changes nothing either (I5). Amounts are int micros (M1) of one currenc
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from typing import Literal
 
-from adledger_libs.money import MICROS_PER_UNIT
+from adledger_libs.money import MAXIMUM_MICROS, MICROS_PER_UNIT
+from adledger_libs.refusals import Refusal
+
+#: Who pays an invoice: an owner (the wallet credits the payment) or a funding source (this service does).
+PayerKind = Literal["owner", "funding_source"]
 
 #: Days an invoice is due after it is issued.
 DEFAULT_DUE_DAYS = 14
@@ -49,8 +55,8 @@ TRANSITIONS: dict[InvoiceStatus, frozenset[InvoiceStatus]] = {
 }
 
 
-class InvoicingError(Exception):
-    """Base of the domain's rejections."""
+class InvoicingError(Refusal):
+    """Base of the domain's rejections: the request's fault (a 4xx, or a dead-lettered record)."""
 
 
 class IllegalTransitionError(InvoicingError):
@@ -60,6 +66,10 @@ class IllegalTransitionError(InvoicingError):
 
 class InvalidAmountError(InvoicingError):
     """An amount that is not a positive integer of micros, or lines that do not add up."""
+
+
+class InvalidInvoiceIdError(InvoicingError):
+    """An invoice id too long for the ids derived from it (asked for by another service, C1)."""
 
 
 class CurrencyMismatchError(InvoicingError):
@@ -78,7 +88,7 @@ class Invoice:
     id: str
     number: int
     payer_id: str
-    payer_kind: str  # "owner" or "funding_source"
+    payer_kind: PayerKind
     purpose: Purpose
     status: InvoiceStatus
     currency: str
@@ -111,12 +121,27 @@ def invoice_number(number: int) -> str:
     return f"INV-{number:06d}"
 
 
+#: The longest invoice id: the ids derived from it (event ids `invoice:<id>:v<version>`, e-mail ids
+#: `invoice:<id>:invoice_issued`) must stay within the contract's 128 characters.
+MAXIMUM_INVOICE_ID_LENGTH = 96
+
+
+def derived_invoice_id(*parts: str) -> str:
+    """The id of an invoice the service derives from what it is for (`month-<account>-2026-11`),
+    so the same cause always names the same invoice. Parts long enough to pass the limit (an ad
+    account id of 128 characters) are replaced by their digest, still one id per cause."""
+    readable = "-".join(parts)
+    if len(readable) <= MAXIMUM_INVOICE_ID_LENGTH:
+        return readable
+    return f"{parts[0]}-{hashlib.sha256(readable.encode()).hexdigest()[:40]}"
+
+
 def new_invoice(
     *,
     invoice_id: str,
     number: int,
     payer_id: str,
-    payer_kind: str,
+    payer_kind: PayerKind,
     purpose: Purpose,
     currency: str,
     lines: list[Line],
@@ -129,11 +154,15 @@ def new_invoice(
     draft: bool = False,
 ) -> Invoice:
     """A new invoice, issued at once unless `draft`. Its total must be positive (M1)."""
+    if not 0 < len(invoice_id) <= MAXIMUM_INVOICE_ID_LENGTH:
+        raise InvalidInvoiceIdError(f"an invoice id has 1 to {MAXIMUM_INVOICE_ID_LENGTH} characters")
     for line in lines:
         if type(line.amount_micros) is not int:
             raise InvalidAmountError("amounts are integers of micros (M1)")
     if not lines or sum(line.amount_micros for line in lines) <= 0:
         raise InvalidAmountError("an invoice's total must be positive")
+    if sum(line.amount_micros for line in lines) > MAXIMUM_MICROS:
+        raise InvalidAmountError(f"an invoice's total must be at most {MAXIMUM_MICROS} micros (M1)")
     return Invoice(
         id=invoice_id, number=number, payer_id=payer_id, payer_kind=payer_kind, purpose=purpose,
         status=InvoiceStatus.DRAFT if draft else InvoiceStatus.OPEN, currency=currency, lines=tuple(lines),
@@ -208,6 +237,10 @@ def plan_top_up(
     if target_micros <= balance_micros:
         return TopUpPlan(0, f"the balance ({format_money(balance_micros, currency)}) is already at or above the target "
                             f"({format_money(target_micros, currency)}); no invoice was created (I2)")
+    if target_micros - balance_micros > MAXIMUM_MICROS:
+        # An overspent balance and a target near the bound: the invoice could not be stored (M1).
+        raise InvalidAmountError(f"the target is {target_micros - balance_micros} micros above the balance; "
+                                 f"an invoice is at most {MAXIMUM_MICROS} micros")
     return TopUpPlan(target_micros - balance_micros)
 
 
@@ -292,7 +325,10 @@ def day_close_amount(*, balance_micros: int, open_day_close_invoices_micros: int
     return max(-balance_micros - open_day_close_invoices_micros, 0)
 
 
-def low_balance_alert(*, balance_micros: int, threshold_micros: int) -> str | None:
+LowBalanceAlert = Literal["prepaid_source_negative", "low_balance"]
+
+
+def low_balance_alert(*, balance_micros: int, threshold_micros: int) -> LowBalanceAlert | None:
     """I6: the e-mail a charge calls for at once: `prepaid_source_negative` below zero,
     `low_balance` below the source's threshold, else none."""
     if balance_micros < 0:

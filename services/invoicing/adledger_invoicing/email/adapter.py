@@ -14,7 +14,6 @@ so a crash between the send and the commit repeats the same file write, not the 
 
 from __future__ import annotations
 
-
 from adledger_contracts.alerts import EmailSent
 from adledger_contracts.notifications import EmailRequested
 from adledger_libs.clock import Clock

@@ -1,25 +1,3 @@
-"""Interfaces the invoicing core needs from the outside, in domain words."""
-
-from __future__ import annotations
-
-from typing import Protocol
-
-from adledger_invoicing.domain.invoices import Invoice
-
-
-class PaymentProvider(Protocol):
-    """A card processor or bank (I5). Its answers come back as signed webhooks, never as return
-    values, so a payment is credited on one path only, whatever the provider does."""
-
-    async def collect(self, invoice: Invoice) -> None:
-        """Charge the payment method on file for an automatically collected invoice (a card
-        payment per charge of a credit-card funding source, I6). Idempotent by invoice id.
-
-        Raises:
-            PaymentProviderUnavailableError: the provider could not be reached; try again later.
-        """
-        ...
-
-
-class PaymentProviderUnavailableError(Exception):
-    """The provider did not answer; nothing was charged that the webhook will not report."""
+"""What the invoicing core needs from the outside, in domain words: its store and its unit of
+work (`store.py`, `unit_of_work.py`), the payment provider (`payments.py`), and the shared
+ledger's own port (`adledger_ledger.ports.Ledger`)."""

@@ -1,37 +1,44 @@
-"""The order-escrow HTTP API: typed requests and answers, the caller's role from the bearer
-token (buyer, seller, admin), one idempotency key per command (M5), a typed 4xx per rejection.
-
-Auth, kept simple: a bearer token maps to a user (only its SHA-256 is stored). The platform
-operator's token (`ADLEDGER_PLATFORM_TOKEN`) is an admin; admins create users (with the owners
-they may buy for) and register channels (with their seller user and payee owner), and resolve
-disputes. A user is an order's buyer when they placed it, its seller when they answer for its
-channel."""
+"""The order escrow's HTTP API (FastAPI): typed requests and answers, the caller from the bearer
+token of the platform's one identity, one idempotency key per command (M5), and a typed 4xx for
+every refusal of the core. No business rule lives here: who may do what is the core's.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
-import asyncpg
-from pydantic import BaseModel, ConfigDict, Field
-
-from adledger_libs.api import AuthenticatedApi, Call, Endpoint, UnauthenticatedError
-from adledger_libs.http import (
+from adledger_auth.http import CurrentCaller
+from adledger_auth.roles import PermissionDeniedError
+from adledger_contracts.types import Name, ResourceId, Text
+from adledger_libs import outbox
+from adledger_libs.money import CurrencyCode, PositiveMicros
+from adledger_libs.web import (
+    AUTHENTICATED_ERRORS,
+    COMMAND_ERRORS,
     AlreadyExists,
     ApiError,
+    Commands,
+    IdempotencyKeyHeader,
     InvalidValue,
     NotFound,
     PermissionDenied,
     RejectionTable,
-    rejection_handler,
+    responses,
 )
-from adledger_libs.money import CurrencyCode, PositiveMicros
-from adledger_libs.outbox import OutboxRelay, UnitOfWork
-from adledger_order_escrow.adapters import postgres as store
-from adledger_order_escrow.core import AlreadyExistsError, Caller, OrderEscrow, PermissionDeniedError
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
 from adledger_order_escrow.domain import orders as domain
 from adledger_order_escrow.domain.orders import Order
+from adledger_order_escrow.domain.parties import Channel, ChannelCurrencyError, NotAPartyError
+from adledger_order_escrow.ports.channels import ChannelExistsError, UnknownChannelError
+from adledger_order_escrow.ports.inbound import OrderEscrowPort
+from adledger_order_escrow.ports.orders import Settlement, UnknownOrderError
+from adledger_order_escrow.ports.owners import UnknownOwnerError, UnknownUserError
+from adledger_order_escrow.ports.unit_of_work import UnitOfWork
 
 # Requests and answers ----------------------------------------------------------------------------
 
@@ -40,28 +47,14 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class CreateUser(_Model):
-    """A new user of the API (admins only)."""
-
-    id: str = Field(min_length=1, max_length=128, description="The user's id.")
-    name: str = Field(min_length=1, max_length=200, description="A name for people (the e-mail's USER_NAME).")
-    buyer_owner_ids: list[str] = Field(default_factory=list, description="The Business Centers or ad accounts the user may buy for.")
-    admin: bool = Field(default=False, description="An admin resolves disputes and registers users and channels.")
-
-
-class UserCreated(_Model):
-    id: str = Field(description="The user's id.")
-    token: str = Field(description="The bearer token; shown once, only its hash is kept.")
-
-
 class RegisterChannel(_Model):
-    """A seller: a channel that takes orders (admins only)."""
+    """A seller: a channel that takes orders (platform operators)."""
 
-    id: str = Field(min_length=1, max_length=128, description="The channel's id.")
-    name: str = Field(min_length=1, max_length=200, description="A name for people (the e-mail's CHANNEL_NAME).")
-    seller_user_id: str = Field(min_length=1, max_length=128, description="The user who accepts, declines and completes its orders.")
-    owner_id: str = Field(min_length=1, max_length=128, description="The Business Center or ad account the seller is paid to.")
-    currency: CurrencyCode
+    id: ResourceId = Field(description="The channel's id.")
+    name: Name = Field(description="A name for people (the e-mail's CHANNEL_NAME).")
+    seller_user_id: ResourceId = Field(description="The platform user who accepts, declines and completes its orders.")
+    owner_id: ResourceId = Field(description="The Business Center or ad account the seller is paid to.")
+    currency: CurrencyCode = Field(description="What the channel sells in: its payee owner's currency (M2).")
 
 
 class ChannelAnswer(_Model):
@@ -73,35 +66,44 @@ class ChannelAnswer(_Model):
 
 
 class PlaceOrder(_Model):
-    """O1: order from a channel; the price is held in escrow from the buyer owner's cash."""
+    """O1: order from a channel; the price is held in escrow from the buyer owner's money."""
 
-    channel_id: str = Field(min_length=1, max_length=128, description="The seller's channel.")
-    buyer_owner_id: str = Field(min_length=1, max_length=128, description="The Business Center or ad account that pays.")
+    channel_id: ResourceId = Field(description="The seller's channel.")
+    buyer_owner_id: ResourceId = Field(
+        description="The Business Center or ad account that pays; the caller holds `place_order` in its "
+        "Business Center (Admin or Finance Manager; only Admin without finance roles, W9)."
+    )
     price_micros: PositiveMicros
     currency: CurrencyCode
 
 
 class Decline(_Model):
-    reason: str = Field(min_length=1, max_length=domain.DECLINE_REASON_MAX_CHARS, description="Why, in short (O2).")
+    reason: Name = Field(description="Why, in short (O2).")
 
 
 class Dispute(_Model):
-    reason: str | None = Field(default=None, max_length=2000, description="What the seller did not deliver (O5).")
+    reason: Text | None = Field(default=None, description="What the seller did not deliver (O5).")
 
 
 class ResolveDispute(_Model):
-    """O5: an admin ends a dispute."""
+    """O5: a platform operator ends a dispute."""
 
-    outcome: Literal["release", "refund", "split"] = Field(description="All to the seller, all back to the buyer, or a split.")
-    seller_micros: int | None = Field(default=None, description="For a split: the seller's part, positive.")
-    buyer_micros: int | None = Field(default=None, description="For a split: the buyer's part, positive; the parts add up to the price.")
+    outcome: Literal["release", "refund", "split"] = Field(
+        description="All to the seller, all back to the buyer, or a split."
+    )
+    seller_micros: PositiveMicros | None = Field(default=None, description="For a split: the seller's part.")
+    buyer_micros: PositiveMicros | None = Field(
+        default=None, description="For a split: the buyer's part; the two parts add up to the price."
+    )
 
 
 class OrderAnswer(_Model):
     id: str = Field(description="The order; also its hold's id in the wallet.")
     number: int = Field(description="The order number for people.")
-    status: str = Field(description="awaiting_funds, awaiting_seller, accepted, ready, complete, disputed, released, ...")
-    buyer_user_id: str
+    status: str = Field(
+        description="awaiting_funds, awaiting_seller, accepted, ready, complete, disputed, released, ..."
+    )
+    buyer_user_id: str = Field(description="The user who placed the order: its buyer for good.")
     buyer_owner_id: str
     channel_id: str
     seller_owner_id: str
@@ -116,7 +118,9 @@ class OrderAnswer(_Model):
     seller_micros: int | None = Field(description="Once decided: what goes to the seller.")
     buyer_micros: int | None = Field(description="Once decided: what goes back to the buyer.")
     reordered_from_order_id: str | None
-    settled_at: datetime | None = Field(default=None, description="When the wallet confirmed the post or void of the hold.")
+    settled_at: datetime | None = Field(
+        default=None, description="When the wallet confirmed the post or void of the hold."
+    )
     settled_posted_micros: int | None = Field(default=None, description="What the wallet posted to the seller.")
     hold_error: str | None = Field(default=None, description="The wallet's refusal of a resolution, for an operator.")
 
@@ -140,110 +144,229 @@ class InvalidSplit(ApiError):
     status_code, code = 422, "invalid_split"
 
 
-#: The core's rejections and their answers; the first matching row wins.
-REJECTION_TABLE: RejectionTable = [
+#: The core's refusals and their answers; the first matching row wins. Someone who is none of an
+#: order's parties gets exactly the answer of an order that does not exist (`NotAPartyError`).
+REJECTIONS: RejectionTable = [
+    ((UnknownOrderError, NotAPartyError, UnknownChannelError, UnknownOwnerError, UnknownUserError), NotFound),
     ((PermissionDeniedError,), PermissionDenied),
-    ((store.UnknownOrderError, store.UnknownChannelError, store.UnknownUserError), NotFound),
-    ((AlreadyExistsError,), AlreadyExists),
+    ((ChannelExistsError,), AlreadyExists),
     ((domain.IllegalTransitionError,), IllegalTransition),
     ((domain.AnswerWindowClosedError,), AnswerWindowClosed),
     ((domain.DisputeWindowClosedError,), DisputeWindowClosed),
     ((domain.InvalidSplitError,), InvalidSplit),
-    ((domain.InvalidDeclineReasonError, domain.InvalidOrderError), InvalidValue),
+    ((domain.InvalidDeclineReasonError, domain.InvalidOrderError, ChannelCurrencyError), InvalidValue),
 ]
-answer_rejection = rejection_handler(REJECTION_TABLE)
+
+#: Every route needs a bearer token.
+PUBLIC_PATHS: tuple[str, ...] = ()
 
 
-REJECTIONS: tuple[type[Exception], ...] = (domain.OrderError, PermissionDeniedError, AlreadyExistsError, LookupError)
+# Routes ---------------------------------------------------------------------------------------------
 
 
-# Endpoints --------------------------------------------------------------------------------------------
+def router(
+    escrow: OrderEscrowPort, commands: Commands, unit_of: Callable[[outbox.UnitOfWork], UnitOfWork]
+) -> APIRouter:
+    api = APIRouter()
+    order_path = "/v1/orders/{order_id}"
+    command_errors = (*AUTHENTICATED_ERRORS, *COMMAND_ERRORS, PermissionDenied, NotFound)
+    transition_errors = (*command_errors, IllegalTransition)
 
+    async def answer(
+        request: Request,
+        caller_id: str,
+        key: str,
+        body: BaseModel | None,
+        status: int,
+        act: Callable[[UnitOfWork], Awaitable[Order]],
+    ) -> JSONResponse:
+        """Run one command of an order through `commands.run` and answer the order it leaves."""
 
-class OrderEscrowApi(AuthenticatedApi[Caller]):
-    def __init__(self, pool: Callable[[], asyncpg.Pool], relay: Callable[[], OutboxRelay], escrow: OrderEscrow) -> None:
-        super().__init__(pool, relay, service="order_escrow")
-        self._escrow = escrow
+        async def apply(uow: outbox.UnitOfWork) -> tuple[int, BaseModel]:
+            return status, _order_answer(await act(unit_of(uow)))
 
-    async def caller(self, uow: UnitOfWork, call: Call) -> Caller:
-        found = await store.user_by_token(uow.conn, call.bearer_token or "")
-        if found is None:
-            raise UnauthenticatedError("the bearer token is not known")
-        return Caller(found)
+        return await commands.run(request, caller_id=caller_id, key=key, body=body, apply=apply)
 
-    def endpoints(self) -> list[Endpoint]:
-        escrow = self._escrow
-
-        async def create_user(uow: UnitOfWork, caller: Caller, call: Call) -> tuple[int, BaseModel]:
-            body: CreateUser = call.body
-            token = await escrow.create_user(uow, caller, body.id, body.name, list(body.buyer_owner_ids), body.admin)
-            return 201, UserCreated(id=body.id, token=token)
-
-        async def register_channel(uow: UnitOfWork, caller: Caller, call: Call) -> tuple[int, BaseModel]:
-            body: RegisterChannel = call.body
-            channel = await escrow.register_channel(
-                uow, caller, store.Channel(body.id, body.name, body.seller_user_id, body.owner_id, body.currency)
+    @api.post(
+        "/v1/channels",
+        status_code=201,
+        response_model=ChannelAnswer,
+        tags=["channels"],
+        summary="Register a seller's channel (platform operators)",
+        responses=responses(*command_errors, AlreadyExists, InvalidValue),
+    )
+    async def register_channel(
+        body: RegisterChannel, caller: CurrentCaller, key: IdempotencyKeyHeader, request: Request
+    ) -> JSONResponse:
+        async def apply(uow: outbox.UnitOfWork) -> tuple[int, BaseModel]:
+            channel = Channel(body.id, body.name, body.seller_user_id, body.owner_id, body.currency)
+            registered = await escrow.register_channel(unit_of(uow), caller, channel)
+            return 201, ChannelAnswer(
+                id=registered.id,
+                name=registered.name,
+                seller_user_id=registered.seller_user_id,
+                owner_id=registered.owner_id,
+                currency=registered.currency,
             )
-            return 201, ChannelAnswer(id=channel.id, name=channel.name, seller_user_id=channel.seller_user_id, owner_id=channel.owner_id, currency=channel.currency)
 
-        async def place_order(uow: UnitOfWork, caller: Caller, call: Call) -> tuple[int, BaseModel]:
-            body: PlaceOrder = call.body
-            order = await escrow.place_order(uow, caller, body.channel_id, body.buyer_owner_id, body.price_micros, body.currency)
-            return 201, _order_answer(order)
+        return await commands.run(request, caller_id=caller.user_id, key=key, body=body, apply=apply)
 
-        async def reorder(uow: UnitOfWork, caller: Caller, call: Call) -> tuple[int, BaseModel]:
-            return 201, _order_answer(await escrow.reorder(uow, caller, call.path["order_id"]))
+    @api.post(
+        "/v1/orders",
+        status_code=201,
+        response_model=OrderAnswer,
+        tags=["orders"],
+        summary="Place an order; its price is held in escrow (`place_order` in the owner's Business Center; O1, W9)",
+        responses=responses(*command_errors, InvalidValue),
+    )
+    async def place_order(
+        body: PlaceOrder, caller: CurrentCaller, key: IdempotencyKeyHeader, request: Request
+    ) -> JSONResponse:
+        return await answer(
+            request,
+            caller.user_id,
+            key,
+            body,
+            201,
+            lambda uow: escrow.place_order(
+                uow, caller, body.channel_id, body.buyer_owner_id, body.price_micros, body.currency
+            ),
+        )
 
-        async def accept(uow: UnitOfWork, caller: Caller, call: Call) -> tuple[int, BaseModel]:
-            return 200, _order_answer(await escrow.accept(uow, caller, call.path["order_id"]))
+    @api.get(
+        order_path,
+        response_model=OrderAnswer,
+        tags=["orders"],
+        summary="Read an order (its buyer, its seller, platform operators)",
+        responses=responses(*AUTHENTICATED_ERRORS, PermissionDenied, NotFound),
+    )
+    async def read_order(order_id: ResourceId, caller: CurrentCaller) -> OrderAnswer:
+        order, settlement = await commands.read(lambda uow: escrow.read_order(unit_of(uow), caller, order_id))
+        return _order_answer(order, settlement)
 
-        async def decline(uow: UnitOfWork, caller: Caller, call: Call) -> tuple[int, BaseModel]:
-            return 200, _order_answer(await escrow.decline(uow, caller, call.path["order_id"], call.body.reason))
+    @api.post(
+        order_path + "/reorder",
+        status_code=201,
+        response_model=OrderAnswer,
+        tags=["orders"],
+        summary="Place a new order copying a past one: same owner, seller and price (its buyer)",
+        responses=responses(*command_errors, InvalidValue),
+    )
+    async def reorder(
+        order_id: ResourceId, caller: CurrentCaller, key: IdempotencyKeyHeader, request: Request
+    ) -> JSONResponse:
+        return await answer(request, caller.user_id, key, None, 201, lambda uow: escrow.reorder(uow, caller, order_id))
 
-        async def ready(uow: UnitOfWork, caller: Caller, call: Call) -> tuple[int, BaseModel]:
-            return 200, _order_answer(await escrow.mark_ready(uow, caller, call.path["order_id"]))
+    @api.post(
+        order_path + "/accept",
+        response_model=OrderAnswer,
+        tags=["orders"],
+        summary="Accept within 48 hours (its seller; O2)",
+        responses=responses(*transition_errors, AnswerWindowClosed),
+    )
+    async def accept(
+        order_id: ResourceId, caller: CurrentCaller, key: IdempotencyKeyHeader, request: Request
+    ) -> JSONResponse:
+        return await answer(request, caller.user_id, key, None, 200, lambda uow: escrow.accept(uow, caller, order_id))
 
-        async def complete(uow: UnitOfWork, caller: Caller, call: Call) -> tuple[int, BaseModel]:
-            return 200, _order_answer(await escrow.complete(uow, caller, call.path["order_id"]))
+    @api.post(
+        order_path + "/decline",
+        response_model=OrderAnswer,
+        tags=["orders"],
+        summary="Decline within 48 hours with a short reason; the hold goes back (its seller; O2)",
+        responses=responses(*transition_errors, AnswerWindowClosed, InvalidValue),
+    )
+    async def decline(
+        order_id: ResourceId, body: Decline, caller: CurrentCaller, key: IdempotencyKeyHeader, request: Request
+    ) -> JSONResponse:
+        return await answer(
+            request, caller.user_id, key, body, 200, lambda uow: escrow.decline(uow, caller, order_id, body.reason)
+        )
 
-        async def dispute(uow: UnitOfWork, caller: Caller, call: Call) -> tuple[int, BaseModel]:
-            return 200, _order_answer(await escrow.dispute(uow, caller, call.path["order_id"], call.body.reason))
+    @api.post(
+        order_path + "/ready",
+        response_model=OrderAnswer,
+        tags=["orders"],
+        summary="Creatives approved (its seller; O3)",
+        responses=responses(*transition_errors),
+    )
+    async def ready(
+        order_id: ResourceId, caller: CurrentCaller, key: IdempotencyKeyHeader, request: Request
+    ) -> JSONResponse:
+        return await answer(
+            request, caller.user_id, key, None, 200, lambda uow: escrow.mark_ready(uow, caller, order_id)
+        )
 
-        async def resolve(uow: UnitOfWork, caller: Caller, call: Call) -> tuple[int, BaseModel]:
-            body: ResolveDispute = call.body
-            order = await escrow.resolve_dispute(uow, caller, call.path["order_id"], body.outcome, body.seller_micros, body.buyer_micros)
-            return 200, _order_answer(order)
+    @api.post(
+        order_path + "/complete",
+        response_model=OrderAnswer,
+        tags=["orders"],
+        summary="Complete: the buyer is e-mailed, 48 hours to dispute start (its seller; O3-O5)",
+        responses=responses(*transition_errors),
+    )
+    async def complete(
+        order_id: ResourceId, caller: CurrentCaller, key: IdempotencyKeyHeader, request: Request
+    ) -> JSONResponse:
+        return await answer(request, caller.user_id, key, None, 200, lambda uow: escrow.complete(uow, caller, order_id))
 
-        async def read_order(uow: UnitOfWork, caller: Caller, call: Call) -> tuple[int, Any]:
-            order, settlement = await escrow.read_order(uow, caller, call.path["order_id"])
-            return 200, _order_answer(order, settlement)
+    @api.post(
+        order_path + "/dispute",
+        response_model=OrderAnswer,
+        tags=["orders"],
+        summary="Dispute within 48 hours of Complete; the funds stay frozen (its buyer; O5)",
+        responses=responses(*transition_errors, DisputeWindowClosed),
+    )
+    async def dispute(
+        order_id: ResourceId, body: Dispute, caller: CurrentCaller, key: IdempotencyKeyHeader, request: Request
+    ) -> JSONResponse:
+        return await answer(
+            request, caller.user_id, key, body, 200, lambda uow: escrow.dispute(uow, caller, order_id, body.reason)
+        )
 
-        forbidden = (PermissionDenied, NotFound)
-        transition = (*forbidden, IllegalTransition)
-        order_path = "/v1/orders/{order_id}"
-        return [
-            Endpoint("POST", "/v1/users", "Create a user and get their bearer token (admins)", self.command("POST", "/v1/users", create_user), UserCreated, CreateUser, 201, (PermissionDenied, AlreadyExists), tags=("users",)),
-            Endpoint("POST", "/v1/channels", "Register a seller's channel (admins)", self.command("POST", "/v1/channels", register_channel), ChannelAnswer, RegisterChannel, 201, (*forbidden, AlreadyExists), tags=("channels",)),
-            Endpoint("POST", "/v1/orders", "Place an order; its price is held in escrow (buyer; O1)", self.command("POST", "/v1/orders", place_order), OrderAnswer, PlaceOrder, 201, (*forbidden, InvalidValue), tags=("orders",)),
-            Endpoint("GET", order_path, "Read an order (its buyer, its seller, admins)", self.query(read_order), OrderAnswer, errors=forbidden, tags=("orders",)),
-            Endpoint("POST", order_path + "/reorder", "Place a new order copying a past one: same seller and price (buyer)", self.command("POST", order_path + "/reorder", reorder), OrderAnswer, None, 201, (*forbidden, InvalidValue), tags=("orders",)),
-            Endpoint("POST", order_path + "/accept", "Accept within 48 hours (seller; O2)", self.command("POST", order_path + "/accept", accept), OrderAnswer, None, errors=(*transition, AnswerWindowClosed), tags=("orders",)),
-            Endpoint("POST", order_path + "/decline", "Decline within 48 hours with a short reason; the hold goes back (seller; O2)", self.command("POST", order_path + "/decline", decline), OrderAnswer, Decline, errors=(*transition, AnswerWindowClosed, InvalidValue), tags=("orders",)),
-            Endpoint("POST", order_path + "/ready", "Creatives approved (seller; O3)", self.command("POST", order_path + "/ready", ready), OrderAnswer, None, errors=transition, tags=("orders",)),
-            Endpoint("POST", order_path + "/complete", "Complete: the buyer is e-mailed, 48 hours to dispute start (seller; O3-O5)", self.command("POST", order_path + "/complete", complete), OrderAnswer, None, errors=transition, tags=("orders",)),
-            Endpoint("POST", order_path + "/dispute", "Dispute within 48 hours of Complete; the funds stay frozen (buyer; O5)", self.command("POST", order_path + "/dispute", dispute), OrderAnswer, Dispute, errors=(*transition, DisputeWindowClosed), tags=("orders",)),
-            Endpoint("POST", order_path + "/resolution", "Resolve a dispute: release, refund or split (admins; O5)", self.command("POST", order_path + "/resolution", resolve), OrderAnswer, ResolveDispute, errors=(*transition, InvalidSplit), tags=("orders",)),
-        ]
+    @api.post(
+        order_path + "/resolution",
+        response_model=OrderAnswer,
+        tags=["orders"],
+        summary="Resolve a dispute: release, refund or split (platform operators; O5)",
+        responses=responses(*transition_errors, InvalidSplit),
+    )
+    async def resolve(
+        order_id: ResourceId, body: ResolveDispute, caller: CurrentCaller, key: IdempotencyKeyHeader, request: Request
+    ) -> JSONResponse:
+        return await answer(
+            request,
+            caller.user_id,
+            key,
+            body,
+            200,
+            lambda uow: escrow.resolve_dispute(
+                uow, caller, order_id, body.outcome, body.seller_micros, body.buyer_micros
+            ),
+        )
+
+    return api
 
 
-def _order_answer(order: Order, settlement: store.Settlement | None = None) -> OrderAnswer:
+def _order_answer(order: Order, settlement: Settlement | None = None) -> OrderAnswer:
     return OrderAnswer(
-        id=order.id, number=order.number, status=order.status.value, buyer_user_id=order.buyer_user_id,
-        buyer_owner_id=order.buyer_owner_id, channel_id=order.channel_id, seller_owner_id=order.seller_owner_id,
-        price_micros=order.price_micros, currency=order.currency, placed_at=order.placed_at,
-        answer_due_at=order.answer_due_at, completed_at=order.completed_at, release_due_at=order.release_due_at,
-        decline_reason=order.decline_reason, dispute_reason=order.dispute_reason, seller_micros=order.seller_micros,
-        buyer_micros=order.buyer_micros, reordered_from_order_id=order.reordered_from_order_id,
+        id=order.id,
+        number=order.number,
+        status=order.status.value,
+        buyer_user_id=order.buyer_user_id,
+        buyer_owner_id=order.buyer_owner_id,
+        channel_id=order.channel_id,
+        seller_owner_id=order.seller_owner_id,
+        price_micros=order.price_micros,
+        currency=order.currency,
+        placed_at=order.placed_at,
+        answer_due_at=order.answer_due_at,
+        completed_at=order.completed_at,
+        release_due_at=order.release_due_at,
+        decline_reason=order.decline_reason,
+        dispute_reason=order.dispute_reason,
+        seller_micros=order.seller_micros,
+        buyer_micros=order.buyer_micros,
+        reordered_from_order_id=order.reordered_from_order_id,
         settled_at=settlement.settled_at if settlement else None,
         settled_posted_micros=settlement.posted_micros if settlement else None,
         hold_error=settlement.hold_error if settlement else None,

@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Literal
 
+from adledger_libs.refusals import Refusal
+
 #: The seller's window to accept or decline (O2), and the buyer's window to dispute (O5).
 ANSWER_WINDOW = timedelta(hours=48)
 DISPUTE_WINDOW = timedelta(hours=48)
@@ -42,7 +44,7 @@ class DeadlineKind(StrEnum):
     RELEASE = "release"
 
 
-class OrderError(Exception):
+class OrderError(Refusal):
     """A rejected order command; nothing changed."""
 
 
@@ -119,6 +121,7 @@ class RequestCompletionEmail:
 
 
 Effect = ResolveEscrow | ScheduleDeadline | RequestCompletionEmail
+#: Who caused a change, as `OrderStatusChanged.changed_by` says it: "admin" is a platform operator.
 Actor = Literal["buyer", "seller", "admin", "wallet", "deadline"]
 
 
@@ -137,20 +140,42 @@ def _require(order: Order, action: str, *allowed: OrderStatus) -> None:
 
 
 def place(
-    *, order_id: str, number: int, buyer_user_id: str, buyer_owner_id: str, channel_id: str, seller_owner_id: str,
-    price_micros: int, currency: str, channel_currency: str | None, now: datetime, reordered_from_order_id: str | None = None,
+    *,
+    order_id: str,
+    number: int,
+    buyer_user_id: str,
+    buyer_owner_id: str,
+    channel_id: str,
+    seller_owner_id: str,
+    price_micros: int,
+    currency: str,
+    channel_currency: str | None,
+    now: datetime,
+    buyer_currency: str | None = None,
+    reordered_from_order_id: str | None = None,
 ) -> Order:
-    """O1: a new order waits for its price to be held in escrow."""
+    """O1: a new order waits for its price to be held in escrow. The price is in the currency
+    of the channel and of the buyer owner (M2): the wallet would refuse a hold in another."""
     if isinstance(price_micros, bool) or not isinstance(price_micros, int) or price_micros <= 0:
         raise InvalidOrderError("the price is a positive integer of micros (M1)")
     if channel_currency is not None and channel_currency != currency:
         raise InvalidOrderError(f"the channel sells in {channel_currency}, not {currency} (M2)")
+    if buyer_currency is not None and buyer_currency != currency:
+        raise InvalidOrderError(f"{buyer_owner_id} holds its money in {buyer_currency}, not {currency} (M2)")
     if buyer_owner_id == seller_owner_id:
         raise InvalidOrderError("the buyer and the seller are paid from and to the same owner")
     return Order(
-        id=order_id, number=number, buyer_user_id=buyer_user_id, buyer_owner_id=buyer_owner_id, channel_id=channel_id,
-        seller_owner_id=seller_owner_id, price_micros=price_micros, currency=currency, status=OrderStatus.AWAITING_FUNDS,
-        placed_at=now, reordered_from_order_id=reordered_from_order_id,
+        id=order_id,
+        number=number,
+        buyer_user_id=buyer_user_id,
+        buyer_owner_id=buyer_owner_id,
+        channel_id=channel_id,
+        seller_owner_id=seller_owner_id,
+        price_micros=price_micros,
+        currency=currency,
+        status=OrderStatus.AWAITING_FUNDS,
+        placed_at=now,
+        reordered_from_order_id=reordered_from_order_id,
     )
 
 
@@ -171,7 +196,10 @@ def funds_held(order: Order, now: datetime) -> Decision:
 #: The wallet's refusals that end an order. Any other (unknown_owner, ...) leaves it awaiting its
 #: funds with the error shown: on a shared topic it may be another environment's wallet, which
 #: does not know our owners, and a hold placed later by ours still moves the order on.
-DEFINITIVE_REFUSALS = {"insufficient_funds": OrderStatus.REJECTED_INSUFFICIENT_FUNDS, "currency_mismatch": OrderStatus.HOLD_REJECTED}
+DEFINITIVE_REFUSALS = {
+    "insufficient_funds": OrderStatus.REJECTED_INSUFFICIENT_FUNDS,
+    "currency_mismatch": OrderStatus.HOLD_REJECTED,
+}
 
 
 def funds_rejected(order: Order, error: str) -> Decision:
@@ -203,7 +231,9 @@ def decline(order: Order, reason: str, now: datetime) -> Decision:
     if not 1 <= len(reason) <= DECLINE_REASON_MAX_CHARS:
         raise InvalidDeclineReasonError(f"a decline needs a reason of 1 to {DECLINE_REASON_MAX_CHARS} characters (O2)")
     _within_answer_window(order, now)
-    after = replace(order, status=OrderStatus.DECLINED, decline_reason=reason, seller_micros=0, buyer_micros=order.price_micros)
+    after = replace(
+        order, status=OrderStatus.DECLINED, decline_reason=reason, seller_micros=0, buyer_micros=order.price_micros
+    )
     return Decision(order, after, "seller", (ResolveEscrow("void"),), reason=reason)
 
 
@@ -254,7 +284,10 @@ def release_deadline_passed(order: Order, now: datetime) -> Decision:
 
 
 def resolve_dispute(
-    order: Order, outcome: Literal["release", "refund", "split"], seller_micros: int | None = None, buyer_micros: int | None = None
+    order: Order,
+    outcome: Literal["release", "refund", "split"],
+    seller_micros: int | None = None,
+    buyer_micros: int | None = None,
 ) -> Decision:
     """O5: an admin ends a dispute: all to the seller, all back to the buyer, or a split in micros
     whose two positive parts add up to the hold (the wallet posts the seller's part and returns
@@ -268,7 +301,9 @@ def resolve_dispute(
         return Decision(order, after, "admin", (ResolveEscrow("void"),))
     for part in (seller_micros, buyer_micros):
         if part is None or isinstance(part, bool) or not isinstance(part, int) or part <= 0:
-            raise InvalidSplitError("a split needs seller_micros and buyer_micros, both positive integers (use release or refund otherwise)")
+            raise InvalidSplitError(
+                "a split needs seller_micros and buyer_micros, both positive integers (use release or refund otherwise)"
+            )
     assert seller_micros is not None and buyer_micros is not None
     if seller_micros + buyer_micros != order.price_micros:
         raise InvalidSplitError(
@@ -278,10 +313,21 @@ def resolve_dispute(
     return Decision(order, after, "admin", (ResolveEscrow("post", seller_micros),))
 
 
-def reorder(past: Order, *, order_id: str, number: int, buyer_user_id: str, now: datetime) -> Order:
+def reorder(
+    past: Order, *, order_id: str, number: int, buyer_user_id: str, now: datetime, buyer_currency: str | None = None
+) -> Order:
     """A new order with the same buyer owner, seller and price as a past one."""
     return place(
-        order_id=order_id, number=number, buyer_user_id=buyer_user_id, buyer_owner_id=past.buyer_owner_id,
-        channel_id=past.channel_id, seller_owner_id=past.seller_owner_id, price_micros=past.price_micros,
-        currency=past.currency, channel_currency=None, now=now, reordered_from_order_id=past.id,
+        order_id=order_id,
+        number=number,
+        buyer_user_id=buyer_user_id,
+        buyer_owner_id=past.buyer_owner_id,
+        channel_id=past.channel_id,
+        seller_owner_id=past.seller_owner_id,
+        price_micros=past.price_micros,
+        currency=past.currency,
+        channel_currency=None,
+        now=now,
+        buyer_currency=buyer_currency,
+        reordered_from_order_id=past.id,
     )

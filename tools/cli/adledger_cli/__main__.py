@@ -1,0 +1,3 @@
+from adledger_cli.main import main
+
+main()
