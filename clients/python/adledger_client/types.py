@@ -18,7 +18,7 @@ from pydantic import AfterValidator, AwareDatetime, Field, StrictInt
 MAXIMUM_MICROS = 2**63 - 1
 MICROS_PER_UNIT = 1_000_000
 
-#: No C0 or C1 control character and no DEL anywhere in the string.
+#: No control character (U+0000 to U+001F, DEL, U+0080 to U+009F) anywhere in the string.
 _NO_CONTROL = r"^[^\x00-\x1f\x7f-\x9f]*$"
 
 #: The platform's range of times: deadline arithmetic on them (a time + 48 hours) cannot overflow.
