@@ -16,14 +16,14 @@ help: ## List the targets.
 
 setup: venv stack-up ## Install everything (Python packages, Kafka jars, PostgreSQL, Java) and start the stack.
 
-venv: $(VENV)/.installed ## Create .venv with the libs, every service and the `adledger` CLI installed (editable).
+venv: $(VENV)/.installed ## Create .venv with the libs, every service, the `adledger` CLI and the ad servers' client installed (editable).
 
-$(VENV)/.installed: libs/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) tools/cli/pyproject.toml \
+$(VENV)/.installed: libs/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) tools/cli/pyproject.toml clients/python/pyproject.toml \
 		requirements-dev.txt requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "adledger needs Python 3.11 or newer")'
 	$(PYTHON) -m venv $(VENV) || { echo "error: could not create a virtualenv (on Debian: apt-get install python3-venv)" >&2; exit 1; }
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -c requirements.lock -r requirements-dev.txt \
-		-e libs $(foreach s,$(SERVICES),-e services/$(s)) -e tools/cli
+		-e libs $(foreach s,$(SERVICES),-e services/$(s)) -e tools/cli -e clients/python
 	touch $@
 
 stack-up: ## Start Kafka and PostgreSQL (installs what is missing; waits for health).
@@ -48,7 +48,9 @@ test-integration: venv stack-up ## Only the tests against the real stack.
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
 lint: venv ## Static checks that catch real bugs: undefined names, unused imports, bug-prone patterns.
-	$(VENV)/bin/ruff check --select F,E9,B --ignore B008 libs services tools tests deploy bench
+	$(VENV)/bin/ruff check --select F,E9,B --ignore B008 libs services tools clients tests deploy bench
+# The ad servers' client is held to ruff's full default rules and mypy --strict (it ships py.typed).
+	cd clients/python && $(abspath $(VENV))/bin/ruff check . && $(abspath $(VENV))/bin/mypy adledger_client
 
 schemas: venv ## Regenerate schemas/ from the pydantic models and the topic catalogue.
 	$(PY) -m adledger_contracts.schemagen schemas

@@ -4,14 +4,16 @@ It sets up a few Business Centers and ad accounts through the wallet's API, fund
 customer would (a top-up invoice from the invoicing service, paid through its local payment
 provider, whose signed webhooks make the wallet credit the money), creates campaigns through the
 campaign service (drawdown ones, one with a small budget, and one prepaid campaign that books its
-budget as a hold), then publishes realistic spend on `ads.spend.v1` and obeys
-`delivery.control.v1`: a paused account or campaign stops serving, a resumed one serves again.
-When a Business Center has been paused for lack of funds a while, its finance person tops it up
-again (a few times), so delivery resumes by itself. It logs what it does, so a newcomer watches
-balances fall, delivery pause and resume.
+budget as a hold), then serves ads as an ad server does, through the ad servers' client
+(`adledger-client`, clients/python): spend on `ads.spend.v1` with its `SpendPublisher` (some of it
+charges whose final cost follows, rule S6), serving only what its `DeliveryGate` allows (a paused
+account or campaign stops serving, a resumed one serves again), balances from its
+`BalanceSubscriber`. When a Business Center has been paused for lack of funds a while, its finance
+person tops it up again (a few times), so delivery resumes by itself. It logs what it does, so a
+newcomer watches balances fall, delivery pause and resume.
 
-It speaks only the public contract (HTTP APIs, ads.spend.v1, delivery.control.v1, balances.v1),
-as a real ad server and a real customer would. Run alone: `.venv/bin/python deploy/local/simulator.py`.
+It speaks only the public contract (HTTP APIs, ads.spend.v1, delivery.state.v1, delivery.control.v1,
+balances.v1), as a real ad server and a real customer would. Run alone: `.venv/bin/python deploy/local/simulator.py`.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from adledger_client import (
+    Balance, BalanceSubscriber, DeliveryChange, DeliveryGate, SpendEvent, SpendNotPublishedError, SpendPublisher,
+)
 
 BOOTSTRAP = os.environ.get("ADLEDGER_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
 WALLET = os.environ.get("ADLEDGER_SIMULATOR_WALLET_URL", "http://127.0.0.1:8081")
@@ -51,8 +54,6 @@ class Account:
     id: str
     business_center_id: str
     campaigns: list[str] = field(default_factory=list)
-    serving: bool = True
-    paused_campaigns: set[str] = field(default_factory=set)
     #: The owner whose money it spends: its Business Center with ABA, else itself (W7).
     funded_by: str = ""
 
@@ -191,92 +192,79 @@ async def finance(client: httpx.AsyncClient, accounts: list[Account], paused_sin
                 await top_up(client, owner, 3 * USD)
 
 
-async def control_from_now() -> AIOKafkaConsumer:
-    """A reader of `delivery.control.v1` positioned at its end before anything is set up, so no
-    pause of this run is missed (no consumer group: the simulator is one process)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
-    await admin.start()
-    try:
-        described = await admin.describe_topics(["delivery.control.v1"])
-    finally:
-        await admin.close()
-    numbers = sorted(partition["partition"] for topic in described for partition in topic.get("partitions", ()))
-    if not numbers:
-        raise RuntimeError("topic delivery.control.v1 has no partitions: is the spend consumer running?")
-    partitions = [TopicPartition("delivery.control.v1", number) for number in numbers]
-    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP)
-    await consumer.start()
-    consumer.assign(partitions)
-    await consumer.seek_to_end(*partitions)
-    for partition in partitions:
-        await consumer.position(partition)
-    return consumer
+class Deliveries:
+    """The gate's callback: logs every pause and resume of this run's accounts and campaigns, and
+    notes when an owner was paused for lack of funds (its finance person tops it up later)."""
+
+    def __init__(self) -> None:
+        self.accounts: dict[str, Account] = {}
+        self.paused_since: dict[str, float] = {}
+
+    def __call__(self, change: DeliveryChange) -> None:
+        account = self.accounts.get(change.ad_account_id)
+        if account is None:
+            return  # another run's, or an account set up before this one
+        if change.campaign_id is None and not change.serving and change.reason == "insufficient_funds":
+            self.paused_since.setdefault(account.funded_by, asyncio.get_running_loop().time())
+        target = change.campaign_id or account.id
+        say(f"{'RESUME' if change.serving else 'PAUSE '} {target}: {change.reason} (cause {change.cause_event_id})")
 
 
-async def obey_delivery_control(consumer: AIOKafkaConsumer, accounts: dict[str, Account], paused_since: dict[str, float]) -> None:
-    try:
-        async for record in consumer:
-            decision = json.loads(record.value)
-            account = accounts.get(decision["ad_account_id"])
-            if account is None:
-                continue
-            serving = decision["action"] == "resume"
-            if decision.get("campaign_id"):
-                (account.paused_campaigns.discard if serving else account.paused_campaigns.add)(decision["campaign_id"])
-            else:
-                account.serving = serving
-                if decision["reason"] == "insufficient_funds":
-                    paused_since.setdefault(account.funded_by, asyncio.get_running_loop().time())
-            target = decision.get("campaign_id") or account.id
-            say(f"{'RESUME' if serving else 'PAUSE '} {target}: {decision['reason']} (cause {decision.get('cause_event_id')})")
-    finally:
-        await consumer.stop()
+async def publish_until_acknowledged(publisher: SpendPublisher, event: SpendEvent) -> None:
+    """What an ad server does when the broker is away: publish the same event again (it keeps its
+    id, so the platform takes it once) until it is acknowledged."""
+    while True:
+        try:
+            await publisher.publish(event)
+            return
+        except SpendNotPublishedError as error:
+            say(f"spend {event.event_id} not acknowledged ({error}); publishing it again")
+            await asyncio.sleep(1)
 
 
-async def serve_ads(producer: AIOKafkaProducer, accounts: list[Account]) -> None:
+async def serve_ads(publisher: SpendPublisher, gate: DeliveryGate, accounts: list[Account]) -> None:
+    """Serve what the gate allows; one impression in ten is a charge whose final cost follows (S6)."""
     served = 0
     while True:
         account = random.choice(accounts)
-        live = [c for c in account.campaigns if c not in account.paused_campaigns]
-        if account.serving and live:
-            event = {"event_id": str(uuid.uuid4()), "ad_account_id": account.id, "campaign_id": random.choice(live),
-                     "amount_micros": random.randint(20_000, 120_000), "currency": "USD", "occurred_at": datetime.now(UTC).isoformat()}
-            await producer.send("ads.spend.v1", json.dumps(event).encode(), key=account.id.encode())
+        live = [campaign for campaign in account.campaigns if gate.may_serve(account.id, campaign)]
+        if live:
             served += 1
+            charge_id = f"{RUN_ID}-charge-{served}" if served % 10 == 0 else None
+            event = publisher.event(account.id, random.choice(live), random.randint(20_000, 120_000), "USD", charge_id=charge_id)
+            await publish_until_acknowledged(publisher, event)
+            if charge_id is not None:
+                # The final cost, known a moment later, differs by up to a fifth (in whole micros).
+                await publish_until_acknowledged(publisher, event.final_cost(event.amount_micros * random.randint(80, 120) // 100))
             if served % (EVENTS_PER_SECOND * 5) == 0:
-                say(f"served {served} impressions so far; serving: {', '.join(a.id for a in accounts if a.serving) or 'nothing'}")
+                serving = [a.id for a in accounts if any(gate.may_serve(a.id, campaign) for campaign in a.campaigns)]
+                say(f"served {served} impressions so far; serving: {', '.join(serving) or 'nothing'}")
         await asyncio.sleep(1 / EVENTS_PER_SECOND)
 
 
 async def watch_balances(accounts: list[Account]) -> None:
+    def show(balance: Balance) -> None:
+        say(f"balance {balance.owner_id}: available {usd(balance.available_micros)}, real {usd(balance.real_micros)} (v{balance.version})")
+
     owners = {a.id for a in accounts} | {a.business_center_id for a in accounts}
-    consumer = AIOKafkaConsumer("balances.v1", bootstrap_servers=BOOTSTRAP, auto_offset_reset="latest", group_id=f"sim-balances-{RUN_ID}")
-    await consumer.start()
-    try:
-        async for record in consumer:
-            balance = json.loads(record.value)
-            if balance["owner_id"] in owners:
-                say(f"balance {balance['owner_id']}: available {usd(balance['available_micros'])}, real {usd(balance['real_micros'])} (v{balance['version']})")
-    finally:
-        await consumer.stop()
+    async with BalanceSubscriber(BOOTSTRAP, owners=owners, on_balance=show, client_id=f"sim-balances-{RUN_ID}"):
+        await asyncio.Event().wait()  # follows until the simulator stops
 
 
 async def main() -> int:
-    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, enable_idempotence=True, linger_ms=5)
-    await producer.start()
-    control = await control_from_now()
-    try:
+    deliveries = Deliveries()
+    # The gate reads delivery.state.v1 before anything is set up, then follows it and
+    # delivery.control.v1, so no pause of this run is missed.
+    async with DeliveryGate(BOOTSTRAP, on_change=deliveries, client_id=f"sim-gate-{RUN_ID}") as gate, SpendPublisher(
+        BOOTSTRAP, client_id=f"sim-spend-{RUN_ID}"
+    ) as publisher:
         async with httpx.AsyncClient(timeout=10) as client:
             accounts = await set_up(client)
-            by_id = {account.id: account for account in accounts}
-            paused_since: dict[str, float] = {}
+            deliveries.accounts.update({account.id: account for account in accounts})
             say(f"serving ads at ~{EVENTS_PER_SECOND} spend events/s; watch balances fall, delivery pause and resume")
             await asyncio.gather(
-                obey_delivery_control(control, by_id, paused_since), watch_balances(accounts), serve_ads(producer, accounts),
-                finance(client, accounts, paused_since),
+                watch_balances(accounts), serve_ads(publisher, gate, accounts), finance(client, accounts, deliveries.paused_since),
             )
-    finally:
-        await producer.stop()
     return 0
 
 

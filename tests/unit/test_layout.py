@@ -2,6 +2,7 @@
 and a pure domain layer in each."""
 
 import ast
+import sys
 import tomllib
 from pathlib import Path
 
@@ -49,3 +50,15 @@ def test_libs_hold_nothing_service_specific() -> None:
     for path in (ROOT / "libs").rglob("*.py"):
         imported = _imports(path)
         assert not any(name.startswith("adledger_") and name not in {"adledger_libs", "adledger_contracts", "adledger_ledger", "adledger_auth"} for name in imported), path
+
+
+def test_the_ad_server_client_stands_alone_on_aiokafka_and_pydantic() -> None:
+    # Ad servers install adledger-client without the platform's libraries (issue 17).
+    package = ROOT / "clients" / "python" / "adledger_client"
+    allowed = {"adledger_client", "aiokafka", "pydantic", "__future__", *sys.stdlib_module_names}
+    for path in package.rglob("*.py"):
+        imported = _imports(path)
+        assert imported <= allowed, f"{path} imports {imported - allowed}"
+    project = tomllib.loads((ROOT / "clients" / "python" / "pyproject.toml").read_text())
+    assert sorted(requirement.split(">")[0].split("<")[0] for requirement in project["project"]["dependencies"]) == ["aiokafka", "pydantic"]
+    assert (package / "py.typed").is_file()

@@ -7,7 +7,9 @@ the campaign snapshots the test publishes (like `campaign.events.v1`) and the po
 `spend.posted.v1`). The
 spend consumer's stored positions on the shared `wallet.events.v1` and `balances.v1` are set to
 their end before it starts (the database is the truth for positions), so it reads only what the
-test's wallet publishes from then on.
+test's wallet publishes from then on. A test module that overrides the `own_delivery_topics`
+fixture to say yes also gets delivery topics of its own, laid out like `delivery.control.v1` and
+`delivery.state.v1` (`Services.control_topic`, `Services.state_topic`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 import pytest_asyncio
 from adledger_contracts.campaigns import AdAccountBudgetCapChanged, CampaignChanged
 from adledger_contracts.external import SpendReported
@@ -44,6 +47,8 @@ USD = 1_000_000
 SPEND_TOPIC = "ads.spend.v1"
 CAMPAIGN_TOPIC = "campaign.events.v1"
 POSTED_TOPIC = "spend.posted.v1"
+CONTROL_TOPIC = "delivery.control.v1"
+STATE_TOPIC = "delivery.state.v1"
 
 
 @dataclass
@@ -69,6 +74,10 @@ class Services:
     spend_service: Any = None
     #: The platform's identity in this world (users, roles), as the wallet reads it.
     identity: Any = None
+    #: Where the spend consumer publishes its delivery decisions and states: the shared topics, or
+    #: the world's own laid out like them (a module overrides the `own_delivery_topics` fixture).
+    control_topic: str = "delivery.control.v1"
+    state_topic: str = "delivery.state.v1"
 
     async def command(self, method: str, path: str, token: str, body: dict[str, object] | None = None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": unique("key")}
@@ -256,8 +265,16 @@ async def _healthy(client: httpx.AsyncClient) -> None:
     await _until(check, "a healthy service")
 
 
+@pytest.fixture
+def own_delivery_topics() -> bool:
+    """Whether the world's spend consumer publishes on delivery topics of its own, laid out like
+    `delivery.control.v1` and `delivery.state.v1`, so a reader of them from the beginning (an ad
+    server's cold start) sees only this world. A test module overrides this fixture to say so."""
+    return False
+
+
 @pytest_asyncio.fixture
-async def services(stack: Stack, new_topic: TopicFactory) -> AsyncIterator[Services]:
+async def services(stack: Stack, new_topic: TopicFactory, own_delivery_topics: bool) -> AsyncIterator[Services]:
     wallet_schema, spend_schema, ledger_schema = unique("t_wallet"), unique("t_spend"), unique("t_ledger")
     clock = ManualClock(datetime(2026, 11, 21, 9, tzinfo=UTC))
     identity = await TestIdentity.create(stack, new_topic, clock)
@@ -276,6 +293,9 @@ async def services(stack: Stack, new_topic: TopicFactory) -> AsyncIterator[Servi
     # simulator or a benchmark producing on the shared topic meanwhile cannot disturb the test.
     spend_topic = unique(SPEND_TOPIC)
     campaign_topic, posted_topic = unique(CAMPAIGN_TOPIC), unique(POSTED_TOPIC)
+    control_topic, state_topic = (
+        (unique(CONTROL_TOPIC), unique(STATE_TOPIC)) if own_delivery_topics else (CONTROL_TOPIC, STATE_TOPIC)
+    )
     await ensure_topics(
         stack.kafka_bootstrap_servers,
         [
@@ -283,12 +303,18 @@ async def services(stack: Stack, new_topic: TopicFactory) -> AsyncIterator[Servi
             replace(topic(CAMPAIGN_TOPIC), name=campaign_topic, partitions=3),
             replace(topic(CAMPAIGN_TOPIC + ".dlq"), name=campaign_topic + ".dlq"),
             replace(topic(POSTED_TOPIC), name=posted_topic, partitions=3),
+            *(
+                [replace(topic(CONTROL_TOPIC), name=control_topic, partitions=3), replace(topic(STATE_TOPIC), name=state_topic, partitions=3)]
+                if own_delivery_topics
+                else []
+            ),
         ],
     )
     spend_service = wire_spend_consumer(
         SpendSettings(
             **common, database_schema=spend_schema, ledger_schema=ledger_schema, http_port=spend_port, kafka_consumer_group=spend_group,
             spend_topic=spend_topic, campaign_events_topic=campaign_topic, spend_posted_topic=posted_topic,
+            delivery_control_topic=control_topic, delivery_state_topic=state_topic,
             # Tests run the job themselves after moving the clock (T1).
             budget_period_poll_interval_ms=3_600_000,
         ),
@@ -311,7 +337,7 @@ async def services(stack: Stack, new_topic: TopicFactory) -> AsyncIterator[Servi
         running = Services(
             wallet, spend, client, clock, stack.kafka_bootstrap_servers, spend_schema, stack.database_url, spend_topic,
             campaign_topic=campaign_topic, posted_topic=posted_topic, renew_budget_periods=spend_service.budget_periods.run,
-            spend_service=spend_service, identity=identity,
+            spend_service=spend_service, identity=identity, control_topic=control_topic, state_topic=state_topic,
         )
         await identity.replicated(wallet.pool)
         running.admin_id, running.admin_token = await identity.person("alice", replicas=[wallet.pool])
