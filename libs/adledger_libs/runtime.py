@@ -105,6 +105,12 @@ class ServiceRuntime:
     def subscribe(self, *subscriptions: Subscription) -> None:
         self._subscriptions.extend(subscriptions)
 
+    @property
+    def subscriptions(self) -> tuple[Subscription, ...]:
+        """What the service consumes: each topic and message type with its handler (the runtime's
+        consumer reads exactly these; tests walk them to send every consumed type hostile records)."""
+        return tuple(self._subscriptions)
+
     def add_routes(self, *routes: BaseRoute) -> None:
         self._routes.extend(routes)
 

@@ -145,6 +145,19 @@ def responses(*errors: type[ApiError]) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorBody, "description": ", ".join(sorted(codes))} for status, codes in sorted(by_status.items())}
 
 
+def link(path: str, method: str, **parameters: str) -> dict[str, Any]:
+    """An OpenAPI link to another operation of the service (by its path and method), with the
+    runtime expressions of its parameters, e.g. `business_center_id="$response.body#/id"`: a client,
+    or a stateful fuzzer, learns from the document where what an answer names can be used next."""
+    pointer = path.replace("~", "~0").replace("/", "~1").replace("{", "%7B").replace("}", "%7D")
+    return {"operationRef": f"#/paths/{pointer}/{method.lower()}", "parameters": parameters}
+
+
+def answer_links(status: int, description: str, **links: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
+    """A route's successful answer with the links from it, to merge into its `responses`."""
+    return {status: {"description": description, "links": links}}
+
+
 #: The rejections any authenticated route may give, added to every such route's documentation.
 AUTHENTICATED_ERRORS = (Unauthenticated, PayloadTooLarge, InvalidRequest)
 #: And those of every command.
@@ -407,6 +420,10 @@ def _add_error_handlers(app: FastAPI, rejections: RejectionTable) -> None:
             return error_response(NotFound("no such resource"))
         if error.status_code == 405:
             return error_response(MethodNotAllowed("this method is not allowed here"))
+        if error.status_code == 400:
+            # FastAPI's answer to a body it cannot even decode (bytes that are not UTF-8): a body that
+            # does not validate, like any other (found by fuzzing, issue 12).
+            return error_response(InvalidRequest(f"the body cannot be read as JSON: {error.detail}"))
         return error_response(ApiError(str(error.detail)))
 
     async def body_too_large(_: Request, error: Exception) -> Response:

@@ -3,9 +3,11 @@ their own settings, clock and topics."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 from adledger_libs.clock import Clock, SystemClock
 from adledger_libs.runtime import ServiceRuntime
@@ -61,6 +63,12 @@ def wire(settings: Settings | None = None, clock: Clock | None = None) -> Servic
 
 def build(settings: Settings | None = None, clock: Clock | None = None) -> ServiceRuntime:
     return wire(settings, clock).runtime
+
+
+def openapi() -> dict[str, Any]:
+    """The OpenAPI document the service serves at /openapi.json (no database needed)."""
+    document: dict[str, Any] = json.loads(openapi_document())
+    return document
 
 
 def openapi_document() -> str:

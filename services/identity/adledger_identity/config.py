@@ -8,6 +8,8 @@ from adledger_libs.settings import ServiceSettings
 class Settings(ServiceSettings):
     service_name: str = "identity"
     http_port: int = 8086
+    #: Where the Business Centers come from (the wallet's `BusinessCenterOpened`: W9's first Admin).
+    wallet_events_topic: str = "wallet.events.v1"
     #: The platform operator's bootstrap API key. Empty: no bootstrap key (create operators with a
     #: real credential instead). In the local profile it defaults to `local-platform-token`; in
     #: production a default or short value refuses to start. Changing it rotates it: the old value

@@ -56,7 +56,7 @@ def wire(settings: Settings | None = None, clock: Clock | None = None, signing: 
     commands = Commands(lambda: runtime.pool, lambda: runtime.relay, service=settings.service_name)
     runtime.add_router(http.router(identity, commands, signing_keys))
     runtime.describe_api(title=TITLE, description=DESCRIPTION, rejections=http.REJECTIONS, public_paths=http.PUBLIC_PATHS)
-    runtime.subscribe(*kafka.subscriptions(identity))
+    runtime.subscribe(*kafka.subscriptions(identity, wallet_topic=settings.wallet_events_topic))
     platform_token = settings.platform_token or (LOCAL_PLATFORM_TOKEN if settings.local else "")
 
     async def bootstrap() -> None:

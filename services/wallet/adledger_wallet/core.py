@@ -43,7 +43,7 @@ from adledger_ledger.owners import (
     system_accounts,
 )
 from adledger_ledger.ports import Ledger
-from adledger_ledger.publishing import publish_balances, read_owner_balances
+from adledger_ledger.publishing import BALANCES_TOPIC, publish_balances, read_owner_balances
 from adledger_libs.clock import Clock
 from adledger_libs.money import require_same_currency
 from adledger_libs.outbox import UnitOfWork
@@ -61,12 +61,13 @@ WALLET_EVENTS_TOPIC = "wallet.events.v1"
 class Wallet:
     def __init__(
         self, ledger: Ledger[Any], clock: Clock, store: Callable[[UnitOfWork], WalletStore], *,
-        events_topic: str = WALLET_EVENTS_TOPIC,
+        events_topic: str = WALLET_EVENTS_TOPIC, balances_topic: str = BALANCES_TOPIC,
     ) -> None:
         self.ledger = ledger
         self.clock = clock
         self._store = store
         self.events_topic = events_topic
+        self.balances_topic = balances_topic
 
     async def _visible(
         self, store: WalletStore, caller: Caller, business_center_id: str, *, for_update: bool = False
@@ -113,7 +114,7 @@ class Wallet:
             ),
             topic=self.events_topic, key=business_center_id,
         )
-        await publish_balances(uow, self.ledger, [("business_center", business_center_id)], now)
+        await publish_balances(uow, self.ledger, [("business_center", business_center_id)], now, topic=self.balances_topic)
         return business_center
 
     async def open_ad_account(
@@ -138,7 +139,7 @@ class Wallet:
             ),
             topic=self.events_topic, key=business_center_id,
         )
-        await publish_balances(uow, self.ledger, [("ad_account", ad_account_id)], now)
+        await publish_balances(uow, self.ledger, [("ad_account", ad_account_id)], now, topic=self.balances_topic)
         return ad_account
 
     async def set_credit_limit(self, uow: UnitOfWork, caller: Caller, business_center_id: str, credit_limit_micros: int) -> None:
@@ -157,7 +158,7 @@ class Wallet:
         else:
             await self._transfer(uow, transfer_id, credit_line, platform, -change, business_center.currency, "credit_line_revoked")
         await store.set_credit_limit(business_center_id, credit_limit_micros)
-        await publish_balances(uow, self.ledger, [("business_center", business_center_id)], self.clock.now())
+        await publish_balances(uow, self.ledger, [("business_center", business_center_id)], self.clock.now(), topic=self.balances_topic)
 
     async def grant_vouchers(
         self, uow: UnitOfWork, caller: Caller, business_center_id: str, amount_micros: int, grant_id: str
@@ -171,7 +172,7 @@ class Wallet:
             owner_account_id("business_center", business_center_id, "vouchers"),
             amount_micros, business_center.currency, "vouchers_granted",
         )
-        await publish_balances(uow, self.ledger, [("business_center", business_center_id)], self.clock.now())
+        await publish_balances(uow, self.ledger, [("business_center", business_center_id)], self.clock.now(), topic=self.balances_topic)
 
     # ABA (W2-W5) -------------------------------------------------------------------------------
 
@@ -224,7 +225,7 @@ class Wallet:
         uow.publish(event, topic=self.events_topic, key=business_center_id)
         owners: list[tuple[OwnerKind, str]] = [("business_center", business_center_id)]
         owners += [("ad_account", move.ad_account_id) for move in plan.cash_moves]
-        await publish_balances(uow, self.ledger, owners, now)
+        await publish_balances(uow, self.ledger, owners, now, topic=self.balances_topic)
         return event
 
     def _aba_cash_move(
@@ -281,7 +282,7 @@ class Wallet:
             amount_micros=amount_micros, currency=currency, allocated_by_user_id=caller.user_id, allocated_at=now,
         )
         uow.publish(event, topic=self.events_topic, key=business_center_id)
-        await publish_balances(uow, self.ledger, [("business_center", business_center_id), ("ad_account", ad_account_id)], now)
+        await publish_balances(uow, self.ledger, [("business_center", business_center_id), ("ad_account", ad_account_id)], now, topic=self.balances_topic)
         return event
 
     # Money in (I1, S2) -----------------------------------------------------------------------------
@@ -325,7 +326,7 @@ class Wallet:
             overspend_covered_micros=max(cover, 0), currency=paid.currency, received_at=now,
         )
         uow.publish(event, topic=self.events_topic, key=business_center_id)
-        await publish_balances(uow, self.ledger, [(owner_kind, paid.owner_id)], now)
+        await publish_balances(uow, self.ledger, [(owner_kind, paid.owner_id)], now, topic=self.balances_topic)
         return event
 
     # Commands from other services (wallet.commands.v1) ------------------------------------------
@@ -369,7 +370,7 @@ class Wallet:
             requested_by=command.requested_by, placed_at=now,
         )
         uow.publish(event, topic=self.events_topic, key=command.owner_id)
-        await publish_balances(uow, self.ledger, [(owner_kind, command.owner_id)], now)
+        await publish_balances(uow, self.ledger, [(owner_kind, command.owner_id)], now, topic=self.balances_topic)
         return event
 
     async def resolve_hold(self, uow: UnitOfWork, command: ResolveHold) -> HoldResolved | HoldRejected:
@@ -401,7 +402,7 @@ class Wallet:
             payee = await self._store(uow).owner_kind_of(payee_owner_id)
             if payee is not None:
                 owners.append((payee[0], payee_owner_id))
-        await publish_balances(uow, self.ledger, owners, now)
+        await publish_balances(uow, self.ledger, owners, now, topic=self.balances_topic)
         return event
 
     async def resize_hold(self, uow: UnitOfWork, command: ResizeHold) -> list[HoldResolved | HoldPlaced] | HoldRejected:
@@ -443,7 +444,7 @@ class Wallet:
         )
         uow.publish(resolved, topic=self.events_topic, key=owner_id)
         uow.publish(placed, topic=self.events_topic, key=owner_id)
-        await publish_balances(uow, self.ledger, [(owner_kind, owner_id)], now)
+        await publish_balances(uow, self.ledger, [(owner_kind, owner_id)], now, topic=self.balances_topic)
         return [resolved, placed]
 
     async def copy_budget_cap(self, uow: UnitOfWork, event: AdAccountBudgetCapChanged) -> bool:
@@ -476,7 +477,7 @@ class Wallet:
         event = PayoutSettled(payout_id=command.payout_id, payer_owner_id=command.payer_owner_id, status="paid" if paid else "outstanding")
         uow.publish(event, topic=self.events_topic, key=command.payer_owner_id)
         if paid:
-            await publish_balances(uow, self.ledger, [payer, (payee[0], command.payee_owner_id)], now)
+            await publish_balances(uow, self.ledger, [payer, (payee[0], command.payee_owner_id)], now, topic=self.balances_topic)
         return event
 
     async def _release_ready_payouts(self, uow: UnitOfWork, store: WalletStore, payer_kind: OwnerKind, payer_id: str) -> list[str]:
@@ -518,7 +519,7 @@ class Wallet:
                 topic=self.events_topic,
                 key=owner_id,
             )
-        await publish_balances(uow, self.ledger, owners, now)
+        await publish_balances(uow, self.ledger, owners, now, topic=self.balances_topic)
         return [transfer.id for transfer in expired]
 
     async def _owner(self, uow: UnitOfWork, owner_id: str, currency: str) -> tuple[OwnerKind, str] | str:

@@ -45,14 +45,17 @@ def wire(settings: Settings | None = None, clock: Clock | None = None) -> Servic
     runtime.add_shared_schema(settings.ledger_schema, [("adledger_ledger", LEDGER_MIGRATIONS)])
     ledger = PostgresLedger(settings.ledger_schema)
     store = PostgresWalletStore.of
-    wallet = Wallet(ledger, clock, store, events_topic=settings.events_topic)
+    wallet = Wallet(ledger, clock, store, events_topic=settings.events_topic, balances_topic=settings.balances_topic)
     runtime.verify_callers()
     commands = Commands(lambda: runtime.pool, lambda: runtime.relay, service=settings.service_name)
     runtime.add_router(http.router(wallet, commands))
     runtime.describe_api(title=TITLE, description=DESCRIPTION, rejections=http.REJECTIONS)
     thresholds = PrepaymentThresholds(ledger, store, clock, settings.events_topic)
-    runtime.subscribe(*kafka.subscriptions(wallet, settings.consumer_group, thresholds=thresholds,
-                                           commands_topic=settings.commands_topic))
+    runtime.subscribe(*kafka.subscriptions(
+        wallet, settings.consumer_group, topic=settings.invoicing_events_topic, thresholds=thresholds,
+        balances_topic=settings.balances_topic, commands_topic=settings.commands_topic,
+        campaign_events_topic=settings.campaign_events_topic,
+    ))
     day_closes = DayCloses(lambda: runtime.pool, ledger, store, clock)
     runtime.add_periodic_job("day_closes", day_closes.run_due_closes, settings.day_close_poll_interval_ms)
 

@@ -85,14 +85,12 @@ async def _world(
         "database_schema": schema, "http_port": free_port(), "platform_token": PLATFORM,
         "kafka_consumer_group": unique("identity"), "identity_events_topic": identity_topic,
         "signing_keys_dir": str(tmp_path / "keys"), "outbox_poll_interval_ms": 100, "sign_in_failures_allowed": 3,
+        # The one input of this world reads its own wallet topic, not the shared one.
+        "wallet_events_topic": wallet_topic,
         **overrides,
     })
     clock = ManualClock(datetime(2026, 12, 3, 9, tzinfo=UTC))
     service = wire(settings, clock)
-    from adledger_identity.adapters import kafka
-
-    # The one input of this world reads its own wallet topic, not the shared one.
-    service.runtime._subscriptions = kafka.subscriptions(service.identity, wallet_topic=wallet_topic)  # noqa: SLF001
     async with running(service.runtime, stack, keep_schema=keep_schema) as client:
         yield World(client, clock, stack, identity_topic, wallet_topic, schema)
 

@@ -28,8 +28,10 @@ from adledger_libs.web import (
     ApiError,
     Commands,
     IdempotencyKeyHeader,
+    InvalidRequest,
     InvalidValue,
     NotFound,
+    PayloadTooLarge,
     PermissionDenied,
     RejectionTable,
     responses,
@@ -166,7 +168,7 @@ def router(identity: Identity, commands: Commands, signing: Callable[[], Signing
 
     @api.post("/v1/sessions", status_code=201, response_model=SessionAnswer, tags=["sessions"],
               summary="Sign in: a session token for every service of the platform",
-              responses=responses(WrongCredentials, TooManyAttempts))
+              responses=responses(WrongCredentials, TooManyAttempts, InvalidRequest, PayloadTooLarge))
     async def sign_in(body: SignIn) -> SessionAnswer:
         session = await commands.read(lambda uow: identity.sign_in(uow, body.user_id, body.password))
         if isinstance(session, rules.SignInRefusedError):
@@ -182,7 +184,8 @@ def router(identity: Identity, commands: Commands, signing: Callable[[], Signing
 
     @api.post("/v1/users", status_code=201, response_model=UserAnswer, tags=["users"],
               summary="Create a user: a person (with a password) or an integration (platform operators)",
-              responses=responses(*AUTHENTICATED_ERRORS, *COMMAND_ERRORS, PermissionDenied, AlreadyExists, WeakPassword))
+              responses=responses(*AUTHENTICATED_ERRORS, *COMMAND_ERRORS, PermissionDenied, AlreadyExists, WeakPassword,
+                                  InvalidValue))
     async def create_user(body: CreateUser, caller: CurrentCaller, key: IdempotencyKeyHeader, request: Request) -> JSONResponse:
         async def apply(uow: UnitOfWork) -> tuple[int, BaseModel]:
             user = await identity.create_user(uow, caller, body.id, body.name, kind=body.kind, password=body.password,

@@ -30,6 +30,8 @@ from adledger_libs.web import (
     NotFound,
     PermissionDenied,
     RejectionTable,
+    answer_links,
+    link,
     responses,
 )
 from adledger_wallet.core import AdAccountExistsError, BusinessCenterExistsError, UnknownOwnerError, Wallet
@@ -196,12 +198,30 @@ def router(wallet: Wallet, commands: Commands) -> APIRouter:
     def command_errors(*errors: type[ApiError]) -> dict[int | str, dict[str, Any]]:
         return responses(*AUTHENTICATED_ERRORS, *COMMAND_ERRORS, *errors)
 
+    business_center_path = "/v1/business-centers/{business_center_id}"
+
+    def business_center_links(expression: str) -> dict[str, dict[str, Any]]:
+        """Where a Business Center an answer names is used next (OpenAPI links)."""
+        named = {"business_center_id": expression}
+        return {
+            "read": link(business_center_path, "get", **named),
+            "list_ad_accounts": link(business_center_path + "/ad-accounts", "get", **named),
+            "open_ad_account": link(business_center_path + "/ad-accounts", "post", **named),
+            "enable_aba": link(business_center_path + "/aba", "post", **named),
+            "allocate": link(business_center_path + "/allocations", "post", **named),
+            "set_credit_line": link(business_center_path + "/credit-line", "put", **named),
+            "grant_vouchers": link(business_center_path + "/vouchers", "post", **named),
+            "balance": link("/v1/balances/{owner_id}", "get", owner_id=expression),
+            "history": link("/v1/balances/{owner_id}/history", "get", owner_id=expression),
+        }
+
     async def run(request: Request, caller: Any, key: str, body: BaseModel | None, apply: Any) -> JSONResponse:
         return await commands.run(request, caller_id=caller.user_id, key=key, body=body, apply=apply)
 
     @api.post("/v1/business-centers", status_code=201, response_model=BusinessCenterAnswer, tags=["business centers"],
               summary="Open a Business Center (platform operators; W1); its admin_user_id becomes its first Admin",
-              responses=command_errors(PermissionDenied, NotFound, AlreadyExists))
+              responses={**command_errors(PermissionDenied, NotFound, AlreadyExists),
+                         **answer_links(201, "The Business Center opened", **business_center_links("$response.body#/id"))})
     async def open_business_center(body: OpenBusinessCenter, caller: CurrentCaller, key: IdempotencyKeyHeader,
                                    request: Request) -> JSONResponse:
         async def apply(uow: UnitOfWork) -> tuple[int, BaseModel]:
@@ -213,7 +233,8 @@ def router(wallet: Wallet, commands: Commands) -> APIRouter:
         return await run(request, caller, key, body, apply)
 
     @api.get("/v1/business-centers/{business_center_id}", response_model=BusinessCenterAnswer,
-             tags=["business centers"], summary="Read a Business Center (any of its roles)", responses=read_errors)
+             tags=["business centers"], summary="Read a Business Center (any of its roles)",
+             responses={**read_errors, **answer_links(200, "The Business Center", **business_center_links("$response.body#/id"))})
     async def read_business_center(business_center_id: ResourceId, caller: CurrentCaller) -> BusinessCenterAnswer:
         found, name = await commands.read(lambda uow: wallet.business_center(uow, caller, business_center_id))
         return _business_center_answer(found, name)
@@ -243,7 +264,18 @@ def router(wallet: Wallet, commands: Commands) -> APIRouter:
 
     @api.post("/v1/business-centers/{business_center_id}/ad-accounts", status_code=201, response_model=AdAccountAnswer,
               tags=["ad accounts"], summary="Open an ad account (Admin; W1)",
-              responses=command_errors(PermissionDenied, NotFound, AlreadyExists, InvalidValue))
+              responses={
+                  **command_errors(PermissionDenied, NotFound, AlreadyExists, InvalidValue),
+                  **answer_links(
+                      201, "The ad account opened",
+                      balance=link("/v1/balances/{owner_id}", "get", owner_id="$response.body#/id"),
+                      history=link("/v1/balances/{owner_id}/history", "get", owner_id="$response.body#/id"),
+                      allocate=link(business_center_path + "/allocations", "post",
+                                    business_center_id="$response.body#/business_center_id"),
+                      list_ad_accounts=link(business_center_path + "/ad-accounts", "get",
+                                            business_center_id="$response.body#/business_center_id"),
+                  ),
+              })
     async def open_ad_account(business_center_id: ResourceId, body: OpenAdAccount, caller: CurrentCaller,
                               key: IdempotencyKeyHeader, request: Request) -> JSONResponse:
         async def apply(uow: UnitOfWork) -> tuple[int, BaseModel]:
