@@ -19,7 +19,7 @@ that what it names does not exist.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -302,7 +302,7 @@ class Sends:
             updated_at=now,
         )
         if send.state == "charged":
-            send = Send(**{**send.__dict__, "charged_micros": price_micros})
+            send = replace(send, charged_micros=price_micros)
             await self._charge(work, campaign, send)
         await work.store.save_send(send)
         self._changed(work, send, None)
@@ -355,7 +355,7 @@ class Sends:
         work.publish(ChargeFundingSource(
             charge_id=charge, funding_source_id=source["id"], direction=direction,  # type: ignore[arg-type]
             amount_micros=amount, currency=source["currency"], add_funds=add_funds, description=description,
-            requested_by=SERVICE,
+            requested_by=SERVICE, idempotency_key=f"{direction}:{charge}",
         ), topic=self.topics.invoicing_commands, key=source["id"])
 
     def _changed(self, work: SendsWork, send: Send, previous: str | None) -> None:
