@@ -93,12 +93,12 @@ class SendsWorld:
         return int(answer.json()["balance_micros"])
 
     async def source_balance_until(self, source: str, expected: int) -> int:
-        async def check() -> int | None:
-            found = await self.source_balance(source)
-            return found if found == expected else None
+        async def check() -> bool:
+            return await self.source_balance(source) == expected
 
         try:
-            return int(await until(check, f"funding source {source} at {expected}"))
+            await until(check, f"funding source {source} at {expected}")
+            return expected
         except AssertionError as error:
             raise AssertionError(f"{error}: it is {await self.source_balance(source)}") from None
 
