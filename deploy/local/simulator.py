@@ -284,7 +284,7 @@ async def sends_demo(client: httpx.AsyncClient) -> None:
     await command(client, "POST", "/v1/users", PLATFORM_TOKEN, {"id": crm, "name": "CRM", "kind": "integration"},
                   base=IDENTITY)
     await command(client, "POST", "/v1/business-centers", PLATFORM_TOKEN,
-                  {"id": bc, "name": "Simulated sends", "currency": "USD", "admin_user_id": admin})
+                  {"id": bc, "name": "Simulated sends", "currency": "USD", "admin_user_id": admin}, base=WALLET)
     for user in (ann, bob, crm):
         await settled(client, "PUT", f"/v1/business-centers/{bc}/members/{user}", tokens[admin], {"role": "operator"},
                       base=IDENTITY)
@@ -306,10 +306,11 @@ async def sends_demo(client: httpx.AsyncClient) -> None:
     await command(client, "POST", "/v1/teams", tokens[admin],
                   {"id": team, "business_center_id": bc, "name": "Sales", "funding_source_id": sales}, base=SENDS)
     for user, mode, budget in ((ann, "refresh", 50 * USD), (bob, "rollover", 20 * USD)):
+        verb = "refreshes" if mode == "refresh" else "rolls over"
         balance = await settled(client, "PUT", f"/v1/business-centers/{bc}/user-balances/{user}", tokens[admin],
                                 {"team_id": team, "budget_micros": budget, "mode": mode, "schedule": "daily"},
                                 base=SENDS)
-        say(f"sends: {user}'s user balance {usd(int(str(balance['balance_micros'])))}, {mode}s daily "
+        say(f"sends: {user}'s user balance {usd(int(str(balance['balance_micros'])))}, {verb} daily "
             f"(next at {balance['next_period_start']}); initial budget charged to {sales} (U1, U6)")
     await asyncio.sleep(2)
     say(f"sends: the team's prepaid source {sales} is at {await _source_balance(client, sales)} (I6: alerted at once)")

@@ -251,7 +251,7 @@ async def billing(stack: Stack) -> AsyncIterator[Billing]:
 
 @asynccontextmanager
 async def billing_world(stack: Stack, *, own_delivery_topics: bool = False, emails_from_the_end: bool = False,
-                        own_commands_topic: bool = False) -> AsyncIterator[Billing]:
+                        own_commands_topic: bool = False, identity_topic: str | None = None) -> AsyncIterator[Billing]:
     """The wallet, the spend consumer and invoicing running. With `own_delivery_topics`, the
     spend consumer posts spend and delivery decisions on topics of the world's own, laid out like
     `spend.posted.v1`, `delivery.control.v1` and `delivery.state.v1` (invoicing reads that posted
@@ -262,7 +262,13 @@ async def billing_world(stack: Stack, *, own_delivery_topics: bool = False, emai
     wallet_schema, spend_schema, invoicing_schema, ledger_schema = unique("t_wallet"), unique("t_spend"), unique("t_invoicing"), unique("t_ledger")
     clock = ManualClock(datetime(2026, 11, 21, 9, tzinfo=UTC))
     common: dict[str, Any] = {"database_url": stack.database_url, "kafka_bootstrap_servers": stack.kafka_bootstrap_servers, "outbox_poll_interval_ms": 100}
-    identity = await TestIdentity.create(stack, TopicFactory(stack.kafka_bootstrap_servers), clock)
+    identity_topics = TopicFactory(stack.kafka_bootstrap_servers)
+    if identity_topic is not None:  # the world's identity publishes on a topic an identity service shares
+        async def given(prefix: str = "", partitions: int = 1) -> str:
+            return identity_topic
+
+        identity_topics = given  # type: ignore[assignment]
+    identity = await TestIdentity.create(stack, identity_topics, clock)
     wallet_port, spend_port, invoicing_port = _free_port(), _free_port(), _free_port()
     wallet_group, spend_group, invoicing_group = unique("wallet-group"), unique("spend-group"), unique("invoicing-group")
     factory = TopicFactory(stack.kafka_bootstrap_servers)
