@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
