@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,3 +186,46 @@ async def world(stack: Stack) -> AsyncIterator[SendsWorld]:
             await client.aclose()
             await runtime.close()
             await billing.fetch(f"drop schema if exists {schema} cascade")
+
+
+@dataclass
+class WithIdentity:
+    """The wallet, invoicing and sends beside the real identity service (sign-in, roles, API keys)."""
+
+    billing: Billing
+    identity: httpx.AsyncClient
+    sends: httpx.AsyncClient
+
+    def urls(self) -> dict[str, str]:
+        return {
+            "IDENTITY": str(self.identity.base_url).rstrip("/"), "SENDS": str(self.sends.base_url).rstrip("/"),
+            "WALLET": str(self.billing.wallet.base_url).rstrip("/"),
+            "INVOICING": str(self.billing.invoicing.base_url).rstrip("/"), "PLATFORM": PLATFORM,
+        }
+
+
+@asynccontextmanager
+async def with_identity_service(stack: Stack, keys_dir: str) -> AsyncIterator[WithIdentity]:
+    from adledger_identity.config import Settings as IdentitySettings
+    from adledger_identity.inject import wire as wire_identity
+
+    from ..running import running
+
+    identity_topic = await TopicFactory(stack.kafka_bootstrap_servers)("identity", partitions=1)
+    async with billing_world(stack, own_commands_topic=True, identity_topic=identity_topic) as billing:
+        common: dict[str, Any] = {
+            "profile": "local", "database_url": stack.database_url, "kafka_bootstrap_servers": stack.kafka_bootstrap_servers,
+            "outbox_poll_interval_ms": 100, "identity_events_topic": identity_topic,
+        }
+        identity = wire_identity(IdentitySettings(
+            **common, database_schema=unique("t_identity"), http_port=free_port(), platform_token=PLATFORM,
+            kafka_consumer_group=unique("identity"), signing_keys_dir=keys_dir,
+            wallet_events_topic=billing.wallet_events_topic,
+        ), billing.clock)
+        sends = wire(SendsSettings(
+            **common, database_schema=unique("t_sends"), ledger_schema=billing.ledger_schema, http_port=free_port(),
+            kafka_consumer_group=unique("sends"), events_topic=await TopicFactory(stack.kafka_bootstrap_servers)("se"),
+            invoicing_commands_topic=billing.invoicing_commands_topic, schedule_poll_interval_ms=3_600_000,
+        ), billing.clock)
+        async with running(identity.runtime, stack) as identity_client, running(sends.runtime, stack) as sends_client:
+            yield WithIdentity(billing, identity_client, sends_client)

@@ -12,16 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
-from adledger_identity.config import Settings as IdentitySettings
-from adledger_identity.inject import wire as wire_identity
-from adledger_sends.config import Settings as SendsSettings
-from adledger_sends.inject import wire as wire_sends
 
-from ..conftest import Stack, TopicFactory, unique
-from ..identity_world import PLATFORM
-from ..invoicing.conftest import billing_world
-from ..running import running
-from ..waits import free_port
+from ..conftest import Stack, unique
+from .conftest import with_identity_service
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -38,32 +31,15 @@ def _simulator() -> Any:
 async def test_u1_u2_u3_u4_u5_u6_the_simulators_sends_part_runs_on_the_real_services(
     stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    identity_topic = await TopicFactory(stack.kafka_bootstrap_servers)("identity", partitions=1)
-    async with billing_world(stack, own_commands_topic=True, identity_topic=identity_topic) as billing:
-        common: dict[str, Any] = {
-            "profile": "local", "database_url": stack.database_url, "kafka_bootstrap_servers": stack.kafka_bootstrap_servers,
-            "outbox_poll_interval_ms": 100, "identity_events_topic": identity_topic,
-        }
-        identity = wire_identity(IdentitySettings(
-            **common, database_schema=unique("t_identity"), http_port=free_port(), platform_token=PLATFORM,
-            kafka_consumer_group=unique("identity"), signing_keys_dir=str(tmp_path / "keys"),
-            wallet_events_topic=billing.wallet_events_topic,
-        ), billing.clock)
-        sends = wire_sends(SendsSettings(
-            **common, database_schema=unique("t_sends"), ledger_schema=billing.ledger_schema, http_port=free_port(),
-            kafka_consumer_group=unique("sends"), events_topic=await TopicFactory(stack.kafka_bootstrap_servers)("se"),
-            invoicing_commands_topic=billing.invoicing_commands_topic, schedule_poll_interval_ms=3_600_000,
-        ), billing.clock)
-        async with running(identity.runtime, stack) as identity_client, running(sends.runtime, stack) as sends_client:
-            simulator = _simulator()
-            simulator.PLATFORM_TOKEN = PLATFORM
-            simulator.IDENTITY = str(identity_client.base_url).rstrip("/")
-            simulator.SENDS = str(sends_client.base_url).rstrip("/")
-            simulator.WALLET = str(billing.wallet.base_url).rstrip("/")
-            simulator.INVOICING = str(billing.invoicing.base_url).rstrip("/")
-            simulator.RUN_ID = unique("r")[-8:]
-            async with httpx.AsyncClient(timeout=15) as client:
-                await asyncio.wait_for(simulator.sends_demo(client), timeout=240)
+    async with with_identity_service(stack, str(tmp_path / "keys")) as platform:
+        simulator = _simulator()
+        urls = platform.urls()
+        simulator.PLATFORM_TOKEN = urls["PLATFORM"]
+        for name in ("IDENTITY", "SENDS", "WALLET", "INVOICING"):
+            setattr(simulator, name, urls[name])
+        simulator.RUN_ID = unique("r")[-8:]
+        async with httpx.AsyncClient(timeout=15) as client:
+            await asyncio.wait_for(simulator.sends_demo(client), timeout=240)
     said = capsys.readouterr().out
     for expected in ("initial budget charged", "refused: 409 insufficient_user_balance", "insufficient_funds",
                      "with add-funds it is charged", "waits: awaiting_approval", "approved by the Admin: charged",
