@@ -31,6 +31,7 @@ from adledger_ledger.owners import system_account_id, system_accounts
 from adledger_ledger.ports import Ledger
 from adledger_libs.clock import Clock
 from adledger_libs.logs import get_logger
+from adledger_libs.refusals import Refusal
 
 from adledger_sends.domain import sends as domain
 from adledger_sends.domain.sends import Send, SendCampaign
@@ -217,20 +218,30 @@ class Sends:
         async with transactions() as work:
             due = await work.store.due_balances(self.clock.now())
         for business_center_id, user_id in due:
-            while True:
-                async with transactions() as work:
-                    row = await work.store.user_balance(business_center_id, user_id, for_update=True)
-                    if row is None or row["next_period_start"] > self.clock.now():
-                        break
-                    start = row["next_period_start"]
-                    remaining = await self._user_balance_micros(work, business_center_id, user_id)
-                    amount = domain.period_amount(row["mode"], row["budget_micros"], remaining)
-                    await self._fund(work, business_center_id, user_id, row["mode"], start.date().isoformat(), amount,
-                                     remaining)
-                    await work.store.set_next_period(business_center_id, user_id,
-                                                     domain.next_period_start(row["schedule"], start))
-                    done += 1
+            try:
+                done += await self._run_periods(transactions, business_center_id, user_id)
+            except Refusal as refusal:
+                # A refused funding (no paying source any more, a balance the ledger cannot hold) changes
+                # nothing and is tried again at the next run; it never stops the job for the others.
+                log.warning("user_balance_funding_refused", business_center_id=business_center_id, user_id=user_id,
+                            reason=str(refusal))
         return done
+
+    async def _run_periods(self, transactions: Transactions, business_center_id: str, user_id: str) -> int:
+        done = 0
+        while True:
+            async with transactions() as work:
+                row = await work.store.user_balance(business_center_id, user_id, for_update=True)
+                if row is None or row["next_period_start"] > self.clock.now():
+                    return done
+                start = row["next_period_start"]
+                remaining = await self._user_balance_micros(work, business_center_id, user_id)
+                amount = domain.period_amount(row["mode"], row["budget_micros"], remaining)
+                await self._fund(work, business_center_id, user_id, row["mode"], start.date().isoformat(), amount,
+                                 remaining)
+                await work.store.set_next_period(business_center_id, user_id,
+                                                 domain.next_period_start(row["schedule"], start))
+                done += 1
 
     async def read_user_balance(self, work: SendsWork, caller: Caller, business_center_id: str,
                                 user_id: str) -> UserBalanceView:
