@@ -25,6 +25,7 @@ SERVICES: dict[str, int] = {
     "invoicing": 8083,
     "order_escrow": 8084,
     "spend_consumer": 8085,
+    "sends": 8087,
 }
 #: Processes with no HTTP port: the invoicing service's spend-rate and alerts job (faust-streaming).
 WORKERS: dict[str, tuple[str, ...]] = {

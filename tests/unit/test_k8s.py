@@ -37,6 +37,7 @@ SERVICES = {
     "invoicing": "invoicing",
     "order-escrow": "order_escrow",
     "spend-consumer": "spend_consumer",
+    "sends": "sends",
 }
 SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "DATABASE_URL")
 
