@@ -26,12 +26,20 @@ KNOWN_DEFAULT_SECRETS = frozenset({"local-platform-token", "local-webhook-secret
 MINIMUM_SECRET_LENGTH = 32
 
 
+def settings_files_dir() -> str | None:
+    """Where a setting may come from a file (Docker and Kubernetes secrets): `/run/secrets/adledger_<setting>`
+    (or under ADLEDGER_SETTINGS_FILES) gives that setting, e.g. `adledger_database_url`; a variable of the
+    environment wins over the file. None when the directory does not exist."""
+    directory = os.environ.get("ADLEDGER_SETTINGS_FILES", "/run/secrets")
+    return directory if Path(directory).is_dir() else None
+
+
 class UnsafeSettingsError(RuntimeError):
     """A setting that production must not run with."""
 
 
 class ServiceSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ADLEDGER_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="ADLEDGER_", extra="ignore", frozen=True, secrets_dir=settings_files_dir())
 
     #: `local` (make run, tests: conveniences on, local defaults allowed) or `production` (the default).
     profile: Literal["local", "production"] = "production"

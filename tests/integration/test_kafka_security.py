@@ -10,8 +10,10 @@ unauthenticated client or a wrong password gets nothing; a service works end to 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -189,3 +191,14 @@ async def test_a_service_consumes_and_produces_over_sasl_as_its_own_principal(
     await until(admin_of_the_business_center, "the identity service applied BusinessCenterOpened over SASL", timeout_s=30)
     # What it wrote went out as `identity` to identity.events.v1 (the user, the membership).
     assert await _end_offset(secure_kafka, "identity.events.v1") >= 2
+
+
+def test_the_cli_reads_as_the_operator_over_sasl(secure_kafka: SecureKafka) -> None:
+    env = {**os.environ, "ADLEDGER_KAFKA_BOOTSTRAP_SERVERS": secure_kafka.bootstrap_servers,
+           "ADLEDGER_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"}
+    command = [sys.executable, "-m", "adledger_cli", "--kafka-password-file", str(secure_kafka.secrets / "operator.password"),
+               "dlq", "list", "--json"]
+    listed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    summaries = {item["topic"]: item for item in json.loads(listed.stdout)}
+    assert summaries["wallet.commands.v1.dlq"]["records"] == 0
