@@ -28,6 +28,7 @@ from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 from adledger_client import sasl_scram_options
 from adledger_contracts.topics import topic as catalogue_topic
 from adledger_contracts.wallet import BusinessCenterOpened
+from adledger_identity.adapters.keys import load_signing_keys
 from adledger_identity.config import Settings as IdentitySettings
 from adledger_identity.inject import wire as wire_identity
 from adledger_libs.clock import ManualClock
@@ -146,9 +147,12 @@ async def test_no_credentials_or_a_wrong_password_gets_nothing(secure_kafka: Sec
 
 @pytest_asyncio.fixture
 async def identity_over_sasl(secure_kafka: SecureKafka, stack: Stack, tmp_path: Path) -> AsyncIterator[object]:
+    """The identity service in the PRODUCTION profile (it refuses to start with a missing, default or short
+    Kafka password), its Kafka password from a file, as principal `identity`."""
     schema = f"t_identity_sasl_{uuid.uuid4().hex[:10]}"
+    load_signing_keys(tmp_path / "keys", make_first=True)  # production makes none itself
     settings = IdentitySettings(
-        profile="local", database_url=stack.database_url, database_schema=schema, http_port=free_port(),
+        profile="production", database_url=stack.database_url, database_schema=schema, http_port=free_port(),
         platform_token=PLATFORM, signing_keys_dir=str(tmp_path / "keys"), outbox_poll_interval_ms=100,
         kafka_bootstrap_servers=secure_kafka.bootstrap_servers, kafka_security_protocol="SASL_PLAINTEXT",
         kafka_sasl_password_file=str(secure_kafka.secrets / "identity.password"), kafka_create_topics=False,
