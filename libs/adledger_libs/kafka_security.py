@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Literal
 
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.protocol.admin import CreateAclsRequest_v1
+from aiokafka.protocol.admin import CreateAclsRequest_v1, DeleteAclsRequest_v1, DescribeAclsRequest_v1
 from aiokafka.protocol.api import Request
 
 from adledger_contracts.topics import CATALOGUE, TopicSpec
@@ -55,8 +55,12 @@ Operation = Literal["Read", "Write", "Describe"]
 
 _RESOURCE_TYPES: dict[str, int] = {"topic": 2, "group": 3, "cluster": 4}
 _OPERATIONS: dict[str, int] = {"Read": 3, "Write": 4, "Describe": 8}
+_ANY = 1
 _PATTERN_LITERAL = 3
 _PERMISSION_ALLOW = 3
+
+#: An ACL as the broker holds it: resource type, name, pattern type, principal, host, operation, permission.
+RawAcl = tuple[int, str, int, str, str, int, int]
 
 
 @dataclass(frozen=True, order=True)
@@ -71,6 +75,10 @@ class AclBinding:
     @property
     def kafka_principal(self) -> str:
         return f"User:{self.principal}"
+
+    def raw(self) -> RawAcl:
+        return (_RESOURCE_TYPES[self.resource_type], self.resource_name, _PATTERN_LITERAL, self.kafka_principal, "*",
+                _OPERATIONS[self.operation], _PERMISSION_ALLOW)
 
     def __str__(self) -> str:
         return f"{self.kafka_principal} ALLOW {self.operation} {self.resource_type}:{self.resource_name}"
@@ -139,20 +147,26 @@ class _CreateAcls(Request[CreateAclsRequest_v1]):
         self._bindings = bindings
 
     def build(self, request_struct_class: type[CreateAclsRequest_v1]) -> CreateAclsRequest_v1:
-        return request_struct_class(
-            [
-                (
-                    _RESOURCE_TYPES[rule.resource_type],
-                    rule.resource_name,
-                    _PATTERN_LITERAL,
-                    rule.kafka_principal,
-                    "*",
-                    _OPERATIONS[rule.operation],
-                    _PERMISSION_ALLOW,
-                )
-                for rule in self._bindings
-            ]
-        )
+        return request_struct_class([rule.raw() for rule in self._bindings])
+
+
+class _DescribeAllAcls(Request[DescribeAclsRequest_v1]):
+    API_KEY = 29
+
+    def build(self, request_struct_class: type[DescribeAclsRequest_v1]) -> DescribeAclsRequest_v1:
+        return request_struct_class(_ANY, None, _ANY, None, None, _ANY, _ANY)
+
+
+class _DeleteAcls(Request[DeleteAclsRequest_v1]):
+    """DeleteAcls (API 31), one exact filter per ACL to delete."""
+
+    API_KEY = 31
+
+    def __init__(self, acls: Sequence[RawAcl]) -> None:
+        self._acls = acls
+
+    def build(self, request_struct_class: type[DeleteAclsRequest_v1]) -> DeleteAclsRequest_v1:
+        return request_struct_class(list(self._acls))
 
 
 class AclSetupError(RuntimeError):
@@ -176,12 +190,49 @@ async def create_acls(target: KafkaTarget, bindings: Sequence[AclBinding]) -> No
         raise AclSetupError("the broker refused ACLs: " + "; ".join(failures))
 
 
-async def apply(target: KafkaTarget, *, topics: bool = True, catalogue: Sequence[TopicSpec] = CATALOGUE) -> None:
+async def broker_acls(target: KafkaTarget) -> set[RawAcl]:
+    """Every ACL the broker holds (as the admin principal)."""
+    admin = AIOKafkaAdminClient(**client_options(target), client_id="adledger-acl-setup")
+    await admin.start()
+    try:
+        response = await admin._send_request(_DescribeAllAcls())  # noqa: SLF001 - no public DescribeAcls
+    finally:
+        await admin.close()
+    if response.error_code != 0:
+        raise AclSetupError(f"the broker refused to describe its ACLs: error {response.error_code} {response.error_message}")
+    return {
+        (resource_type, name, pattern, principal, host, operation, permission)
+        for resource_type, name, pattern, acls in response.resources
+        for principal, host, operation, permission in acls
+    }
+
+
+async def delete_acls(target: KafkaTarget, acls: Sequence[RawAcl]) -> None:
+    if not acls:
+        return
+    admin = AIOKafkaAdminClient(**client_options(target), client_id="adledger-acl-setup")
+    await admin.start()
+    try:
+        response = await admin._send_request(_DeleteAcls(acls))  # noqa: SLF001 - no public DeleteAcls
+    finally:
+        await admin.close()
+    failures = [f"{acl}: error {result[0]}" for acl, result in zip(acls, response.filter_responses, strict=True) if result[0]]
+    if failures:
+        raise AclSetupError("the broker refused to delete ACLs: " + "; ".join(failures))
+
+
+async def apply(target: KafkaTarget, *, topics: bool = True, catalogue: Sequence[TopicSpec] = CATALOGUE) -> list[RawAcl]:
     """The deployment's set-up: the catalogue's topics (services then run with
-    ADLEDGER_KAFKA_CREATE_TOPICS=false, having no right to create topics) and every ACL."""
+    ADLEDGER_KAFKA_CREATE_TOPICS=false, having no right to create topics) and exactly the generated ACLs:
+    missing ones are created, ones the catalogue no longer grants (or made by hand) are deleted.
+    Returns the deleted ones."""
     if topics:
         await ensure_topics(target, catalogue)
-    await create_acls(target, acl_bindings(catalogue))
+    wanted = acl_bindings(catalogue)
+    await create_acls(target, wanted)
+    stale = sorted(await broker_acls(target) - {rule.raw() for rule in wanted})
+    await delete_acls(target, stale)
+    return stale
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -209,8 +260,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             password=arguments.password_file.read_text().rstrip("\r\n"),
             ssl_cafile=arguments.ssl_cafile,
         )
-        asyncio.run(apply(connection, topics=not arguments.no_topics))
-        print(f"{len(acl_bindings())} ACLs applied at {connection}", file=sys.stderr)
+        stale = asyncio.run(apply(connection, topics=not arguments.no_topics))
+        print(f"{len(acl_bindings())} ACLs applied at {connection}, {len(stale)} not granted by the catalogue deleted",
+              file=sys.stderr)
     return 0
 
 

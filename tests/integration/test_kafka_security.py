@@ -34,6 +34,7 @@ from adledger_identity.inject import wire as wire_identity
 from adledger_libs.clock import ManualClock
 from adledger_libs.events import encode
 from adledger_libs.kafka import KafkaConnection, client_options, make_producer
+from adledger_libs.kafka_security import AclBinding, acl_bindings, apply, broker_acls, create_acls
 
 from .conftest import ROOT, Stack
 from .running import running
@@ -206,3 +207,14 @@ def test_the_cli_reads_as_the_operator_over_sasl(secure_kafka: SecureKafka) -> N
     assert listed.returncode == 0, listed.stderr
     summaries = {item["topic"]: item for item in json.loads(listed.stdout)}
     assert summaries["wallet.commands.v1.dlq"]["records"] == 0
+
+
+async def test_the_broker_holds_exactly_the_generated_acls_and_a_stray_grant_is_removed(secure_kafka: SecureKafka) -> None:
+    admin = secure_kafka.connection("admin")
+    wanted = {rule.raw() for rule in acl_bindings()}
+    assert await broker_acls(admin) == wanted
+    stray = AclBinding("adserver", "topic", "wallet.commands.v1", "Write")
+    await create_acls(admin, [stray])
+    assert stray.raw() in await broker_acls(admin)
+    assert await apply(admin, topics=False) == [stray.raw()]
+    assert await broker_acls(admin) == wanted
