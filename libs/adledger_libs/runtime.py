@@ -151,7 +151,11 @@ class ServiceRuntime:
             from adledger_libs.web import prune_idempotent_requests
 
             retention = timedelta(days=self.settings.idempotency_retention_days)
-            await prune_idempotent_requests(self.pool, self.clock.now() - retention)
+            # The answers are stamped by the database's clock (`created_at default now()`), so their age is
+            # measured by it too: on the sandbox clock (issue 17) a 30-day advance must not forget the answers
+            # written a second ago.
+            older_than = await self.pool.fetchval("select now()") if self.sandbox_clock is not None else None
+            await prune_idempotent_requests(self.pool, (older_than or self.clock.now()) - retention)
 
         self.add_periodic_job("idempotency_pruning", prune_idempotency_answers, 3_600_000)
 
