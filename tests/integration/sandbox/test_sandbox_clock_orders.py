@@ -17,6 +17,7 @@ import pytest
 import pytest_asyncio
 
 from ..conftest import Stack, TopicFactory, unique
+from ..cli_process import adledger
 from ..kafka_io import read_all
 from ..waits import until
 from .world import PLATFORM, USD, SandboxWorld, anchor_at, sandbox_world
@@ -174,3 +175,30 @@ async def test_o2_t1_sandbox_a_restart_across_the_deadline_refunds_once(market: 
 
 async def _moved_past(world: SandboxWorld, moment: datetime) -> bool:
     return await world.now() > moment
+
+
+async def test_o2_t1_adledger_clock_advance_48h_refunds_an_unanswered_order(market: Market) -> None:
+    """The README's sandbox: `adledger clock advance 48h` with the operator's token, as an operator runs it."""
+    world = market.world
+    environment = {"ADLEDGER_PROFILE": "local", "ADLEDGER_IDENTITY_URL": f"http://127.0.0.1:{world.ports['identity']}"}
+    shown = await adledger("clock", "show", "--json", **environment)
+    assert shown.returncode == 0, shown
+    placed_at = datetime.fromisoformat(shown.json()["now"])
+    order_id = await market.place(USD)
+
+    wrong = await adledger("clock", "advance", "48 hours", **environment)
+    assert wrong.returncode == 2 and "not a duration" in wrong.stderr, wrong
+    advanced = await adledger("clock", "advance", "48h", "--json", **environment)
+    assert advanced.returncode == 0, advanced
+    assert datetime.fromisoformat(advanced.json()["now"]) == placed_at + H48
+    assert all(service["caught_up"] for service in advanced.json()["services"])
+    await market.order_until(order_id, "expired")
+    await world.balance_until(market.buyer_bc, PLATFORM, virtual_micros=10 * USD)
+
+    human = await adledger("clock", "show", **environment)
+    assert human.returncode == 0 and f"sandbox time {(placed_at + H48).isoformat()[:19]}" in human.stdout, human
+    assert "order_escrow" in human.stdout
+    backwards = await adledger("clock", "advance", "--to", "2000-01-01T00:00:00", **environment)
+    assert backwards.returncode == 3 and "clock_backwards" in backwards.stderr, backwards
+    no_token = await adledger("clock", "show", **{**environment, "ADLEDGER_PROFILE": "production"})
+    assert no_token.returncode == 3 and "ADLEDGER_PLATFORM_TOKEN" in no_token.stderr, no_token
