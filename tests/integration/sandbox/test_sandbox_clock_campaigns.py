@@ -170,3 +170,34 @@ async def test_w10_w13_t1_sandbox_the_next_utc_day_accepts_cap_changes_again_and
 
 async def _moved_past(world: SandboxWorld, moment: datetime) -> bool:
     return await world.now() > moment
+
+
+async def test_i6_t1_sandbox_the_day_close_invoices_a_negative_prepaid_source_once_across_a_restart(
+    advertiser: Advertiser,
+) -> None:
+    world = advertiser.world
+    source = unique("fs")
+    await world.ok("invoicing", "POST", "/v1/funding-sources", PLATFORM, {
+        "id": source, "name": "Sales team", "kind": "prepaid_invoice", "currency": "USD",
+        "low_balance_contacts": ["ops@acme.example"], "accounts_payable_contact": "ap@acme.example",
+    }, status=201)
+    charged = await world.ok("invoicing", "POST", f"/v1/funding-sources/{source}/charges", PLATFORM, {
+        "charge_id": unique("adj"), "amount_micros": 7 * USD, "currency": "USD", "description": "Adjustment: send 42",
+    }, status=201)
+    assert charged["balance_after_micros"] == -7 * USD
+
+    async def invoices() -> list[dict[str, Any]]:
+        return list((await world.call("invoicing", "GET", f"/v1/invoices?owner_id={source}", PLATFORM)).json())
+
+    start = await world.now()
+    midnight = datetime.combine(start.date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    await world.advanced(midnight - start - timedelta(seconds=1))
+    assert await invoices() == [], "nothing before the UTC day ends"
+
+    advancing = asyncio.ensure_future(world.advance(timedelta(days=2)))
+    await world.restart("invoicing")
+    answer = await asyncio.wait_for(advancing, 180)
+    assert answer.status_code == 200, answer.text
+    issued = await until(invoices, "the day-close invoice", timeout_s=60)
+    assert len(issued) == 1, issued
+    assert (issued[0]["amount_micros"], datetime.fromisoformat(issued[0]["issued_at"])) == (7 * USD, midnight), issued
