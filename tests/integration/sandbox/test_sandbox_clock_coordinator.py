@@ -95,3 +95,21 @@ async def test_t1_backwards_too_far_and_two_at_once_are_refused(clock_pool: tupl
     assert await sandbox.read_time(pool, schema) == START
     now, hops = await sandbox.advance_to(pool, schema, START)
     assert (now, hops) == (START, 0), "to the time it is: nothing moves"
+
+
+@pytest.mark.parametrize("service", ["identity", "order_escrow"])
+async def test_t1_a_service_in_production_refuses_to_start_on_the_sandbox_clock(service: str, stack: Stack) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from ..waits import free_port
+
+    environment = {**os.environ, "ADLEDGER_PROFILE": "production", "ADLEDGER_CLOCK": "sandbox",
+                   "ADLEDGER_HTTP_PORT": str(free_port()), "ADLEDGER_DATABASE_SCHEMA": unique("never")}
+    completed = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", f"adledger_{service}"], env=environment, capture_output=True, text=True,
+        timeout=120,
+    )
+    assert completed.returncode != 0
+    assert "ADLEDGER_CLOCK=sandbox" in completed.stdout + completed.stderr
