@@ -108,6 +108,9 @@ async def main() -> int:
     # local payment provider exist only here; a service started without it is production.
     env.setdefault("ADLEDGER_PROFILE", "local")
     env.setdefault("PYTHONUNBUFFERED", "1")
+    # Issue 17: a sandbox, whose time an operator or an integrator's test moves (`adledger clock advance 48h`);
+    # ADLEDGER_CLOCK=system make run runs on the wall clock instead.
+    env.setdefault("ADLEDGER_CLOCK", "sandbox")
     if secure(env):
         print("Kafka: the secure broker (SASL/SCRAM, ACLs from the catalogue); the alerts worker is left out.",
               flush=True)
@@ -126,6 +129,10 @@ async def main() -> int:
             print(f"  {name:<15} http://127.0.0.1:{port}/health   http://127.0.0.1:{port}/metrics")
         print(f"  {'alerts':<15} spend rates and runway alerts (faust-streaming worker, no HTTP port)")
         print("Kafka tools: deploy/local/kafka topics --list | consumer-groups --describe --all-groups")
+        if env["ADLEDGER_CLOCK"] == "sandbox":
+            adledger = os.path.join(os.path.dirname(sys.executable), "adledger")
+            print(f"Sandbox clock: every service reads one sandbox time, which stands still until you move it: "
+                  f"{adledger} clock advance 48h   (see it: {adledger} clock show; wall clock: ADLEDGER_CLOCK=system make run)")
         print("A service that exits is restarted with back-off. Press Ctrl-C to stop everything.\n", flush=True)
         if env.get("ADLEDGER_SIMULATOR", "1") != "0":
             # The ad-server simulator: spend in, pauses and resumes out (ADLEDGER_SIMULATOR=0 turns it off).

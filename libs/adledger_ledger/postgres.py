@@ -214,6 +214,11 @@ class PostgresLedger:
         await self._store_balances(session, outcome.changed_accounts)
         return list(outcome.expired)
 
+    async def next_expiry(self, session: asyncpg.Connection | asyncpg.Pool) -> datetime | None:
+        """When the earliest unresolved hold expires (the sandbox clock stops there, issue 17)."""
+        due: datetime | None = await session.fetchval(f"select min(expires_at) from {self.schema}.pending_expiries")
+        return due
+
     async def bump_balance_versions(
         self, session: asyncpg.Connection, owners: Sequence[tuple[str, str]], now: datetime
     ) -> dict[str, int]:

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import signal
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 from importlib.resources.abc import Traversable
@@ -34,6 +34,7 @@ from adledger_libs.http import build_app
 from adledger_libs.kafka import ensure_topics, make_producer
 from adledger_libs.logs import configure_logging, get_logger
 from adledger_libs.outbox import OutboxRelay
+from adledger_libs.sandbox_clock import NextDue, SandboxClock
 from adledger_libs.settings import ServiceSettings
 from adledger_libs.web import RejectionTable
 
@@ -70,6 +71,23 @@ class _Server(uvicorn.Server):
         return None
 
 
+def clock_for(settings: ServiceSettings) -> Clock:
+    """The clock the settings ask for: the wall clock, or the shared sandbox clock (issue 17)."""
+    if settings.clock == "sandbox":
+        return SandboxClock(settings.sandbox_clock_schema, poll_interval_s=settings.sandbox_clock_poll_interval_ms / 1000)
+    return SystemClock()
+
+
+class _PeriodicJob:
+    """A periodic job's state in a sandbox: the sandbox time it last ran for, and a wake-up when the time moved."""
+
+    def __init__(self, name: str, next_due: NextDue | None) -> None:
+        self.name = name
+        self.next_due = next_due
+        self.ran_for: datetime | None = None
+        self.moved = asyncio.Event()
+
+
 class ServiceRuntime:
     def __init__(
         self,
@@ -80,7 +98,8 @@ class ServiceRuntime:
         clock: Clock | None = None,
     ) -> None:
         self.settings = settings
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = clock or clock_for(settings)
+        self._periodic: list[_PeriodicJob] = []
         self._migrations = migrations
         self._topics = tuple(topics)
         self._subscriptions: list[Subscription] = []
@@ -132,7 +151,11 @@ class ServiceRuntime:
             from adledger_libs.web import prune_idempotent_requests
 
             retention = timedelta(days=self.settings.idempotency_retention_days)
-            await prune_idempotent_requests(self.pool, self.clock.now() - retention)
+            # The answers are stamped by the database's clock (`created_at default now()`), so their age is
+            # measured by it too: on the sandbox clock (issue 17) a 30-day advance must not forget the answers
+            # written a second ago.
+            older_than = await self.pool.fetchval("select now()") if self.sandbox_clock is not None else None
+            await prune_idempotent_requests(self.pool, (older_than or self.clock.now()) - retention)
 
         self.add_periodic_job("idempotency_pruning", prune_idempotency_answers, 3_600_000)
 
@@ -162,22 +185,76 @@ class ServiceRuntime:
             authenticate=authenticator.authenticate if authenticator is not None else None,
             unauthenticated=(UnauthenticatedError,), public_paths=self._public_paths,
             max_body_bytes=self.settings.http_max_body_bytes,
+            health_details=self.sandbox_status if self.sandbox_clock is not None else None,
         )
 
     def add_background_job(self, name: str, job: BackgroundJob) -> None:
         self._background.append((name, job))
 
-    def add_periodic_job(self, name: str, job: Callable[[], Awaitable[object]], interval_ms: int) -> None:
+    def add_periodic_job(
+        self, name: str, job: Callable[[], Awaitable[object]], interval_ms: int, *, next_due: NextDue | None = None
+    ) -> None:
         """Run `job` now and then every `interval_ms` until the service stops. Deadlines are read
         from the injectable clock inside the job, so tests call the job directly after moving
-        the clock instead of waiting for this loop (rule T1)."""
+        the clock instead of waiting for this loop (rule T1).
+
+        On the sandbox clock the job also runs at once whenever the sandbox time moves, and
+        `next_due` (when the job's next deadline is, None for none) tells the clock's coordinator
+        where to stop on its way; a job without one is assumed due at the next UTC midnight."""
+        state = _PeriodicJob(name, next_due)
+        self._periodic.append(state)
 
         async def loop() -> None:
             while True:
+                moment = self.clock.now()
                 await job()
-                await asyncio.sleep(interval_ms / 1000)
+                state.ran_for = moment
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(state.moved.wait(), interval_ms / 1000)
+                state.moved.clear()
 
         self._background.append((name, loop))
+
+    @property
+    def sandbox_clock(self) -> SandboxClock | None:
+        return self.clock if isinstance(self.clock, SandboxClock) else None
+
+    async def _follow_sandbox_clock(self, clock: SandboxClock) -> None:
+        """Follow the sandbox time: on each move wake the periodic jobs; once every one of them ran for
+        the time (and the outbox sent what they wrote), report the time reached and the next due time."""
+        reported: datetime | None = None
+        #: The database's time once every job had run for the sandbox time: what they wrote is older.
+        jobs_done: tuple[datetime, datetime] | None = None
+        schema = self.settings.schema
+        while True:
+            if await clock.refresh(self.pool):
+                for state in self._periodic:
+                    state.moved.set()
+            now = clock.now()
+            if reported != now and all(s.ran_for is not None and s.ran_for >= now for s in self._periodic):
+                if jobs_done is None or jobs_done[0] != now:
+                    jobs_done = (now, await self.pool.fetchval("select clock_timestamp()"))
+                # Only the rows the jobs wrote are waited for, not the traffic since (spend keeps coming).
+                sent = f"select not exists (select 1 from {schema}.outbox where created_at <= $1)"
+                if await self.pool.fetchval(sent, jobs_done[1]):
+                    dues = [due for s in self._periodic if s.next_due is not None
+                            for due in [await s.next_due()] if due is not None]
+                    await clock.report(self.pool, self.settings.service_name, now, min(dues, default=None))
+                    reported = now
+                    log.info("sandbox_time_reached", now=now.isoformat())
+            await asyncio.sleep(clock.poll_interval_s)
+
+    async def sandbox_status(self) -> dict[str, Any]:
+        clock = self.sandbox_clock
+        if clock is None:
+            return {}
+        from adledger_libs.sandbox_clock import services_reached
+
+        mine = [r for r in await services_reached(self.pool, clock.schema) if r.service == self.settings.service_name]
+        return {"sandbox_clock": {
+            "now": clock.now().isoformat(), "reached": mine[0].reached.isoformat() if mine else None,
+            "next_due": mine[0].next_due.isoformat() if mine and mine[0].next_due else None,
+        }}
 
     def add_error_handler(self, error_type: type[Exception], handler: ErrorHandler) -> None:
         """Answer an exception raised by a route (a rejected command) with a 4xx and its reason."""
@@ -243,6 +320,10 @@ class ServiceRuntime:
             poll_interval_s=settings.outbox_poll_interval_ms / 1000,
             sign=self._record_signer(),
         )
+        sandbox = self.sandbox_clock
+        if sandbox is not None:
+            now = await sandbox.attach(self._pool)
+            log.warning("sandbox_clock_on", now=now.isoformat(), schema=sandbox.schema)
         for job in self._startup_jobs:
             await job()
         log.info("service_started", service=settings.service_name, schema=settings.schema)
@@ -289,6 +370,8 @@ class ServiceRuntime:
             spawn("consumer", consumer.run())
         for name, job in self._background:
             spawn(name, job())
+        if self.sandbox_clock is not None:
+            spawn("sandbox_clock", self._follow_sandbox_clock(self.sandbox_clock))
         if self._routers:
             app = self.http_app()
         else:

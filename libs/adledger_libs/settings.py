@@ -90,6 +90,15 @@ class ServiceSettings(BaseSettings):
     #: Production: refuse to start without the service's signing key (a service that asks others to
     #: move money, e.g. campaign, order_escrow, invoicing, sends).
     signs_records: bool = False
+    #: `system` (the wall clock) or `sandbox` (issue 17: one shared sandbox time that an operator moves
+    #: forward, `adledger clock advance 48h`; never in production, refused there).
+    clock: Literal["system", "sandbox"] = "system"
+    #: Where the sandbox time and each service's reached time are kept (shared by every service).
+    sandbox_clock_schema: str = "sandbox_clock"
+    #: How often a service in a sandbox reads the sandbox time.
+    sandbox_clock_poll_interval_ms: int = 100
+    #: How long an advance waits for every service to catch up with one hop before it answers an error.
+    sandbox_clock_hop_timeout_s: float = 60.0
 
     @property
     def schema(self) -> str:
@@ -154,7 +163,12 @@ class ServiceSettings(BaseSettings):
         return {name: self.kafka_password()}
 
     def check_safe(self) -> None:
-        """Refuse to run production with an empty, default or short secret."""
+        """Refuse to run production with an empty, default or short secret, or with the sandbox clock."""
+        if self.clock == "sandbox" and not self.local:
+            raise UnsafeSettingsError(
+                "ADLEDGER_CLOCK=sandbox moves every deadline on request: it exists only in the local profile "
+                "(ADLEDGER_PROFILE=local), never in production"
+            )
         if self.local:
             return
         for name, value in {**self.kafka_secret_settings(), **self.secret_settings()}.items():

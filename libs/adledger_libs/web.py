@@ -348,11 +348,12 @@ def build_app(
     public_paths: Iterable[str] = (),
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     version: str = "1",
+    health_details: Callable[[], Awaitable[dict[str, Any]]] | None = None,
 ) -> FastAPI:
     app = FastAPI(title=title, description=description, version=version, docs_url=None, redoc_url=None)
     for router in routers:
         app.include_router(router)
-    _add_operational_routes(app, health_checks or {}, service or title)
+    _add_operational_routes(app, health_checks or {}, service or title, health_details)
     _add_error_handlers(app, rejections)
     always_public = ["/health", "/metrics", "/openapi.json", "/docs", "/docs/*"]
     app.add_middleware(
@@ -364,7 +365,10 @@ def build_app(
     return app
 
 
-def _add_operational_routes(app: FastAPI, health_checks: Mapping[str, HealthCheck], service: str) -> None:
+def _add_operational_routes(
+    app: FastAPI, health_checks: Mapping[str, HealthCheck], service: str,
+    details: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+) -> None:
     @app.get("/health", include_in_schema=False)
     async def health() -> JSONResponse:
         results: dict[str, str] = {}
@@ -376,8 +380,11 @@ def _add_operational_routes(app: FastAPI, health_checks: Mapping[str, HealthChec
             except Exception as error:  # noqa: BLE001 - any failure makes the check fail, with its reason
                 healthy = False
                 results[name] = f"failing: {error!r}"
-        return JSONResponse({"status": "ok" if healthy else "failing", "service": service, "checks": results},
-                            status_code=200 if healthy else 503)
+        body: dict[str, Any] = {"status": "ok" if healthy else "failing", "service": service, "checks": results}
+        if details is not None and healthy:
+            # e.g. the sandbox time the service has reached (issue 17)
+            body.update(await details())
+        return JSONResponse(body, status_code=200 if healthy else 503)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

@@ -168,6 +168,9 @@ COMMANDS = [
     ["ledger", "audit"],
     ["delivery"],
     ["delivery", "state"],
+    ["clock"],
+    ["clock", "show"],
+    ["clock", "advance"],
 ]
 
 
@@ -176,7 +179,7 @@ def test_every_command_answers_help(command: list[str]) -> None:
     result = CliRunner().invoke(app, [*command, "--help"])
     assert result.exit_code == 0, result.output
     assert "Usage: adledger" in result.output
-    leaves = {"list", "show", "replay", "lag", "audit", "state"}
+    leaves = {"list", "show", "replay", "lag", "audit", "state", "advance"}
     if command and command[-1] in leaves:
         assert "--json" in result.output
 
@@ -194,13 +197,14 @@ def test_the_cli_is_a_package_of_its_own_with_the_adledger_console_script_instal
     assert {re.split(r"[<>=\[ ]", requirement)[0] for requirement in project["dependencies"]} == {
         "adledger-libs",
         "typer",
+        "httpx",  # `adledger clock` calls the identity service's sandbox clock (issue 17)
     }
     makefile = (ROOT / "Makefile").read_text()
     assert "-e tools/cli" in makefile and "tools/cli/pyproject.toml" in makefile
     pinned = {
         line.split("==")[0].lower() for line in (ROOT / "requirements.lock").read_text().splitlines() if "==" in line
     }
-    assert {"typer", "click", "rich", "shellingham"} <= pinned
+    assert {"typer", "click", "rich", "shellingham", "httpx"} <= pinned
 
 
 def test_the_audit_checks_the_outbox_of_every_service_by_default() -> None:

@@ -9,12 +9,12 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from adledger_libs.clock import Clock, SystemClock
-from adledger_libs.runtime import ServiceRuntime
+from adledger_libs.clock import Clock
+from adledger_libs.runtime import ServiceRuntime, clock_for
 from adledger_libs.web import Commands, openapi_text
 
 from adledger_campaign.adapters import http, kafka
-from adledger_campaign.adapters.postgres import PostgresCampaignUnitOfWork, transactions
+from adledger_campaign.adapters.postgres import PostgresCampaignUnitOfWork, next_deadline, transactions
 from adledger_campaign.config import Settings
 from adledger_campaign.core import Campaigns, DueDeadlines, Topics
 
@@ -39,7 +39,7 @@ class Service:
 
 def wire(settings: Settings | None = None, clock: Clock | None = None) -> Service:
     settings = settings or Settings()
-    clock = clock or SystemClock()
+    clock = clock or clock_for(settings)
     runtime = ServiceRuntime(settings, migrations=files("adledger_campaign") / "migrations", clock=clock)
     topics = Topics(
         campaign_events=settings.events_topic, wallet_commands=settings.wallet_commands_topic,
@@ -57,7 +57,9 @@ def wire(settings: Settings | None = None, clock: Clock | None = None) -> Servic
         spend_topic=settings.spend_posted_topic, delivery_topic=settings.delivery_control_topic,
     ))
     deadlines = DueDeadlines(transactions(lambda: runtime.pool, lambda: runtime.relay), campaigns)
-    runtime.add_periodic_job("campaign_deadlines", deadlines.run, settings.deadline_poll_interval_ms)
+    runtime.add_periodic_job(
+        "campaign_deadlines", deadlines.run, settings.deadline_poll_interval_ms, next_due=lambda: next_deadline(runtime.pool)
+    )
     return Service(runtime, campaigns, deadlines)
 
 

@@ -9,15 +9,15 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
-from adledger_identity.adapters import http, kafka
+from adledger_identity.adapters import http, kafka, sandbox_clock
 from adledger_identity.adapters.keys import load_signing_keys
 from adledger_identity.adapters.postgres import PostgresIdentityStore
 from adledger_identity.config import Settings
 from adledger_identity.core import Identity
 from adledger_identity.ports.signing import SigningKeys
-from adledger_libs.clock import Clock, SystemClock
+from adledger_libs.clock import Clock
 from adledger_libs.outbox import unit_of_work
-from adledger_libs.runtime import ServiceRuntime
+from adledger_libs.runtime import ServiceRuntime, clock_for
 from adledger_libs.web import Commands
 
 TITLE = "adledger identity"
@@ -37,7 +37,7 @@ class Service:
 
 def wire(settings: Settings | None = None, clock: Clock | None = None, signing: SigningKeys | None = None) -> Service:
     settings = settings or Settings()
-    clock = clock or SystemClock()
+    clock = clock or clock_for(settings)
     runtime = ServiceRuntime(settings, migrations=files("adledger_identity") / "migrations", clock=clock)
     loaded: list[SigningKeys] = [signing] if signing is not None else []
 
@@ -55,6 +55,11 @@ def wire(settings: Settings | None = None, clock: Clock | None = None, signing: 
     runtime.verify_callers(replicate=False)
     commands = Commands(lambda: runtime.pool, lambda: runtime.relay, service=settings.service_name)
     runtime.add_router(http.router(identity, commands, signing_keys))
+    if settings.clock == "sandbox":
+        # Issue 17: the identity service coordinates the sandbox clock (never in production: check_safe refuses).
+        runtime.add_router(sandbox_clock.router(
+            lambda: runtime.pool, schema=settings.sandbox_clock_schema, hop_timeout_s=settings.sandbox_clock_hop_timeout_s,
+        ))
     runtime.describe_api(title=TITLE, description=DESCRIPTION, rejections=http.REJECTIONS, public_paths=http.PUBLIC_PATHS)
     runtime.subscribe(*kafka.subscriptions(identity, wallet_topic=settings.wallet_events_topic))
     platform_token = settings.platform_token or (LOCAL_PLATFORM_TOKEN if settings.local else "")

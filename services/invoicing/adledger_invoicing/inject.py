@@ -8,8 +8,8 @@ from importlib.resources import files
 from pathlib import Path
 
 from adledger_ledger.postgres import PostgresLedger
-from adledger_libs.clock import Clock, SystemClock
-from adledger_libs.runtime import ServiceRuntime
+from adledger_libs.clock import Clock
+from adledger_libs.runtime import ServiceRuntime, clock_for
 from adledger_libs.web import Commands, openapi_text
 
 from adledger_invoicing.adapters import http, kafka
@@ -45,7 +45,7 @@ def wire(
     settings: Settings | None = None, clock: Clock | None = None, *, provider: PaymentProvider | None = None
 ) -> Service:
     settings = settings or Settings()
-    clock = clock or SystemClock()
+    clock = clock or clock_for(settings)
     runtime = ServiceRuntime(settings, migrations=files("adledger_invoicing") / "migrations", clock=clock)
     # The ledger's schema is migrated by its one owner, the wallet; this service only uses it.
     runtime.verify_callers()

@@ -9,12 +9,12 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from adledger_libs.clock import Clock, SystemClock
-from adledger_libs.runtime import ServiceRuntime
+from adledger_libs.clock import Clock
+from adledger_libs.runtime import ServiceRuntime, clock_for
 from adledger_libs.web import Commands, openapi_text
 
 from adledger_order_escrow.adapters import http, kafka
-from adledger_order_escrow.adapters.postgres import PostgresUnitOfWork, units_of_work
+from adledger_order_escrow.adapters.postgres import PostgresUnitOfWork, next_deadline, units_of_work
 from adledger_order_escrow.config import Settings
 from adledger_order_escrow.core import DueDeadlines, OrderEscrow
 from adledger_order_escrow.ports.inbound import OrderEscrowPort
@@ -44,7 +44,7 @@ def wire(
 ) -> Service:
     """`escrow` replaces the core (a test's double); by default it is `OrderEscrow` on `clock`."""
     settings = settings or Settings()
-    clock = clock or SystemClock()
+    clock = clock or clock_for(settings)
     runtime = ServiceRuntime(settings, migrations=files("adledger_order_escrow") / "migrations", clock=clock)
     core = escrow or OrderEscrow(
         clock, commands_topic=settings.wallet_commands_topic, orders_topic=settings.orders_events_topic
@@ -57,7 +57,9 @@ def wire(
     )
     runtime.subscribe(*kafka.subscriptions(core, PostgresUnitOfWork, wallet_events_topic=settings.wallet_events_topic))
     deadlines = DueDeadlines(units_of_work(lambda: runtime.pool, lambda: runtime.relay), core)
-    runtime.add_periodic_job("order_deadlines", deadlines.run, settings.deadline_poll_interval_ms)
+    runtime.add_periodic_job(
+        "order_deadlines", deadlines.run, settings.deadline_poll_interval_ms, next_due=lambda: next_deadline(runtime.pool)
+    )
     return Service(runtime, core, deadlines)
 
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from importlib.resources import files
 
 from adledger_ledger.postgres import LEDGER_MIGRATIONS, PostgresLedger
-from adledger_libs.clock import Clock, SystemClock
-from adledger_libs.runtime import ServiceRuntime
+from adledger_libs.clock import Clock
+from adledger_libs.runtime import ServiceRuntime, clock_for
 
 from adledger_spend_consumer.adapters import kafka
 from adledger_spend_consumer.config import Settings
@@ -25,7 +25,7 @@ class Service:
 
 def wire(settings: Settings | None = None, clock: Clock | None = None) -> Service:
     settings = settings or Settings()
-    clock = clock or SystemClock()
+    clock = clock or clock_for(settings)
     runtime = ServiceRuntime(settings, migrations=files("adledger_spend_consumer") / "migrations", clock=clock)
     # The same ledger tables as the wallet (not a copy); whoever starts first migrates them.
     runtime.add_shared_schema(settings.ledger_schema, [("adledger_ledger", LEDGER_MIGRATIONS)])

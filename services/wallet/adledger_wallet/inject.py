@@ -10,10 +10,10 @@ from importlib.resources import files
 from pathlib import Path
 
 from adledger_ledger.postgres import LEDGER_MIGRATIONS, PostgresLedger
-from adledger_libs.clock import Clock, SystemClock
+from adledger_libs.clock import Clock
 from adledger_libs.db import connect
 from adledger_libs.outbox import unit_of_work
-from adledger_libs.runtime import ServiceRuntime
+from adledger_libs.runtime import ServiceRuntime, clock_for
 from adledger_libs.web import Commands
 from adledger_wallet.adapters import http, kafka
 from adledger_wallet.adapters.postgres import PostgresWalletStore, move_legacy_payouts
@@ -39,7 +39,7 @@ class Service:
 
 def wire(settings: Settings | None = None, clock: Clock | None = None) -> Service:
     settings = settings or Settings()
-    clock = clock or SystemClock()
+    clock = clock or clock_for(settings)
     runtime = ServiceRuntime(settings, migrations=files("adledger_wallet") / "migrations", clock=clock)
     # The wallet is the one owner of the shared ledger's migrations (issue 13).
     runtime.add_shared_schema(settings.ledger_schema, [("adledger_ledger", LEDGER_MIGRATIONS)])
@@ -63,7 +63,9 @@ def wire(settings: Settings | None = None, clock: Clock | None = None) -> Servic
         async with unit_of_work(runtime.pool, runtime.relay) as uow:
             await wallet.expire_holds(uow)
 
-    runtime.add_periodic_job("hold_expiry", expire_holds, settings.hold_expiry_poll_interval_ms)
+    runtime.add_periodic_job(
+        "hold_expiry", expire_holds, settings.hold_expiry_poll_interval_ms, next_due=lambda: ledger.next_expiry(runtime.pool)
+    )
 
     async def move_payouts_out_of_the_ledger() -> None:
         conn = await connect(settings.database_url, settings.schema, application_name="adledger-wallet-payouts")

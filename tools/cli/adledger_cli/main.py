@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
 import asyncpg
@@ -18,7 +18,7 @@ from adledger_libs.db import checked_schema
 from adledger_libs.logs import configure_logging
 from aiokafka.errors import KafkaError
 
-from adledger_cli import audit, delivery, dlq, lag
+from adledger_cli import audit, clock, delivery, dlq, lag
 from adledger_cli.errors import EXIT_COULD_NOT_RUN, EXIT_FOUND_PROBLEMS, OperatorError
 from adledger_cli.output import emit, table
 from adledger_cli.settings import SERVICE_SCHEMAS, CliSettings
@@ -40,7 +40,11 @@ ledger_app = typer.Typer(help="The double-entry ledger's books.", no_args_is_hel
 delivery_app = typer.Typer(help="Delivery as ad servers see it.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(ledger_app, name="ledger")
+clock_app = typer.Typer(
+    help="The sandbox test clock (ADLEDGER_CLOCK=sandbox, make run): show it, move it forward.", no_args_is_help=True
+)
 app.add_typer(delivery_app, name="delivery")
+app.add_typer(clock_app, name="clock")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
@@ -384,6 +388,56 @@ def delivery_state(
         for state in states
     ]
     emit(as_json, states, table(["KEY", "SERVING", "REASON", "SINCE"], rows) if rows else "no delivery state")
+
+
+# ----------------------------------------------------------------------------------------------
+# adledger clock
+# ----------------------------------------------------------------------------------------------
+
+IdentityUrl = Annotated[
+    str | None, typer.Option(help="The identity service (default: ADLEDGER_IDENTITY_URL, else http://127.0.0.1:8086).")
+]
+
+
+def _clock_api(context: typer.Context, identity_url: str | None) -> clock.ClockApi:
+    settings = _settings(context)
+    try:
+        return clock.ClockApi(identity_url or settings.identity_url, settings.operator_token())
+    except OperatorError as error:
+        typer.echo(f"adledger: {error}", err=True)
+        raise typer.Exit(EXIT_COULD_NOT_RUN) from None
+
+
+@clock_app.command("show")
+def clock_show(context: typer.Context, identity_url: IdentityUrl = None, as_json: JsonOption = False) -> None:
+    """The sandbox time, and the time each service has reached (and when its next job is due)."""
+    answer = _run(_clock_api(context, identity_url).show())
+    emit(as_json, answer, clock.human(answer))
+
+
+@clock_app.command("advance")
+def clock_advance(
+    context: typer.Context,
+    duration: Annotated[str | None, typer.Argument(help="How far: 48h, 90m, 2d, 1d12h, 1w.")] = None,
+    to: Annotated[datetime | None, typer.Option(help="Or: the moment to move to (UTC, ISO 8601).")] = None,
+    identity_url: IdentityUrl = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Move the sandbox time forward; returns once every service has caught up. Each deadline inside
+    the advance fires once, at its own time. Moving backwards is refused."""
+    if (duration is None) == (to is None):
+        typer.echo("adledger: give a duration (48h) or --to, one of them", err=True)
+        raise typer.Exit(2)
+    by: timedelta | None = None
+    if duration is not None:
+        try:
+            by = clock.parse_duration(duration)
+        except ValueError as error:
+            typer.echo(f"adledger: {error}", err=True)
+            raise typer.Exit(2) from None
+    moment = to.replace(tzinfo=UTC) if to is not None and to.tzinfo is None else to
+    answer = _run(_clock_api(context, identity_url).advance(by=by, to=moment))
+    emit(as_json, answer, clock.human(answer))
 
 
 def main() -> None:

@@ -19,3 +19,10 @@ class CliSettings(ServiceSettings):
     #: The topics the audit and `delivery state` read, named as the services name them.
     balances_topic: str = "balances.v1"
     delivery_state_topic: str = "delivery.state.v1"
+    #: The identity service, which serves the sandbox clock (`adledger clock`), and the platform
+    #: operator's token it is called with (local profile: the local default).
+    identity_url: str = "http://127.0.0.1:8086"
+    platform_token: str = ""
+
+    def operator_token(self) -> str:
+        return self.platform_token or ("local-platform-token" if self.local else "")

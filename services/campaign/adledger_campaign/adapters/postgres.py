@@ -234,3 +234,9 @@ def transactions(
             yield PostgresCampaignUnitOfWork(uow)
 
     return transaction
+
+
+async def next_deadline(pool: asyncpg.Pool) -> datetime | None:
+    """When the earliest campaign deadline not yet acted on is due (the sandbox clock stops there, issue 17)."""
+    due: datetime | None = await pool.fetchval("select min(due_at) from deadlines where done_at is null")
+    return due

@@ -290,3 +290,9 @@ def units_of_work(
 async def _unit(pool: asyncpg.Pool, relay: outbox.OutboxRelay | None) -> AsyncIterator[UnitOfWork]:
     async with outbox.unit_of_work(pool, relay) as uow:
         yield PostgresUnitOfWork(uow)
+
+
+async def next_deadline(pool: asyncpg.Pool) -> datetime | None:
+    """When the earliest order deadline not yet acted on is due (the sandbox clock stops there, issue 17)."""
+    due: datetime | None = await pool.fetchval("select min(due_at) from deadlines where done_at is null")
+    return due
