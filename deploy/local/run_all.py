@@ -25,6 +25,8 @@ SERVICES: dict[str, int] = {
     "invoicing": 8083,
     "order_escrow": 8084,
     "spend_consumer": 8085,
+    #: The finance console: pages for people, on the services' public APIs (no database of its own).
+    "console": 8088,
 }
 #: Processes with no HTTP port: the invoicing service's spend-rate and alerts job (faust-streaming).
 WORKERS: dict[str, tuple[str, ...]] = {
@@ -90,6 +92,7 @@ async def main() -> int:
             print(f"  {name:<15} http://127.0.0.1:{port}/health   http://127.0.0.1:{port}/metrics")
         print(f"  {'alerts':<15} spend rates and runway alerts (faust-streaming worker, no HTTP port)")
         print("Kafka tools: deploy/local/kafka topics --list | consumer-groups --describe --all-groups")
+        print(f"Finance console: http://127.0.0.1:{SERVICES['console']}/ (sign in with a user of the identity service)")
         print("A service that exits is restarted with back-off. Press Ctrl-C to stop everything.\n", flush=True)
         if env.get("ADLEDGER_SIMULATOR", "1") != "0":
             # The ad-server simulator: spend in, pauses and resumes out (ADLEDGER_SIMULATOR=0 turns it off).

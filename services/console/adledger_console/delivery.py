@@ -1,0 +1,80 @@
+"""The latest serving state of every ad account and campaign, read from the compacted
+`delivery.state.v1` (S4), the public topic ad servers read too. Held in memory, read from the
+beginning at start (the topic keeps one record per key), no consumer group and no offsets: the
+console writes nothing. A record that is not a valid `DeliveryStateChanged` is skipped."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import ValidationError
+
+from adledger_contracts.external import DeliveryStateChanged
+from adledger_libs.logs import get_logger
+
+log = get_logger(__name__)
+
+
+class DeliveryStates:
+    def __init__(self, bootstrap_servers: str, topic: str) -> None:
+        self._bootstrap, self._topic = bootstrap_servers, topic
+        self._states: dict[tuple[str, str | None], DeliveryStateChanged] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self.caught_up = asyncio.Event()
+
+    def of(self, ad_account_id: str, campaign_id: str | None = None) -> DeliveryStateChanged | None:
+        return self._states.get((ad_account_id, campaign_id))
+
+    def paused_campaigns(self, ad_account_id: str) -> list[DeliveryStateChanged]:
+        return sorted(
+            (state for (account, campaign), state in self._states.items()
+             if account == ad_account_id and campaign is not None and not state.serving),
+            key=lambda state: state.campaign_id or "",
+        )
+
+    def take(self, value: bytes | None) -> None:
+        if value is None:
+            return
+        try:
+            state = DeliveryStateChanged.model_validate_json(value)
+        except ValidationError:
+            log.warning("delivery_state_skipped", topic=self._topic)
+            return
+        key = (state.ad_account_id, state.campaign_id)
+        known = self._states.get(key)
+        if known is None or _at(state) >= _at(known):
+            self._states[key] = state
+
+    async def run(self) -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None,
+                                    client_id="adledger-console", auto_offset_reset="earliest")
+        self._consumer = consumer
+        await consumer.start()
+        try:
+            partitions = consumer.partitions_for_topic(self._topic)
+            while not partitions:
+                await consumer.force_metadata_update()
+                partitions = consumer.partitions_for_topic(self._topic)
+                if not partitions:
+                    await asyncio.sleep(1.0)
+            assigned = [TopicPartition(self._topic, number) for number in sorted(partitions)]
+            consumer.assign(assigned)
+            await consumer.seek_to_beginning(*assigned)
+            ends = await consumer.end_offsets(assigned)
+            while True:
+                batches = await consumer.getmany(timeout_ms=200, max_records=1000)
+                for records in batches.values():
+                    for record in records:
+                        self.take(record.value)
+                if not self.caught_up.is_set():
+                    positions = {tp: await consumer.position(tp) for tp in assigned}
+                    if all(positions[tp] >= ends[tp] for tp in assigned):
+                        self.caught_up.set()
+        finally:
+            await consumer.stop()
+
+
+def _at(state: DeliveryStateChanged) -> datetime:
+    return state.updated_at
