@@ -45,7 +45,7 @@ from adledger_libs.logs import get_logger
 
 from adledger_campaign.domain import campaigns as domain
 from adledger_campaign.domain.campaigns import Campaign, Decision
-from adledger_campaign.domain.caps import Cap, budget_sync_cap, plan_cap_change
+from adledger_campaign.domain.caps import MAXIMUM_CAP_CHANGES_PER_UTC_DAY, Cap, budget_sync_cap, plan_cap_change
 from adledger_campaign.ports.store import (
     AdAccount,
     NoBudgetCapError,
@@ -151,6 +151,11 @@ class Campaigns:
             return current, False
         await store.record_cap_change(ad_account_id, change.utc_day, caller.user_id, now)
         return await self._save_cap(work, account, cap, current, source="user", user_id=caller.user_id), True
+
+    async def cap_changes_left(self, work: CampaignUnitOfWork, ad_account_id: str) -> int:
+        """How many more times people may change the account's cap on this UTC day (W10)."""
+        used = await work.store.cap_changes_on(ad_account_id, utc_day_of(self.clock.now()))
+        return max(0, MAXIMUM_CAP_CHANGES_PER_UTC_DAY - used)
 
     async def read_cap(self, work: CampaignUnitOfWork, caller: Caller, ad_account_id: str) -> StoredCap:
         account = await self._ad_account(work, caller, ad_account_id)

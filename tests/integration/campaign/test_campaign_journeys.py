@@ -419,13 +419,17 @@ async def test_w9_w10_caps_only_finance_manager_or_admin_at_most_ten_a_utc_day_a
     for amount in range(1, 11):
         answer = await stack.command("PUT", path, token, {"kind": "daily", "amount_micros": amount * USD})
         assert answer.status_code == 200 and answer.json()["version"] == amount, answer.text
+        assert answer.json()["changes_left_today"] == 10 - amount, "W10: the changes left on this UTC day"
     same = await stack.command("PUT", path, token, {"kind": "daily", "amount_micros": 10 * USD})
     assert same.status_code == 200 and same.json()["changed"] is False, "the cap it already has is no change"
+    assert same.json()["changes_left_today"] == 0
     eleventh = await stack.command("PUT", path, token, {"kind": "monthly", "amount_micros": 50 * USD})
     assert (eleventh.status_code, eleventh.json()["error"]) == (429, "too_many_cap_changes"), "W10"
     running_wallet.clock.set(datetime(2026, 11, 22, tzinfo=UTC))
     next_day = await stack.command("PUT", path, token, {"kind": "custom", "amount_micros": 50 * USD, "starts_on": "2026-11-22", "ends_on": "2026-11-30"})
     assert next_day.status_code == 200 and next_day.json()["version"] == 11, "W10: the count starts again at 00:00 UTC"
+    read = await stack.command("GET", path, token)
+    assert (read.status_code, read.json()["changes_left_today"]) == (200, 9), "read: the changes left today (W10)"
 
     caps = await stack.records("campaign.events.v1", stack.account, {"AdAccountBudgetCapChanged"}, 11)
     assert [c["version"] for c in caps] == list(range(1, 12))
