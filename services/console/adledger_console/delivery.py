@@ -48,30 +48,41 @@ class DeliveryStates:
             self._states[key] = state
 
     async def run(self) -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None,
+        """Read until cancelled; a lost broker is retried with back-off (the page shows the last state)."""
+        delay = 0.5
+        while True:
+            try:
+                await self._read()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # noqa: BLE001 - the reader must outlive a broker outage
+                log.warning("delivery_states_reader_failed", error=repr(error), retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _read(self) -> None:
+        # No group: every partition is this reader's, from the beginning (the topic is compacted).
+        consumer = AIOKafkaConsumer(self._topic, bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None,
                                     client_id="adledger-console", auto_offset_reset="earliest")
         self._consumer = consumer
         await consumer.start()
         try:
-            partitions = consumer.partitions_for_topic(self._topic)
-            while not partitions:
-                await consumer.force_metadata_update()
-                partitions = consumer.partitions_for_topic(self._topic)
-                if not partitions:
-                    await asyncio.sleep(1.0)
-            assigned = [TopicPartition(self._topic, number) for number in sorted(partitions)]
-            consumer.assign(assigned)
-            await consumer.seek_to_beginning(*assigned)
-            ends = await consumer.end_offsets(assigned)
+            ends: dict[TopicPartition, int] | None = None
             while True:
                 batches = await consumer.getmany(timeout_ms=200, max_records=1000)
                 for records in batches.values():
                     for record in records:
                         self.take(record.value)
-                if not self.caught_up.is_set():
-                    positions = {tp: await consumer.position(tp) for tp in assigned}
-                    if all(positions[tp] >= ends[tp] for tp in assigned):
-                        self.caught_up.set()
+                if self.caught_up.is_set():
+                    continue
+                assigned = sorted(consumer.assignment())
+                if not assigned:
+                    continue
+                if ends is None:
+                    ends = await consumer.end_offsets(assigned)
+                positions = [await consumer.position(tp) for tp in assigned]
+                if all(position >= ends.get(tp, 0) for tp, position in zip(assigned, positions, strict=True)):
+                    self.caught_up.set()
         finally:
             await consumer.stop()
 

@@ -116,8 +116,21 @@ class ConsoleWorld:
         assert answer.status_code == 201, answer.text
         assert await self.platform.pay(answer.json()["invoice"]["id"]) == ["paid"]
 
-    async def until_balance(self, owner_id: str, real_micros: int) -> None:
-        await self.platform.billing.wallet_balance_until(owner_id, "real_micros", real_micros)
+    async def until_balance(self, owner_id: str, real_micros: int) -> dict[str, Any]:
+        """The wallet's balance of the owner (read as the platform operator) once its real balance is `real_micros`."""
+        last: dict[str, Any] = {}
+
+        async def check() -> dict[str, Any] | None:
+            nonlocal last
+            answer = await self.platform.billing.call(self.platform.billing.wallet, "GET", f"/v1/balances/{owner_id}", PLATFORM)
+            assert answer.status_code == 200, answer.text
+            last = dict(answer.json())
+            return last if last["real_micros"] == real_micros else None
+
+        try:
+            return dict(await until(check, f"the real balance of {owner_id} at {real_micros}"))
+        except AssertionError as error:
+            raise AssertionError(f"{error}: {last}") from None
 
 
 @asynccontextmanager
