@@ -247,14 +247,15 @@ def create_app(settings: Settings, *, clock: Clock | None = None, states: Delive
             invoices: list[dict[str, Any]] = []
             for owner in owners:
                 invoices += await apis.get("invoicing", "/v1/invoices", session.token, {"owner_id": owner})
-            current_real = balance["real_micros"] + sum(account["balance"]["real_micros"] for account in accounts)
-            spend = overview.spend_per_day(histories, current_real, invoices, today)
+            reals = [balance["real_micros"], *(account["balance"]["real_micros"] for account in accounts)]
+            spend = overview.spend_per_day(histories, reals, invoices, today, today - timedelta(days=30))
+            available = balance["available_micros"] + sum(account["balance"]["available_micros"] for account in accounts)
             currency = balance["currency"]
             return page(
                 "business_center.html", session, **context, balance=balance, billing=billing, accounts=accounts,
-                balance_chart=charts.line_chart("Balance at each day close", overview.balance_points(histories[0]), currency),
-                spend_chart=charts.bar_chart("Spend per day", spend, currency),
-                runway=overview.runway_days(balance["available_micros"], spend, today), currency=currency,
+                balance_chart=charts.line_chart("Balance at each day close", overview.balance_points(histories), currency),
+                spend_chart=charts.bar_chart("Spend per day", spend, currency), total_available=available,
+                runway=overview.runway_days(available, spend, today), currency=currency,
             )
 
         return await guarded(request, business_center_id, render)

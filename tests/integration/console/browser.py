@@ -125,7 +125,12 @@ class Browser:
     async def screenshot(self, name: str, also: Path | None = None) -> Path:
         path = self.screenshots / f"{name}.png"
         self.screenshots.mkdir(parents=True, exist_ok=True)
-        await self.run(lambda d: d.save_screenshot(str(path)))
+
+        def step(d: webdriver.Chrome) -> None:
+            d.execute_script("window.scrollTo(0, 0);")
+            d.save_screenshot(str(path))
+
+        await self.run(step)
         if also is not None:
             also.parent.mkdir(parents=True, exist_ok=True)
             also.write_bytes(path.read_bytes())

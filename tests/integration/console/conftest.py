@@ -30,6 +30,9 @@ import uvicorn
 from adledger_console.app import create_app
 from adledger_console.config import Settings as ConsoleSettings
 from adledger_console.delivery import DeliveryStates
+from adledger_ledger.postgres import PostgresLedger
+from adledger_wallet.adapters.postgres import PostgresWalletStore
+from adledger_wallet.day_closes import DayCloses
 from adledger_identity.config import Settings as IdentitySettings
 from adledger_identity.inject import wire as wire_identity
 
@@ -116,6 +119,15 @@ class ConsoleWorld:
         assert answer.status_code == 201, answer.text
         assert await self.platform.pay(answer.json()["invoice"]["id"]) == ["paid"]
 
+    async def close_days(self) -> list[str]:
+        """The wallet's day-close job (W13), run as its periodic job would after the clock moved (T1)."""
+        billing = self.platform.billing
+        assert billing.wallet_runtime is not None
+        runtime = billing.wallet_runtime
+        closes = DayCloses(lambda: runtime.pool, PostgresLedger(runtime.settings.ledger_schema),  # type: ignore[attr-defined]
+                           PostgresWalletStore.of, billing.clock)
+        return [day.isoformat() for day in await closes.run_due_closes()]
+
     async def until_balance(self, owner_id: str, real_micros: int) -> dict[str, Any]:
         """The wallet's balance of the owner (read as the platform operator) once its real balance is `real_micros`."""
         last: dict[str, Any] = {}
@@ -170,7 +182,7 @@ async def console(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Asy
             database_schema=unique("t_identity"), http_port=free_port(), platform_token=PLATFORM,
             kafka_consumer_group=unique("identity"), identity_events_topic=billing.identity.topic,
             wallet_events_topic=billing.wallet_events_topic, signing_keys_dir=str(tmp_path_factory.mktemp("identity-keys")),
-            outbox_poll_interval_ms=100, session_ttl_s=12 * 3600,
+            outbox_poll_interval_ms=100, session_ttl_s=400 * 24 * 3600,  # journeys move the clock by days
         )
         async with running(wire_identity(identity_settings, platform.clock).runtime, stack) as identity:
             world_pools = [billing.wallet_runtime.pool, billing.service.runtime.pool,  # type: ignore[union-attr]

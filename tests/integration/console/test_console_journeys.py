@@ -201,3 +201,55 @@ async def test_w9_an_analyst_is_refused_in_words_and_another_centers_user_sees_n
     # (The 404 answers above are a page's own status; they are not script errors.)
     errors = [error for error in await browser.errors() if "404" not in str(error.get("message"))]
     assert errors == [], errors
+
+
+async def test_w13_overview_charts_the_day_closes_and_spend_per_day_and_shows_the_runway(
+    console: ConsoleWorld, browser: Browser,
+) -> None:
+    """Runs last in the module: it moves the world's clock by days (T1)."""
+    from datetime import UTC, datetime
+
+    from .conftest import PASSWORD
+
+    platform = console.platform
+    fiona = await console.person("Fiona Admin")
+    business_center = await console.business_center(fiona, name="Northwind Ads")
+    admin_token = await console.sign_in(fiona)
+    account = await console.ad_account(business_center, admin_token)
+    await platform.billing.subscribe(account)
+    await console.paid_top_up(admin_token, account, 300 * USD)
+    await console.until_balance(account, 300 * USD)
+    await platform.operate(business_center, account)
+    campaigns = platform.campaigns
+    campaign_id = await campaigns.create(1000 * USD, platform.clock.now() + timedelta(days=20), funding_mode="drawdown")
+    assert (await campaigns.command("POST", f"/v1/campaigns/{campaign_id}/activate", campaigns.token)).status_code == 200
+    await campaigns.campaign_until(campaign_id, status="active")
+    await platform.spend_consumer_knows(account, campaign_id, lambda row: row["status"] == "active", "the active campaign")
+
+    # Three days of spend, each day closed by the wallet (W13): 40, then 60, then 25 so far today.
+    start = platform.clock.now()
+    left = 300 * USD
+    for day, spent in enumerate((40, 60, 25)):
+        if day:
+            platform.clock.set(datetime.combine(start.date() + timedelta(days=day), datetime.min.time(), UTC) + timedelta(hours=9))
+            assert await console.close_days(), "a day closed"
+        await platform.send(platform.spend(account, campaign_id, spent * USD))
+        left -= spent * USD
+        await console.until_balance(account, left)
+
+    await sign_in(browser, fiona, PASSWORD)
+    await browser.until_text("h1", "Northwind Ads")
+    bars = await browser.run(lambda d: len(d.find_elements("css selector", "svg[aria-label='Spend per day'] rect")))
+    assert bars == 3, "a bar for each closed day and one for today so far"
+    titles = await browser.run(lambda d: [e.get_attribute("textContent") for e in
+                                          d.find_elements("css selector", "svg[aria-label='Spend per day'] rect title")])
+    assert [title.split(": ")[1] for title in titles] == ["USD 40.00", "USD 60.00", "USD 25.00"], titles
+    points = await browser.run(lambda d: d.find_element("css selector", "svg[aria-label='Balance at each day close'] polyline")
+                               .get_attribute("points"))
+    assert points and len(points.split()) == 2, points
+    # Runway: what is available (175) ÷ the average daily spend of the last 7 days ((40 + 60 + 25) ÷ 7):
+    # 175 × 7 ÷ 125 = 9.8, whole days: 9.
+    runway = await browser.text('[data-figure="runway"]')
+    assert "Runway: 9 days" in runway, runway
+    await browser.screenshot("overview", also=overview_screenshot_target())
+    await no_console_errors(browser)
