@@ -414,8 +414,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None, states: Delive
         else:
             raise FormError("choose activate or change the budget")
         invoice = f"; invoice {answer['open_invoice_id']} is open for the shortfall" if answer.get("open_invoice_id") else ""
-        return (f"Campaign {answer['id']} is {answer['status'].replace('_', ' ')}: budget {money(answer['budget_micros'])}, "
-                f"booked {money(answer['booked_micros'])}{invoice}.")
+        requested = " (activation requested: the wallet books the budget)" if answer.get("activation_requested") and \
+            answer["status"] == "draft" else ""
+        return (f"Campaign {answer['id']} is {answer['status'].replace('_', ' ')}{requested}: budget "
+                f"{money(answer['budget_micros'])}, booked {money(answer['booked_micros'])}{invoice}.")
 
     async def order_command(session: Session, bc: str, fields: dict[str, str]) -> str:
         order = quote(required(fields, "order_id", "an order id"), safe="")

@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 
 from .browser import PHONE, Browser
+from ..identity_world import PLATFORM
 from .conftest import USD, ConsoleWorld, overview_screenshot_target
 
 pytestmark = [pytest.mark.integration]
@@ -202,6 +203,60 @@ async def test_w9_an_analyst_is_refused_in_words_and_another_centers_user_sees_n
     errors = [error for error in await browser.errors() if "404" not in str(error.get("message"))]
     assert errors == [], errors
 
+
+async def test_c1_c2_w2_a_prepaid_campaign_booked_and_reduced_and_aba_enabled_from_the_page(
+    console: ConsoleWorld, browser: Browser,
+) -> None:
+    from .conftest import PASSWORD
+
+    platform = console.platform
+    fiona = await console.person("Fiona Admin")
+    business_center = await console.business_center(fiona, name="Prepaid Partners")
+    admin_token = await console.sign_in(fiona)
+    account = await console.ad_account(business_center, admin_token)
+    await platform.billing.subscribe(account)
+    await console.paid_top_up(admin_token, account, 50 * USD)
+    await console.until_balance(account, 50 * USD)
+
+    await sign_in(browser, fiona, PASSWORD)
+    await browser.until_text("h1", "Prepaid Partners")
+    # C1: a prepaid campaign is created as a draft, then activated: its budget is booked as holds.
+    create = 'form[aria-label="Create a prepaid campaign"]'
+    await browser.fill("Name", "Winter sale", within=create)
+    await browser.fill("Budget (USD)", "30", within=create)
+    await browser.press("Create campaign")
+    created = await browser.text("#outcome-campaign") if await browser.until_text("#outcome-campaign", "draft") >= 0 else ""
+    campaign_id = created.split("Campaign ", 1)[1].split(" ", 1)[0]
+    change = 'form[aria-label="Activate or change a campaign"]'
+    await browser.fill("Campaign id", campaign_id, within=change)
+    await browser.press("Apply to campaign")
+    await browser.until_text("#outcome-campaign-command", f"Campaign {campaign_id} is")
+    platform.campaigns.token = PLATFORM  # read as the platform operator
+    await platform.campaigns.campaign_until(campaign_id, status="active", booked_micros=30 * USD)
+    await browser.until_text(f'tr[data-ad-account="{account}"]', "USD 20.00")  # 50 less the 30 booked
+
+    # C2: a lower budget gives the difference back at once.
+    await browser.choose("Do", "change the budget", within=change)
+    await browser.fill("New budget (USD)", "10", within=change)
+    await browser.press("Apply to campaign")
+    await browser.until_text("#outcome-campaign-command", "booked 10.00")
+    await browser.until_text(f'tr[data-ad-account="{account}"]', "USD 40.00")
+    # Below the minimum budget: the API's typed error, in words.
+    await browser.fill("New budget (USD)", "0.5", within=change)
+    await browser.press("Apply to campaign")
+    await browser.until_text("#outcome-campaign-command", "budget_below_minimum")
+
+    # W2: ABA is one-way; the form says so and asks to confirm.
+    aba = 'form[aria-label="Enable Automatic Balance Allocation"]'
+    assert "cannot be switched off" in await browser.text(aba)
+    await browser.tick("I understand ABA cannot be switched off", within=aba)
+    await browser.press("Enable ABA")
+    await browser.until_text("#outcome-aba", "Automatic Balance Allocation is on")
+    await browser.open(f"/bc/{business_center}")
+    await browser.until_text('[data-figure="aba"]', "on")
+    assert "Enable ABA" not in await browser.text(), "no switch back: the form is gone"
+    await browser.screenshot("campaign-and-aba")
+    await no_console_errors(browser)
 
 async def test_w13_overview_charts_the_day_closes_and_spend_per_day_and_shows_the_runway(
     console: ConsoleWorld, browser: Browser,
