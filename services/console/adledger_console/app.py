@@ -422,8 +422,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, states: Delive
     async def order_command(session: Session, bc: str, fields: dict[str, str]) -> str:
         order = quote(required(fields, "order_id", "an order id"), safe="")
         what = fields.get("command", "")
-        if what not in ("accept", "decline", "complete", "dispute"):
-            raise FormError("choose accept, decline, complete or dispute")
+        if what not in ("accept", "decline", "ready", "complete", "dispute"):
+            raise FormError("choose accept, decline, creatives approved, complete or dispute")
         body: dict[str, Any] | None = None
         if what == "decline":
             body = {"reason": required(fields, "reason", "a reason")}

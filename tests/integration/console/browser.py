@@ -115,6 +115,23 @@ class Browser:
 
         return await self.run(step)
 
+    async def until_filled(self, css: str, timeout_s: float = 20.0) -> str:
+        """Wait until the element shows any text (an answer swapped in); that text."""
+
+        def step(d: webdriver.Chrome) -> str:
+            started = time.monotonic()
+            while time.monotonic() - started < timeout_s:
+                try:
+                    found = d.find_element(By.CSS_SELECTOR, css).text.strip()
+                    if found:
+                        return found
+                except (NoSuchElementException, StaleElementReferenceException):
+                    pass
+                time.sleep(0.05)
+            raise AssertionError(f"{css} stayed empty for {timeout_s}s")
+
+        return await self.run(step)
+
     async def mark_page(self) -> None:
         """A marker a reload would wipe: `unreloaded()` tells it is still the same page."""
         await self.run(lambda d: d.execute_script("window.__adledgerSamePage = true;"))

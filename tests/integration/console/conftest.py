@@ -34,6 +34,8 @@ from adledger_ledger.postgres import PostgresLedger
 from adledger_wallet.adapters.postgres import PostgresWalletStore
 from adledger_wallet.day_closes import DayCloses
 from adledger_identity.config import Settings as IdentitySettings
+from adledger_order_escrow.config import Settings as EscrowSettings
+from adledger_order_escrow.inject import wire as wire_escrow
 from adledger_identity.inject import wire as wire_identity
 
 from ..conftest import Stack, unique
@@ -55,12 +57,15 @@ class ConsoleWorld:
     console_url: str
     states: DeliveryStates
     browser: Browser
+    escrow: httpx.AsyncClient
+    escrow_pool: Any
 
     @property
     def replicas(self) -> list[Any]:
         billing = self.platform.billing
         assert billing.wallet_runtime is not None
-        return [billing.wallet_runtime.pool, billing.service.runtime.pool, self.platform.campaigns.instance.service.runtime.pool]
+        return [billing.wallet_runtime.pool, billing.service.runtime.pool, self.platform.campaigns.instance.service.runtime.pool,
+                self.escrow_pool]
 
     async def person(self, name: str) -> str:
         """A person of the identity service with a password, known to every service."""
@@ -128,6 +133,20 @@ class ConsoleWorld:
                            PostgresWalletStore.of, billing.clock)
         return [day.isoformat() for day in await closes.run_due_closes()]
 
+    async def escrow_call(self, method: str, path: str, token: str, body: Any = None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"}
+        if method != "GET":
+            headers["Idempotency-Key"] = unique("k")
+        return await self.escrow.request(method, path, json=body, headers=headers)
+
+    async def order_until(self, order_id: str, token: str, status: str) -> dict[str, Any]:
+        async def check() -> dict[str, Any] | None:
+            answer = await self.escrow_call("GET", f"/v1/orders/{order_id}", token)
+            assert answer.status_code == 200, answer.text
+            return dict(answer.json()) if answer.json()["status"] == status else None
+
+        return dict(await until(check, f"order {order_id} {status}", timeout_s=60))
+
     async def until_balance(self, owner_id: str, real_micros: int) -> dict[str, Any]:
         """The wallet's balance of the owner (read as the platform operator) once its real balance is `real_micros`."""
         last: dict[str, Any] = {}
@@ -184,8 +203,16 @@ async def console(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Asy
             wallet_events_topic=billing.wallet_events_topic, signing_keys_dir=str(tmp_path_factory.mktemp("identity-keys")),
             outbox_poll_interval_ms=100, session_ttl_s=400 * 24 * 3600,  # journeys move the clock by days
         )
-        async with running(wire_identity(identity_settings, platform.clock).runtime, stack) as identity:
-            world_pools = [billing.wallet_runtime.pool, billing.service.runtime.pool,  # type: ignore[union-attr]
+        escrow_settings = EscrowSettings(
+            profile="local", database_url=stack.database_url, kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
+            database_schema=unique("t_escrow"), http_port=free_port(), identity_events_topic=billing.identity.topic,
+            wallet_events_topic=billing.wallet_events_topic, wallet_commands_topic=billing.wallet_commands_topic,
+            kafka_consumer_group=unique("escrow-group"), outbox_poll_interval_ms=100, deadline_poll_interval_ms=3_600_000,
+        )
+        escrow_runtime = wire_escrow(escrow_settings, platform.clock).runtime
+        async with running(wire_identity(identity_settings, platform.clock).runtime, stack) as identity, \
+                running(escrow_runtime, stack) as escrow:
+            world_pools = [escrow_runtime.pool, billing.wallet_runtime.pool, billing.service.runtime.pool,  # type: ignore[union-attr]
                            platform.campaigns.instance.service.runtime.pool]
             for pool in world_pools:  # the identity service's signing key, beside the TestIdentity's
                 await _replicated(pool, "select count(*) >= 2 from identity_signing_keys where not retired")
@@ -193,7 +220,7 @@ async def console(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Asy
                 profile="local", kafka_bootstrap_servers=stack.kafka_bootstrap_servers, http_port=free_port(),
                 identity_url=str(identity.base_url), wallet_url=str(billing.wallet.base_url),
                 campaign_url=str(platform.campaigns.client.base_url), invoicing_url=str(billing.invoicing.base_url),
-                escrow_url="http://127.0.0.1:9", delivery_state_topic=billing.state_topic,
+                escrow_url=str(escrow.base_url), delivery_state_topic=billing.state_topic,
                 local_provider_token=PLATFORM, live_refresh_ms=500,
             )
             async with _serve_console(console_settings, platform) as (url, states):
@@ -202,7 +229,7 @@ async def console(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Asy
                     screenshots = Path(tempfile.mkdtemp(prefix="console-screens-"))
                     browser = Browser(driver, url, screenshots)
                     mine = take_world_tags()
-                    yield ConsoleWorld(platform, identity, url, states, browser)
+                    yield ConsoleWorld(platform, identity, url, states, browser, escrow, escrow_runtime.pool)
                 finally:
                     await asyncio.to_thread(driver.quit)
     try:

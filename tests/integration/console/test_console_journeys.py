@@ -258,6 +258,60 @@ async def test_c1_c2_w2_a_prepaid_campaign_booked_and_reduced_and_aba_enabled_fr
     await browser.screenshot("campaign-and-aba")
     await no_console_errors(browser)
 
+async def test_o2_o3_o5_the_seller_accepts_and_completes_an_order_and_the_buyer_disputes_it(
+    console: ConsoleWorld, browser: Browser,
+) -> None:
+    from .conftest import PASSWORD
+
+    fiona = await console.person("Fiona Buyer")
+    buyer = await console.business_center(fiona, name="Buyer Brands")
+    sam = await console.person("Sam Seller")
+    seller = await console.business_center(sam, name="Gaming Weekly")
+    fiona_token = await console.sign_in(fiona)
+    await console.paid_top_up(fiona_token, buyer, 10 * USD)
+    await console.until_balance(buyer, 10 * USD)
+    channel = f"channel-{seller}"
+    answer = await console.escrow_call("POST", "/v1/channels", PLATFORM, {
+        "id": channel, "name": "Gaming Weekly", "seller_user_id": sam, "owner_id": seller, "currency": "USD"})
+    assert answer.status_code == 201, answer.text
+
+    async def placed() -> str | None:
+        answer = await console.escrow_call("POST", "/v1/orders", fiona_token,
+                                           {"channel_id": channel, "buyer_owner_id": buyer, "price_micros": 4 * USD, "currency": "USD"})
+        return str(answer.json()["id"]) if answer.status_code == 201 else None
+
+    from ..waits import until
+
+    order_id = str(await until(placed, "the order placed once escrow knows the buyer", timeout_s=60))
+    await console.order_until(order_id, fiona_token, "awaiting_seller")
+
+    order = 'form[aria-label="Act on an order"]'
+
+    async def act(command: str, reason: str = "") -> str:
+        await browser.fill("Order id", order_id, within=order)
+        await browser.choose("Do", command, within=order)
+        await browser.fill("Reason (decline, dispute)", reason, within=order)
+        await browser.run(lambda d: d.execute_script("document.getElementById('outcome-order').textContent = '';"))
+        await browser.press("Apply to order")
+        return await browser.until_filled("#outcome-order")
+
+    # The seller (O2, O3): accept, creatives approved, complete.
+    await sign_in(browser, sam, PASSWORD)
+    await browser.until_text("h1", "Gaming Weekly")
+    assert "accepted" in await act("accept")
+    assert "ready" in await act("creatives approved")
+    assert "complete" in await act("complete")
+    # The buyer may not complete it: the API's refusal, in words.
+    await sign_in(browser, fiona, PASSWORD)
+    await browser.until_text("h1", "Buyer Brands")
+    refused = await act("complete")
+    assert "Refused" in refused and "permission_denied" in refused, refused
+    # O5: the buyer disputes within 48 hours; the funds stay frozen.
+    assert "disputed" in await act("dispute", "the creatives never ran")
+    await console.order_until(order_id, fiona_token, "disputed")
+    await browser.screenshot("order-disputed")
+    await no_console_errors(browser)
+
 async def test_w13_overview_charts_the_day_closes_and_spend_per_day_and_shows_the_runway(
     console: ConsoleWorld, browser: Browser,
 ) -> None:
