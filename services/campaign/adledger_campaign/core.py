@@ -104,6 +104,13 @@ class Campaigns:
         await self._require(work, caller, campaign.business_center_id, Action.READ)
         return campaign, await work.store.hold_error(campaign_id)
 
+    async def campaigns_of_ad_account(self, work: CampaignUnitOfWork, caller: Caller, ad_account_id: str) -> list[Campaign]:
+        """The ad account's campaigns, for any role in its Business Center (W9)."""
+        account = await self._ad_account(work, caller, ad_account_id)
+        await self._require(work, caller, account.business_center_id, Action.READ)
+        found = [await work.store.campaign(campaign_id) for campaign_id in await work.store.campaign_ids_of_ad_account(ad_account_id)]
+        return [campaign for campaign in found if campaign is not None]
+
     async def activate(self, work: CampaignUnitOfWork, caller: Caller, campaign_id: str) -> Campaign:
         """C1: a drawdown campaign is active at once; a prepaid one books its whole budget first."""
         campaign = await self._managed(work, caller, campaign_id)

@@ -405,6 +405,24 @@ async def test_c5_s3_pauses_from_delivery_control_and_by_hand_and_the_typed_refu
     ]
 
 
+async def test_w9_an_ad_accounts_campaigns_are_listed_to_its_business_centers_roles_only(campaigns: CampaignStack) -> None:
+    stack = campaigns
+    ends_at = stack.wallet.clock.now() + timedelta(days=5)
+    first, second = [await stack.create(5 * USD, ends_at, funding_mode=mode) for mode in ("drawdown", "prepaid")]
+    path = f"/v1/ad-accounts/{stack.account}/campaigns"
+    _, analyst = await stack.person("Ann Analyst", stack.bc, "analyst")
+    listed = await stack.client.get(path, headers={"Authorization": f"Bearer {analyst}"})
+    assert listed.status_code == 200, listed.text
+    assert [(item["id"], item["funding_mode"], item["status"]) for item in listed.json()] == sorted(
+        [(first, "drawdown", "draft"), (second, "prepaid", "draft")]
+    ), "any role reads them (W9)"
+    _, outsider = await stack.person("Oscar Outsider")
+    hidden = await stack.client.get(path, headers={"Authorization": f"Bearer {outsider}"})
+    assert (hidden.status_code, hidden.json()["error"]) == (404, "not_found"), "no role: as if it did not exist"
+    unknown = await stack.client.get("/v1/ad-accounts/no-such-account/campaigns", headers={"Authorization": f"Bearer {analyst}"})
+    assert unknown.status_code == 404
+
+
 async def test_w9_w10_caps_only_finance_manager_or_admin_at_most_ten_a_utc_day_and_the_wallet_keeps_a_copy(campaigns: CampaignStack) -> None:
     stack, running_wallet = campaigns, campaigns.wallet
     path = f"/v1/ad-accounts/{stack.account}/budget-cap"

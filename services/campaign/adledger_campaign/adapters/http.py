@@ -190,6 +190,12 @@ def router(campaigns: Campaigns, commands: Commands, unit: Unit) -> APIRouter:
         campaign, hold_error = await commands.read(lambda uow: campaigns.read_campaign(unit(uow), caller, campaign_id))
         return _campaign_answer(campaign, hold_error)
 
+    @api.get("/v1/ad-accounts/{ad_account_id}/campaigns", response_model=list[CampaignAnswer], tags=["campaigns"],
+             summary="List an ad account's campaigns (any role in its Business Center)", responses=read_errors)
+    async def list_campaigns(ad_account_id: ResourceId, caller: CurrentCaller) -> list[CampaignAnswer]:
+        found = await commands.read(lambda uow: campaigns.campaigns_of_ad_account(unit(uow), caller, ad_account_id))
+        return [_campaign_answer(campaign) for campaign in found]
+
     @api.post(campaign_path + "/activate", response_model=CampaignAnswer, tags=["campaigns"],
               summary="Activate: drawdown at once; prepaid books its whole budget as holds, invoicing any "
               "shortfall (C1)",
