@@ -224,8 +224,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None, states: Delive
                 if not refusal.not_found:
                     raise
                 cap = None
+            found = await apis.get("campaign", f"/v1/ad-accounts/{account_path}/campaigns", session.token)
             state = states.of(account["id"])
-            return {**account, "balance": balance, "cap": cap, "state": state,
+            return {**account, "balance": balance, "cap": cap, "state": state, "campaigns": found,
                     "paused_campaigns": states.paused_campaigns(account["id"])}
 
         return list(await asyncio.gather(*(one(account) for account in accounts)))

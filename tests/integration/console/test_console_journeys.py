@@ -233,6 +233,9 @@ async def test_c1_c2_w2_a_prepaid_campaign_booked_and_reduced_and_aba_enabled_fr
     await browser.until_text("#outcome-campaign-command", f"Campaign {campaign_id} is")
     platform.campaigns.token = PLATFORM  # read as the platform operator
     await platform.campaigns.campaign_until(campaign_id, status="active", booked_micros=30 * USD)
+    # The ad accounts table lists the account's campaigns (the campaign service's list), live.
+    await browser.until_text(f'li[data-campaign="{campaign_id}"]', "Winter sale")
+    await browser.until_text(f'li[data-campaign="{campaign_id}"]', "prepaid · active · budget 30.00, booked 30.00")
     await browser.until_text(f'tr[data-ad-account="{account}"]', "USD 20.00")  # 50 less the 30 booked
 
     # C2: a lower budget gives the difference back at once.
