@@ -32,7 +32,9 @@ from adledger_console.config import Settings
 from adledger_console.delivery import DeliveryStates
 from adledger_console.sessions import COOKIE, Session, Signer, new_session
 from adledger_libs.clock import Clock, SystemClock
+from adledger_libs.logs import get_logger
 
+log = get_logger(__name__)
 MAX_FORM_BYTES = 8 * 1024
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -89,6 +91,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None, states: Delive
             response.headers.setdefault(name, value)
         response.headers.setdefault("Cache-Control", "no-store")
         return response
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> HTMLResponse:
+        """A bug of the console's own: logged, and a page that says so without its internals."""
+        log.error("console_page_failed", path=request.url.path, error=repr(error))
+        return HTMLResponse("<!doctype html><title>Error</title><p>Something went wrong on this page. Reload it; if it "
+                            "stays, tell the platform team.</p>", status_code=500)
 
     # Sessions -----------------------------------------------------------------------------------------
 
