@@ -153,8 +153,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None, states: Delive
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/sign-in", response_class=HTMLResponse)
-    async def sign_in_page(request: Request) -> HTMLResponse:
+    async def sign_in_page(request: Request) -> Response:
         session = session_of(request) or new_session()
+        if session.signed_in:
+            return RedirectResponse("/", status_code=303)
         return page("sign_in.html", Session(csrf=session.csrf))
 
     @app.post("/sign-in", response_class=HTMLResponse)
