@@ -30,7 +30,7 @@ async def no_console_errors(browser: Browser) -> None:
     assert errors == [], f"the browser console has errors: {errors}"
 
 
-async def test_i1_i2_sign_in_top_up_pay_and_watch_the_balance_change(console: ConsoleWorld, browser: Browser) -> None:
+async def test_i1_i2_w6_w10_sign_in_top_up_pay_watch_the_balance_change_allocate_and_cap(console: ConsoleWorld, browser: Browser) -> None:
     from .conftest import PASSWORD
 
     fiona = await console.person("Fiona Admin")
@@ -100,6 +100,17 @@ async def test_i1_i2_sign_in_top_up_pay_and_watch_the_balance_change(console: Co
     await browser.until_text(f'tr[data-ad-account="{account}"]', "daily 25.00")
     await browser.until_text(f'tr[data-ad-account="{account}"]', "9 of 10 changes left today")
     await browser.until_text('[data-figure="real"]', "USD 360.00")
+    # W6: vouchers the platform granted, moved by hand to the ad account.
+    billing = console.platform.billing
+    granted = await billing.call(billing.wallet, "POST", f"/v1/business-centers/{business_center}/vouchers", PLATFORM,
+                                 {"amount_micros": 20 * USD})
+    assert granted.status_code == 200, granted.text
+    await browser.until_text('[data-figure="vouchers"]', "USD 20.00")
+    await browser.choose("What", "vouchers", within=allocate)
+    await browser.fill("Amount (USD)", "15", within=allocate)
+    await browser.press("Allocate")
+    await browser.until_text("#outcome-allocate", "Moved USD 15.00 of vouchers")
+    await browser.until_text('[data-figure="vouchers"]', "USD 5.00")
     await browser.screenshot("3-overview")
     await no_console_errors(browser)
 
