@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-SERVICES := identity wallet campaign invoicing order_escrow spend_consumer
+SERVICES := identity wallet campaign invoicing order_escrow spend_consumer sends
 # Services with no database or outbox of their own: the finance console (pages on the services' public APIs).
 FRONTENDS := console
 VENV ?= .venv
@@ -68,6 +68,7 @@ schemas: venv ## Regenerate schemas/ from the pydantic models and the topic cata
 	$(PY) -m adledger_order_escrow.inject schemas/openapi
 	$(PY) -m adledger_campaign.inject schemas/openapi
 	$(PY) -m adledger_invoicing.inject schemas/openapi
+	$(PY) -m adledger_sends.inject schemas/openapi
 	$(PY) deploy/k8s/generate.py
 
 k8s: venv ## Regenerate deploy/k8s's Strimzi resources (KafkaTopics from the catalogue, the Kafka version from deploy/kafka.lock).

@@ -25,6 +25,7 @@ SERVICES: dict[str, int] = {
     "invoicing": 8083,
     "order_escrow": 8084,
     "spend_consumer": 8085,
+    "sends": 8087,
     #: The finance console: pages for people, on the services' public APIs (no database of its own).
     "console": 8088,
 }

@@ -12,6 +12,12 @@ account or campaign stops serving, a resumed one serves again), balances from it
 person tops it up again (a few times), so delivery resumes by itself. It logs what it does, so a
 newcomer watches balances fall, delivery pause and resume.
 
+Sends (U1-U6): an account with a team of two users (one balance that refreshes daily, one that
+rolls over), one send campaign per charge setting, and an integration (an API key scoped to sends)
+whose sends need an Admin's approval; it logs the initial budgets charged to the team's prepaid
+source, a short send refused, add-funds creating an invoice, an approval's card payment and an
+adjustment charge (docs/sends-walkthrough.md is the same by hand).
+
 It speaks only the public contract (HTTP APIs, ads.spend.v1, delivery.state.v1, delivery.control.v1,
 balances.v1), as a real ad server and a real customer would. Run alone: `.venv/bin/python deploy/local/simulator.py`.
 """
@@ -38,6 +44,7 @@ WALLET = os.environ.get("ADLEDGER_SIMULATOR_WALLET_URL", "http://127.0.0.1:8081"
 CAMPAIGN = os.environ.get("ADLEDGER_SIMULATOR_CAMPAIGN_URL", "http://127.0.0.1:8082")
 INVOICING = os.environ.get("ADLEDGER_SIMULATOR_INVOICING_URL", "http://127.0.0.1:8083")
 IDENTITY = os.environ.get("ADLEDGER_SIMULATOR_IDENTITY_URL", "http://127.0.0.1:8086")
+SENDS = os.environ.get("ADLEDGER_SIMULATOR_SENDS_URL", "http://127.0.0.1:8087")
 #: How long a Business Center stays paused for lack of funds before its finance person tops it up.
 TOP_UP_AFTER_S = float(os.environ.get("ADLEDGER_SIMULATOR_TOP_UP_AFTER_S", "20"))
 TOP_UPS_PER_OWNER = 3
@@ -251,6 +258,92 @@ async def watch_balances(accounts: list[Account]) -> None:
         await asyncio.Event().wait()  # follows until the simulator stops
 
 
+async def _sends_call(client: httpx.AsyncClient, method: str, path: str, token: str,
+                      body: dict[str, object] | None = None) -> httpx.Response:
+    return await client.request(method, SENDS + path, json=body, headers={
+        "Authorization": f"Bearer {token}", "Idempotency-Key": _key(method, SENDS + path, body),
+    })
+
+
+async def _source_balance(client: httpx.AsyncClient, source: str) -> str:
+    answer = await command(client, "GET", f"/v1/funding-sources/{source}", PLATFORM_TOKEN, base=INVOICING)
+    return usd(int(str(answer["balance_micros"])))
+
+
+async def sends_demo(client: httpx.AsyncClient) -> None:
+    """A team of two users, one send campaign per charge setting, an integration needing approval (U1-U6)."""
+    bc, password = f"sim-sends-{RUN_ID}", f"simulated-{uuid.uuid4().hex}"
+    admin, ann, bob, crm = (f"sim-{name}-{RUN_ID}" for name in ("sends-admin", "ann", "bob", "crm"))
+    tokens: dict[str, str] = {}
+    for user in (admin, ann, bob):
+        await command(client, "POST", "/v1/users", PLATFORM_TOKEN, {"id": user, "name": user, "password": password},
+                      base=IDENTITY)
+        signed_in = await client.post(f"{IDENTITY}/v1/sessions", json={"user_id": user, "password": password})
+        signed_in.raise_for_status()
+        tokens[user] = str(signed_in.json()["token"])
+    await command(client, "POST", "/v1/users", PLATFORM_TOKEN, {"id": crm, "name": "CRM", "kind": "integration"},
+                  base=IDENTITY)
+    await command(client, "POST", "/v1/business-centers", PLATFORM_TOKEN,
+                  {"id": bc, "name": "Simulated sends", "currency": "USD", "admin_user_id": admin}, base=WALLET)
+    for user in (ann, bob, crm):
+        await settled(client, "PUT", f"/v1/business-centers/{bc}/members/{user}", tokens[admin], {"role": "operator"},
+                      base=IDENTITY)
+    key = await command(client, "POST", "/v1/api-keys", PLATFORM_TOKEN,
+                        {"user_id": crm, "name": "CRM", "scopes": ["sends"]}, base=IDENTITY)
+    tokens[crm] = str(key["token"])
+    sales, card = f"sim-sales-{RUN_ID}", f"sim-card-{RUN_ID}"
+    await command(client, "POST", "/v1/funding-sources", PLATFORM_TOKEN, {
+        "id": sales, "name": "Sales team", "kind": "prepaid_invoice", "currency": "USD",
+        "low_balance_contacts": ["ops@sim.example"], "accounts_payable_contact": "ap@sim.example"}, base=INVOICING)
+    await command(client, "POST", "/v1/funding-sources", PLATFORM_TOKEN,
+                  {"id": card, "name": "Corporate card", "kind": "credit_card", "currency": "USD"}, base=INVOICING)
+    for source, kind in ((sales, "prepaid_invoice"), (card, "credit_card")):
+        await command(client, "POST", "/v1/funding-sources", PLATFORM_TOKEN,
+                      {"id": source, "business_center_id": bc, "kind": kind, "currency": "USD"}, base=SENDS)
+    await settled(client, "PUT", f"/v1/business-centers/{bc}/default-funding-source", tokens[admin],
+                  {"funding_source_id": card}, base=SENDS)
+    team = f"sim-team-{RUN_ID}"
+    await command(client, "POST", "/v1/teams", tokens[admin],
+                  {"id": team, "business_center_id": bc, "name": "Sales", "funding_source_id": sales}, base=SENDS)
+    for user, mode, budget in ((ann, "refresh", 50 * USD), (bob, "rollover", 20 * USD)):
+        verb = "refreshes" if mode == "refresh" else "rolls over"
+        balance = await settled(client, "PUT", f"/v1/business-centers/{bc}/user-balances/{user}", tokens[admin],
+                                {"team_id": team, "budget_micros": budget, "mode": mode, "schedule": "daily"},
+                                base=SENDS)
+        say(f"sends: {user}'s user balance {usd(int(str(balance['balance_micros'])))}, {verb} daily "
+            f"(next at {balance['next_period_start']}); initial budget charged to {sales} (U1, U6)")
+    await asyncio.sleep(2)
+    say(f"sends: the team's prepaid source {sales} is at {await _source_balance(client, sales)} (I6: alerted at once)")
+    campaigns = {"balance": {"charge_to": "user_balance"},
+                 "source": {"charge_to": "funding_source", "funding_source_id": sales},
+                 "crm": {"charge_to": "funding_source", "funding_source_id": card, "require_approval": True}}
+    for name, setting in campaigns.items():
+        await command(client, "POST", "/v1/send-campaigns", tokens[admin],
+                      {"id": f"sim-{name}-{RUN_ID}", "business_center_id": bc, "name": name, **setting}, base=SENDS)
+
+    def send(campaign: str, price: int, **more: object) -> dict[str, object]:
+        return {"campaign_id": f"sim-{campaign}-{RUN_ID}", "item_kind": "egift", "description": "Coffee card",
+                "price_micros": price, **more}
+
+    gift = (await _sends_call(client, "POST", "/v1/sends", tokens[ann], send("balance", 12 * USD))).json()
+    say(f"sends: {ann} sent a 12.00 USD eGift from her balance: {gift['state']} (U2)")
+    short = await _sends_call(client, "POST", "/v1/sends", tokens[ann], send("balance", 100 * USD))
+    say(f"sends: a 100.00 USD send from her balance is refused: {short.status_code} {short.json()['error']} (U2)")
+    refused = await _sends_call(client, "POST", "/v1/sends", tokens[bob], send("source", 20 * USD))
+    say(f"sends: {bob}'s 20.00 USD send on the short prepaid source: {refused.json()['error']} (U3)")
+    added = await _sends_call(client, "POST", "/v1/sends", tokens[bob], send("source", 20 * USD, add_funds=True))
+    say(f"sends: with add-funds it is {added.json()['state']}; invoicing issues an invoice for the shortfall (U3)")
+    waiting = (await _sends_call(client, "POST", "/v1/sends", tokens[crm], send("crm", 25 * USD))).json()
+    say(f"sends: the CRM integration's send waits: {waiting['state']} (U4)")
+    approved = await command(client, "POST", f"/v1/sends/{waiting['id']}/approve", tokens[admin], base=SENDS)
+    say(f"sends: approved by the Admin: {approved['state']}, one card payment on {card} (U4, I6)")
+    adjusted = await command(client, "POST", f"/v1/sends/{gift['id']}/final-cost", PLATFORM_TOKEN,
+                             {"final_cost_micros": 15 * USD}, base=SENDS)
+    await asyncio.sleep(2)
+    say(f"sends: the eGift's final cost is 15.00 USD: {adjusted['state']}, 3.00 USD adjustment charged to the team's "
+        f"source, now {await _source_balance(client, sales)} (U5)")
+
+
 async def main() -> int:
     deliveries = Deliveries()
     # The gate reads delivery.state.v1 before anything is set up, then follows it and
@@ -260,6 +353,10 @@ async def main() -> int:
     ) as publisher:
         async with httpx.AsyncClient(timeout=10) as client:
             accounts = await set_up(client)
+            try:
+                await sends_demo(client)
+            except (RuntimeError, httpx.HTTPError, KeyError) as error:
+                say(f"sends: the sends part of the simulation stopped: {error}")
             deliveries.accounts.update({account.id: account for account in accounts})
             say(f"serving ads at ~{EVENTS_PER_SECOND} spend events/s; watch balances fall, delivery pause and resume")
             await asyncio.gather(

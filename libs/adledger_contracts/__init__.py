@@ -19,6 +19,7 @@ from adledger_contracts.invoicing import FundingSourceCharged, InvoiceStatusChan
 from adledger_contracts.identity import ApiKeyChanged, MembershipChanged, SessionRevoked, SigningKeyPublished, UserChanged
 from adledger_contracts.notifications import EmailRequested
 from adledger_contracts.orders import OrderPlaced, OrderStatusChanged
+from adledger_contracts.sends import ChargeFundingSource, SendChanged, UserBalanceFunded
 from adledger_contracts.spending import SpendPosted
 from adledger_contracts.topics import CATALOGUE, TopicSpec, dead_letter_topic, topic
 from adledger_contracts.wallet import (
@@ -77,10 +78,16 @@ ALL_MESSAGES = (
     ApiKeyChanged,
     SessionRevoked,
     SigningKeyPublished,
+    ChargeFundingSource,
+    SendChanged,
+    UserBalanceFunded,
 )
 
 __all__ = [
     "ALL_MESSAGES",
+    "ChargeFundingSource",
+    "SendChanged",
+    "UserBalanceFunded",
     "ApiKeyChanged",
     "MembershipChanged",
     "SessionRevoked",

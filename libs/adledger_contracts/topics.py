@@ -160,10 +160,22 @@ _BASE: tuple[TopicSpec, ...] = (
         key="owner_id",
         partitions=6,
         cleanup_policy="delete",
-        producers=("campaign",),
+        producers=("campaign", "sends"),
         consumers=("invoicing",),
-        message_types=("IssueInvoice",),
-        description="Invoices other services ask for, e.g. an activation shortfall (C1); idempotent by invoice_id.",
+        message_types=("IssueInvoice", "ChargeFundingSource"),
+        description="Invoices other services ask for, e.g. an activation shortfall (C1), and funding-source charges "
+        "of sends (I6, U3-U6); idempotent by invoice_id and charge_id.",
+    ),
+    TopicSpec(
+        name="sends.events.v1",
+        key="business_center_id",
+        partitions=6,
+        cleanup_policy="delete",
+        producers=("sends",),
+        consumers=("operators (external)",),
+        message_types=("SendChanged", "UserBalanceFunded"),
+        description="Every send's state as a versioned snapshot (U2-U5) and every user-balance initial budget, "
+        "refresh and rollover (U1, U6).",
     ),
     TopicSpec(
         name="campaign.events.v1",

@@ -51,6 +51,12 @@ TRANSFER_KINDS: dict[str, TransferKind] = {
     # Invoicing: funding sources (I6) are their own owners, with the platform on the other side.
     "funding_source_charge": TransferKind.SYSTEM,
     "funding_source_payment": TransferKind.SYSTEM,
+    "funding_source_refund": TransferKind.SYSTEM,
+    # Sends (U1-U6): user balances funded by the platform (their source is charged by invoicing), sends
+    # charged to them, and lower final costs given back.
+    "user_balance_funded": TransferKind.SYSTEM,
+    "user_balance_send": TransferKind.SYSTEM,
+    "user_balance_refund": TransferKind.SYSTEM,
 }
 
 

@@ -19,7 +19,7 @@ from .waits import free_port as _free_port
 
 pytestmark = pytest.mark.integration
 
-SERVICES = ("identity", "wallet", "campaign", "invoicing", "order_escrow", "spend_consumer")
+SERVICES = ("identity", "wallet", "campaign", "invoicing", "order_escrow", "spend_consumer", "sends")
 
 
 async def _healthy(port: int, process: subprocess.Popen[bytes], timeout_s: float = 60.0) -> dict[str, object]:

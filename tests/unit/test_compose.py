@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("wallet", "campaign", "invoicing", "order_escrow", "spend_consumer")
+SERVICES = ("wallet", "campaign", "invoicing", "order_escrow", "spend_consumer", "sends")
 
 
 def _compose() -> dict[str, Any]:

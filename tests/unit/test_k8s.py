@@ -37,6 +37,7 @@ SERVICES = {
     "invoicing": "invoicing",
     "order-escrow": "order_escrow",
     "spend-consumer": "spend_consumer",
+    "sends": "sends",
 }
 #: The HTTP services with no database of their own: the finance console.
 FRONTENDS = {"console": "console"}
@@ -246,7 +247,7 @@ def test_every_setting_a_workload_names_is_read_by_it_and_secrets_come_from_secr
             found = _field_of(variable, classes)
             assert found is not None, f"{name}: {variable} is not a setting of {package}"
             settings_class, field = found
-            if any(word in variable for word in SECRET_WORDS):
+            if any(word in variable for word in SECRET_WORDS) and not variable.endswith("_DIR"):
                 assert "value" not in entry and "secretKeyRef" in entry["valueFrom"], (
                     f"{name}: {variable} must come from a Secret"
                 )
@@ -396,6 +397,41 @@ def test_the_identity_service_reads_its_signing_keys_from_a_secret(rendered: lis
     sources = {mount["name"] for mount in copy["volumeMounts"]}
     assert {mounted[directory], "signing-keys-secret"} == sources
     assert volumes["signing-keys-secret"]["secret"]["secretName"] == "adledger-identity-signing-keys"
+
+
+def test_every_service_that_signs_or_checks_records_has_its_keys(rendered: list[Resource]) -> None:
+    """From the messages' `SIGNED_BY` and the catalogue: a service that signs a message type gets its
+    private key from its own Secret, and every consumer of a topic carrying a signed type gets the
+    services' public keys, both copied into the writable $ADLEDGER_SECRETS_DIR/services."""
+    from adledger_auth.signatures import signed_types
+    from adledger_contracts import ALL_MESSAGES
+
+    signers = signed_types(ALL_MESSAGES)
+    signing = {service for allowed in signers.values() for service in allowed}
+    checking = {
+        consumer for spec in CATALOGUE if not spec.name.endswith(".dlq") and set(spec.message_types) & set(signers)
+        for consumer in spec.consumers
+    }
+    deployments = {package: name for name, package in SERVICES.items()}
+    for package in sorted((signing | checking) & set(deployments)):
+        pod = _one(rendered, "Deployment", deployments[package])["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        env = {entry["name"]: entry.get("value") for entry in container["env"]}
+        directory = f"{env['ADLEDGER_SECRETS_DIR']}/services"
+        volumes = {volume["name"]: volume for volume in pod["volumes"]}
+        mounted = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+        assert "emptyDir" in volumes[mounted[directory]], f"{package}: the keys' directory is writable"
+        (copy,) = pod["initContainers"]
+        sources = {mount["name"]: mount["mountPath"] for mount in copy["volumeMounts"]}
+        assert sources[mounted[directory]] == directory
+        command = " ".join(copy["command"])
+        assert volumes["public-keys"]["configMap"]["name"] == "adledger-service-public-keys"
+        assert f"{sources['public-keys']}/*.pub {directory}/" in command, package
+        if package in signing:
+            assert volumes["record-key"]["secret"]["secretName"] == f"adledger-{deployments[package]}-record-key"
+            assert f"{sources['record-key']}/*.key {directory}/" in command, package
+        else:
+            assert "record-key" not in volumes, f"{package} signs nothing and holds no private key"
 
 
 def _declared_secret_fields(settings_class: Any) -> list[str]:

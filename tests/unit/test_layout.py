@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("identity", "wallet", "campaign", "invoicing", "order_escrow", "spend_consumer")
+SERVICES = ("identity", "wallet", "campaign", "invoicing", "order_escrow", "spend_consumer", "sends")
 SKELETON = ("domain/__init__.py", "ports/__init__.py", "adapters/__init__.py", "inject.py", "main.py", "config.py", "__main__.py")
 IO_LIBRARIES = {"aiokafka", "asyncpg", "faust", "starlette", "fastapi", "uvicorn", "httpx"}
 

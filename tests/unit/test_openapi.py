@@ -13,6 +13,7 @@ SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "openapi"
 #: Services on FastAPI, and the routes of each that need no bearer token (with why).
 FASTAPI_SERVICES: dict[str, set[tuple[str, str]]] = {
     "wallet": set(),
+    "sends": set(),
     # Signing in is how a token is had; the public keys are for anyone to verify tokens with.
     "identity": {("post", "/v1/sessions"), ("get", "/.well-known/jwks.json")},
 }

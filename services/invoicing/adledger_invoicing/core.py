@@ -29,6 +29,7 @@ from adledger_auth.roles import Action
 from adledger_contracts.external import BalanceChanged
 from adledger_contracts.invoicing import FundingSourceCharged, InvoiceLine, InvoiceStatusChanged, IssueInvoice
 from adledger_contracts.notifications import EmailRequested, EmailTemplate
+from adledger_contracts.sends import ChargeFundingSource
 from adledger_contracts.spending import SpendPosted
 from adledger_contracts.wallet import AdAccountOpened, BusinessCenterOpened, InvoicePaid, PrepaymentThresholdCrossed
 from adledger_ledger.domain import Account, TransferRequest, balance, raise_first_error
@@ -389,6 +390,64 @@ class Invoicing:
         zero, and its low-balance contacts are e-mailed at once; a credit-card source is debited
         and gets one card payment (an automatically collected invoice) for the charge."""
         self._require_platform(caller, "charge funding sources", FUNDING_SOURCES_SCOPE)
+        return await self._charge(work, funding_source_id, charge_id, amount_micros, currency, description)
+
+    async def charge_requested(self, work: InvoicingWork, command: ChargeFundingSource) -> FundingSourceCharged | None:
+        """A signed `ChargeFundingSource` of the sends service (U3-U6): the same charge as an
+        operator's (I6), once per `charge_id` (a repeat of the same charge changes nothing). With
+        `add_funds` (U3), a prepaid source that did not cover the charge gets an invoice for the
+        shortfall. A refund (U5, a lower final cost) credits the source back."""
+        if command.direction == "refund":
+            await self._refund(work, command)
+            return None
+        source = await self._load_funding_source(work, command.funding_source_id)
+        before = await self.funding_source_balance(work, source.id)
+        try:
+            event = await self._charge(
+                work, command.funding_source_id, command.charge_id, command.amount_micros, command.currency,
+                command.description,
+            )
+        except ChargeConflictError:
+            return None  # the same command again (M5): applied once
+        shortfall = command.amount_micros - max(before, 0)
+        if command.add_funds and source.kind == "prepaid_invoice" and shortfall > 0:
+            await self._issue(
+                work,
+                invoice_id=domain.derived_invoice_id("add-funds", command.charge_id),
+                payer_id=source.id,
+                payer_kind="funding_source",
+                purpose=Purpose.FUNDING_SOURCE_TOP_UP,
+                currency=source.currency,
+                lines=[Line(f"Funds added for: {command.description}", shortfall)],
+                reference_id=command.charge_id,
+                recipient_address=source.accounts_payable_contact,
+            )
+        return event
+
+    async def _refund(self, work: InvoicingWork, command: ChargeFundingSource) -> None:
+        source = await self._load_funding_source(work, command.funding_source_id)
+        if command.currency != source.currency:
+            raise domain.CurrencyMismatchError(source.currency, command.currency)
+        results = await self.ledger.create_transfers(
+            work.ledger_session,
+            [
+                TransferRequest(
+                    id=f"funding_source_refund:{command.charge_id}",
+                    debit_account_id=system_account_id("platform_revenue", source.currency),
+                    credit_account_id=funding_source_account_id(source.id),
+                    amount_micros=command.amount_micros,
+                    currency=source.currency,
+                    code="funding_source_refund",
+                )
+            ],
+            self.clock.now(),
+        )
+        raise_first_error(results)
+
+    async def _charge(
+        self, work: InvoicingWork, funding_source_id: str, charge_id: str, amount_micros: int, currency: str,
+        description: str,
+    ) -> FundingSourceCharged:
         source = await self._load_funding_source(work, funding_source_id, for_update=True)
         if currency != source.currency:
             raise domain.CurrencyMismatchError(source.currency, currency)

@@ -88,6 +88,10 @@ class Billing:
     posted_topic: str = "spend.posted.v1"
     control_topic: str = "delivery.control.v1"
     state_topic: str = "delivery.state.v1"
+    #: The shared ledger's schema of this world, and the invoicing service's commands topic (the
+    #: shared one unless the world was asked for its own).
+    ledger_schema: str = "ledger"
+    invoicing_commands_topic: str = "invoicing.commands.v1"
 
     # HTTP ------------------------------------------------------------------------------------------
 
@@ -246,17 +250,25 @@ async def billing(stack: Stack) -> AsyncIterator[Billing]:
 
 
 @asynccontextmanager
-async def billing_world(stack: Stack, *, own_delivery_topics: bool = False, emails_from_the_end: bool = False) -> AsyncIterator[Billing]:
+async def billing_world(stack: Stack, *, own_delivery_topics: bool = False, emails_from_the_end: bool = False,
+                        own_commands_topic: bool = False, identity_topic: str | None = None) -> AsyncIterator[Billing]:
     """The wallet, the spend consumer and invoicing running. With `own_delivery_topics`, the
     spend consumer posts spend and delivery decisions on topics of the world's own, laid out like
     `spend.posted.v1`, `delivery.control.v1` and `delivery.state.v1` (invoicing reads that posted
     spend), so a reader of them sees only this world's records. With `emails_from_the_end`, the
     e-mail adapter starts at the end of `orders.events.v1` and `invoicing.events.v1`, so its sink
-    gets only the e-mails asked for while the world runs."""
+    gets only the e-mails asked for while the world runs. With `own_commands_topic`, invoicing reads
+    its commands from a topic of the world's own (`Billing.invoicing_commands_topic`)."""
     wallet_schema, spend_schema, invoicing_schema, ledger_schema = unique("t_wallet"), unique("t_spend"), unique("t_invoicing"), unique("t_ledger")
     clock = ManualClock(datetime(2026, 11, 21, 9, tzinfo=UTC))
     common: dict[str, Any] = {"database_url": stack.database_url, "kafka_bootstrap_servers": stack.kafka_bootstrap_servers, "outbox_poll_interval_ms": 100}
-    identity = await TestIdentity.create(stack, TopicFactory(stack.kafka_bootstrap_servers), clock)
+    identity_topics = TopicFactory(stack.kafka_bootstrap_servers)
+    if identity_topic is not None:  # the world's identity publishes on a topic an identity service shares
+        async def given(prefix: str = "", partitions: int = 1) -> str:
+            return identity_topic
+
+        identity_topics = given  # type: ignore[assignment]
+    identity = await TestIdentity.create(stack, identity_topics, clock)
     wallet_port, spend_port, invoicing_port = _free_port(), _free_port(), _free_port()
     wallet_group, spend_group, invoicing_group = unique("wallet-group"), unique("spend-group"), unique("invoicing-group")
     factory = TopicFactory(stack.kafka_bootstrap_servers)
@@ -264,6 +276,10 @@ async def billing_world(stack: Stack, *, own_delivery_topics: bool = False, emai
     wallet_events = await factory("wallet-events", partitions=6)
     await factory.create(wallet_commands + ".dlq", partitions=1)
     await factory.create(wallet_events + ".dlq", partitions=1)
+    commands_topic = "invoicing.commands.v1"
+    if own_commands_topic:
+        commands_topic = await factory("invoicing-commands", partitions=3)
+        await factory.create(commands_topic + ".dlq", partitions=1)
     wallet = build_wallet(
         WalletSettings(
             **common, database_schema=wallet_schema, ledger_schema=ledger_schema, http_port=wallet_port,
@@ -298,6 +314,7 @@ async def billing_world(stack: Stack, *, own_delivery_topics: bool = False, emai
             wallet_events_topic=wallet_events,
             # Tests run the clock-driven jobs themselves after moving the ManualClock (T1).
             clock_jobs_poll_interval_ms=3_600_000, spend_posted_topic=own["spend.posted.v1"],
+            commands_topic=commands_topic,
         ),
         clock,
     )
@@ -327,6 +344,7 @@ async def billing_world(stack: Stack, *, own_delivery_topics: bool = False, emai
             identity=identity, wallet_commands_topic=wallet_commands, wallet_events_topic=wallet_events,
             wallet_runtime=wallet,
             posted_topic=own["spend.posted.v1"], control_topic=own["delivery.control.v1"], state_topic=own["delivery.state.v1"],
+            ledger_schema=ledger_schema, invoicing_commands_topic=commands_topic,
         )
         running.wallet_admin_id = await identity.user(unique("alice"), name="Alice", replicas=[wallet.pool])
         running.wallet_admin_token = identity.session(running.wallet_admin_id, lifetime=SESSION_LIFETIME)

@@ -310,3 +310,32 @@ async def test_i7_a_monthly_invoice_of_an_ad_account_with_a_long_id_gets_an_id_i
     assert len(invoice.id) <= domain.MAXIMUM_INVOICE_ID_LENGTH and invoice.id.startswith("month-")
     assert invoice.id == domain.derived_invoice_id("month", account, "2026-11"), "the same cause names the same invoice"
     assert domain.derived_invoice_id("month", "acc-1", "2026-11") == "month-acc-1-2026-11"
+
+
+# The sends service's ChargeFundingSource (U3-U6, I6) -----------------------------------------------------
+
+
+def _charge(source: str, charge: str, amount: int, **more: object) -> object:
+    from adledger_contracts.sends import ChargeFundingSource
+
+    return ChargeFundingSource(charge_id=charge, funding_source_id=source, amount_micros=amount, currency="USD",
+                               description="Send 1", requested_by="sends", idempotency_key=f"k-{charge}",
+                               **more)  # type: ignore[arg-type]
+
+
+async def test_u3_u6_a_sends_charge_is_applied_once_and_add_funds_invoices_a_prepaid_shortfall(
+    invoicing: Invoicing, work: FakeWork, ledger: InMemoryLedger
+) -> None:
+    source = FundingSource("fs-s", "Sales", "prepaid_invoice", "USD", 0, ("ops@x.example",), "ap@x.example", NOW)
+    await invoicing.register_funding_source(work, OPERATOR, source)
+    charged = await invoicing.charge_requested(work, _charge("fs-s", "c-1", 5 * USD))  # type: ignore[arg-type]
+    assert charged is not None and charged.balance_after_micros == -5 * USD
+    assert await invoicing.charge_requested(work, _charge("fs-s", "c-1", 5 * USD)) is None, "M5: once"  # type: ignore[arg-type]
+    assert await invoicing.funding_source_balance(work, "fs-s") == -5 * USD
+    await invoicing.charge_requested(work, _charge("fs-s", "c-2", 3 * USD, add_funds=True))  # type: ignore[arg-type]
+    added = [i for i in work.store.invoices_by_id.values() if i.reference_id == "c-2"]
+    assert [(i.purpose.value, i.amount_micros) for i in added] == [("funding_source_top_up", 3 * USD)]
+    # U5: a refund credits the source back, once per charge id.
+    for _ in range(2):
+        await invoicing.charge_requested(work, _charge("fs-s", "r-1", 2 * USD, direction="refund"))  # type: ignore[arg-type]
+    assert await invoicing.funding_source_balance(work, "fs-s") == -6 * USD

@@ -7,7 +7,7 @@ from adledger_libs.settings import ServiceSettings
 
 #: The schemas whose outbox the audit checks by default: one per service (their default names;
 #: a test keeps this list equal to the Makefile's SERVICES).
-SERVICE_SCHEMAS = ("identity", "wallet", "campaign", "invoicing", "order_escrow", "spend_consumer")
+SERVICE_SCHEMAS = ("identity", "wallet", "campaign", "invoicing", "order_escrow", "spend_consumer", "sends")
 
 
 class CliSettings(ServiceSettings):

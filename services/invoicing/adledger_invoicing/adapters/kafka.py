@@ -4,7 +4,8 @@
   and the Business Center an ad account belongs to, whose roles decide who bills for it, W9),
   PrepaymentThresholdCrossed (W12: a prepayment invoice);
 - `balances.v1`: the latest balance per owner, for top-ups to a target (I2);
-- `invoicing.commands.v1`: IssueInvoice (C1: activation shortfall);
+- `invoicing.commands.v1`: IssueInvoice (C1: activation shortfall), ChargeFundingSource (the sends
+  service's charges, refunds and added funds, I6, U3-U6);
 - `spend.posted.v1`: SpendPosted, summed per ad account and month (I7);
 - `identity.events.v1` (added by the runtime's `verify_callers`): who may call the API.
 
@@ -20,13 +21,16 @@ from typing import Any
 
 from adledger_contracts.external import BalanceChanged
 from adledger_contracts.invoicing import IssueInvoice
+from adledger_contracts.sends import ChargeFundingSource
 from adledger_contracts.spending import SpendPosted
 from adledger_contracts.wallet import AdAccountOpened, BusinessCenterOpened, PrepaymentThresholdCrossed
+from adledger_ledger.domain import LedgerError
 from adledger_libs.consumer import Inbound, Subscription, reject
 from adledger_libs.outbox import UnitOfWork
 
 from adledger_invoicing.core import Invoicing
 from adledger_invoicing.domain.invoices import InvoicingError
+from adledger_invoicing.ports.store import UnknownFundingSourceError
 from adledger_invoicing.ports.unit_of_work import InvoicingWork
 
 WALLET_EVENTS_TOPIC = "wallet.events.v1"
@@ -69,6 +73,15 @@ def subscriptions(
             except InvoicingError as rejection:
                 reject(uow, inbound, str(rejection))
 
+    async def charge_requested(uow: UnitOfWork, batch: list[Inbound[ChargeFundingSource]]) -> None:
+        work = work_of(uow)
+        for inbound in batch:
+            try:
+                async with uow.savepoint():
+                    await invoicing.charge_requested(work, inbound.message)
+            except (InvoicingError, UnknownFundingSourceError, LedgerError) as rejection:
+                reject(uow, inbound, str(rejection))
+
     # Handlers run in this order within a batch: owners first, then balances, then the signals.
     return [
         Subscription(topic=wallet_events_topic, model=BusinessCenterOpened, handler=each(invoicing.owner_opened)),
@@ -84,5 +97,6 @@ def subscriptions(
             dedupe_by_event_id=False,
         ),
         Subscription(topic=commands_topic, model=IssueInvoice, handler=issue_requested),
+        Subscription(topic=commands_topic, model=ChargeFundingSource, handler=charge_requested),
         Subscription(topic=spend_posted_topic, model=SpendPosted, handler=all_at_once(invoicing.spend_posted)),
     ]

@@ -1,0 +1,3 @@
+from adledger_sends.main import main
+
+main()

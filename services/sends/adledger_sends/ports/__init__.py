@@ -1,0 +1,1 @@
+"""What the sends core needs from the outside."""
