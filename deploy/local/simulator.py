@@ -37,9 +37,21 @@ from datetime import UTC, datetime
 import httpx
 from adledger_client import (
     Balance, BalanceSubscriber, DeliveryChange, DeliveryGate, SpendEvent, SpendNotPublishedError, SpendPublisher,
+    sasl_scram_options,
 )
 
 BOOTSTRAP = os.environ.get("ADLEDGER_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+
+
+def _kafka_options() -> dict[str, object]:
+    """On the secure broker the simulator is an ad server: principal `adserver` (set by run_all)."""
+    if not os.environ.get("ADLEDGER_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").startswith("SASL_"):
+        return {}
+    with open(os.environ["ADLEDGER_KAFKA_SASL_PASSWORD_FILE"]) as password:
+        return sasl_scram_options(os.environ.get("ADLEDGER_KAFKA_SASL_USERNAME", "adserver"), password.read().strip())
+
+
+KAFKA_OPTIONS = _kafka_options()
 WALLET = os.environ.get("ADLEDGER_SIMULATOR_WALLET_URL", "http://127.0.0.1:8081")
 CAMPAIGN = os.environ.get("ADLEDGER_SIMULATOR_CAMPAIGN_URL", "http://127.0.0.1:8082")
 INVOICING = os.environ.get("ADLEDGER_SIMULATOR_INVOICING_URL", "http://127.0.0.1:8083")
@@ -254,7 +266,8 @@ async def watch_balances(accounts: list[Account]) -> None:
         say(f"balance {balance.owner_id}: available {usd(balance.available_micros)}, real {usd(balance.real_micros)} (v{balance.version})")
 
     owners = {a.id for a in accounts} | {a.business_center_id for a in accounts}
-    async with BalanceSubscriber(BOOTSTRAP, owners=owners, on_balance=show, client_id=f"sim-balances-{RUN_ID}"):
+    async with BalanceSubscriber(BOOTSTRAP, owners=owners, on_balance=show, client_id=f"sim-balances-{RUN_ID}",
+                                 kafka_options=KAFKA_OPTIONS):
         await asyncio.Event().wait()  # follows until the simulator stops
 
 
@@ -348,8 +361,10 @@ async def main() -> int:
     deliveries = Deliveries()
     # The gate reads delivery.state.v1 before anything is set up, then follows it and
     # delivery.control.v1, so no pause of this run is missed.
-    async with DeliveryGate(BOOTSTRAP, on_change=deliveries, client_id=f"sim-gate-{RUN_ID}") as gate, SpendPublisher(
-        BOOTSTRAP, client_id=f"sim-spend-{RUN_ID}"
+    async with DeliveryGate(
+        BOOTSTRAP, on_change=deliveries, client_id=f"sim-gate-{RUN_ID}", kafka_options=KAFKA_OPTIONS
+    ) as gate, SpendPublisher(
+        BOOTSTRAP, client_id=f"sim-spend-{RUN_ID}", kafka_options=KAFKA_OPTIONS
     ) as publisher:
         async with httpx.AsyncClient(timeout=10) as client:
             accounts = await set_up(client)

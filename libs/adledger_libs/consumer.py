@@ -48,6 +48,7 @@ from adledger_libs.events import (
     headers_to_dict,
     is_identifier,
 )
+from adledger_libs.kafka import KafkaTarget, client_options
 from adledger_libs.logs import get_logger, new_trace_id
 from adledger_libs.metrics import BATCH_RECORDS, BATCH_SECONDS, CONSUMER_LAG, MESSAGES_HANDLED
 from adledger_libs.outbox import OutboxRelay, UnitOfWork, unit_of_work
@@ -172,7 +173,7 @@ class TransactionalConsumer:
         self,
         pool: asyncpg.Pool,
         *,
-        bootstrap_servers: str,
+        bootstrap_servers: KafkaTarget,
         group_id: str,
         subscriptions: Sequence[Subscription],
         relay: OutboxRelay | None = None,
@@ -197,7 +198,7 @@ class TransactionalConsumer:
         self._max_batch_records = max_batch_records
         self._fetch_timeout_ms = fetch_timeout_ms
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers,
+            **client_options(bootstrap_servers),
             group_id=group_id,
             client_id=client_id or group_id,
             enable_auto_commit=False,

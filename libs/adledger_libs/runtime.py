@@ -231,9 +231,10 @@ class ServiceRuntime:
             min_size=settings.database_pool_min_size,
             max_size=settings.database_pool_max_size,
         )
+        kafka = settings.kafka_connection()
         if settings.kafka_create_topics:
-            await ensure_topics(settings.kafka_bootstrap_servers, self._topics)
-        self._producer = make_producer(settings.kafka_bootstrap_servers, client_id=self._name())
+            await ensure_topics(kafka, self._topics)
+        self._producer = make_producer(kafka, client_id=self._name())
         await self._producer.start()
         self._relay = OutboxRelay(
             self._pool,
@@ -276,7 +277,7 @@ class ServiceRuntime:
         if self._subscriptions:
             consumer = TransactionalConsumer(
                 self.pool,
-                bootstrap_servers=self.settings.kafka_bootstrap_servers,
+                bootstrap_servers=self.settings.kafka_connection(),
                 group_id=self.settings.consumer_group,
                 subscriptions=self._subscriptions,
                 relay=self.relay,

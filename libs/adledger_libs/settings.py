@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from adledger_libs.kafka import KafkaConnection
 
 #: Values that appear in the README or the code: never a secret in production.
 KNOWN_DEFAULT_SECRETS = frozenset({"local-platform-token", "local-webhook-secret", "changeme", "secret", "password"})
@@ -23,12 +26,20 @@ KNOWN_DEFAULT_SECRETS = frozenset({"local-platform-token", "local-webhook-secret
 MINIMUM_SECRET_LENGTH = 32
 
 
+def settings_files_dir() -> str | None:
+    """Where a setting may come from a file (Docker and Kubernetes secrets): `/run/secrets/adledger_<setting>`
+    (or under ADLEDGER_SETTINGS_FILES) gives that setting, e.g. `adledger_database_url`; a variable of the
+    environment wins over the file. None when the directory does not exist."""
+    directory = os.environ.get("ADLEDGER_SETTINGS_FILES", "/run/secrets")
+    return directory if Path(directory).is_dir() else None
+
+
 class UnsafeSettingsError(RuntimeError):
     """A setting that production must not run with."""
 
 
 class ServiceSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ADLEDGER_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="ADLEDGER_", extra="ignore", frozen=True, secrets_dir=settings_files_dir())
 
     #: `local` (make run, tests: conveniences on, local defaults allowed) or `production` (the default).
     profile: Literal["local", "production"] = "production"
@@ -43,6 +54,22 @@ class ServiceSettings(BaseSettings):
     kafka_create_topics: bool = True
     #: The consumer group; by default `adledger.<service>`. Tests give each run its own.
     kafka_consumer_group: str = ""
+    #: How the service connects to Kafka (issue 12). PLAINTEXT is the local stack's default; a
+    #: deployment uses SASL_PLAINTEXT or SASL_SSL with SCRAM, one principal per service, whose ACLs
+    #: (`adledger_libs.kafka_security`) say which topics it may write and read.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    #: The SASL principal; by default the service's name (the name its ACLs are made for).
+    kafka_sasl_username: str = ""
+    #: The principal's password, or (better) a file that holds it (`kafka_sasl_password_file`, e.g. a
+    #: Docker or Kubernetes secret); production refuses an empty, default or short one.
+    kafka_sasl_password: str = ""
+    kafka_sasl_password_file: str = ""
+    #: TLS (SSL, SASL_SSL): the CA that signed the broker's certificate (the system's by default), and
+    #: a client certificate and key when the broker asks for one.
+    kafka_ssl_cafile: str = ""
+    kafka_ssl_certfile: str = ""
+    kafka_ssl_keyfile: str = ""
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     #: The largest request body accepted, in bytes; a larger one is refused (413) before it is read.
@@ -84,15 +111,53 @@ class ServiceSettings(BaseSettings):
         home = os.environ.get("ADLEDGER_HOME") or str(Path.home() / ".cache" / "adledger")
         return Path(home) / "secrets"
 
+    @property
+    def kafka_principal(self) -> str:
+        return self.kafka_sasl_username or self.service_name
+
+    def kafka_password(self) -> str:
+        """The SASL password: the file's content (without its final newline) when a file is named."""
+        if self.kafka_sasl_password_file:
+            try:
+                return Path(self.kafka_sasl_password_file).read_text().rstrip("\r\n")
+            except OSError as error:
+                raise UnsafeSettingsError(
+                    f"ADLEDGER_KAFKA_SASL_PASSWORD_FILE {self.kafka_sasl_password_file} cannot be read: {error}"
+                ) from error
+        return self.kafka_sasl_password
+
+    def kafka_connection(self) -> KafkaConnection:
+        """Where and as whom the service's Kafka clients connect (`adledger_libs.kafka.client_options`)."""
+        from adledger_libs.kafka import KafkaConnection
+
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        return KafkaConnection(
+            bootstrap_servers=self.kafka_bootstrap_servers,
+            security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            username=self.kafka_principal if sasl else "",
+            password=self.kafka_password() if sasl else "",
+            ssl_cafile=self.kafka_ssl_cafile,
+            ssl_certfile=self.kafka_ssl_certfile,
+            ssl_keyfile=self.kafka_ssl_keyfile,
+        )
+
     def secret_settings(self) -> dict[str, str]:
         """The service's secrets by setting name; a service with secrets overrides this."""
         return {}
+
+    def kafka_secret_settings(self) -> dict[str, str]:
+        """The Kafka password, when the service authenticates to Kafka with one."""
+        if not self.kafka_security_protocol.startswith("SASL_"):
+            return {}
+        name = "kafka_sasl_password_file" if self.kafka_sasl_password_file else "kafka_sasl_password"
+        return {name: self.kafka_password()}
 
     def check_safe(self) -> None:
         """Refuse to run production with an empty, default or short secret."""
         if self.local:
             return
-        for name, value in self.secret_settings().items():
+        for name, value in {**self.kafka_secret_settings(), **self.secret_settings()}.items():
             variable = f"ADLEDGER_{name.upper()}"
             if not value:
                 raise UnsafeSettingsError(f"{variable} is empty: set a secret of at least {MINIMUM_SECRET_LENGTH} characters")

@@ -6,6 +6,8 @@
   `delivery.control.v1` (live); `may_serve()` is a local lookup.
 - `BalanceSubscriber` keeps the newest balance per owner from `balances.v1`.
 
+- `sasl_scram_options` authenticates to a deployment's Kafka as the ad server's principal.
+
 It depends on aiokafka and pydantic only; the records are the external contract's (CONTRACT.md).
 """
 
@@ -15,6 +17,7 @@ from adledger_client.delivery import DeliveryChange, DeliveryKey
 from adledger_client.gate import DeliveryGate
 from adledger_client.publisher import Published, SpendNotPublishedError, SpendPublisher
 from adledger_client.records import Balance, BalanceBuckets, DeliveryDecision, DeliveryState, SpendEvent
+from adledger_client.security import sasl_scram_options
 from adledger_client.topics import Topics
 
 __all__ = [
@@ -32,4 +35,5 @@ __all__ = [
     "SpendNotPublishedError",
     "SpendPublisher",
     "Topics",
+    "sasl_scram_options",
 ]

@@ -64,7 +64,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, states: Delive
         "identity": settings.identity_url, "wallet": settings.wallet_url, "campaign": settings.campaign_url,
         "invoicing": settings.invoicing_url, "escrow": settings.escrow_url,
     }, settings.api_timeout_s)
-    states = states or DeliveryStates(settings.kafka_bootstrap_servers, settings.delivery_state_topic)
+    states = states or DeliveryStates(settings.kafka_connection(), settings.delivery_state_topic)
     here = files("adledger_console")
     templates = Environment(loader=FileSystemLoader(str(here / "templates")), autoescape=select_autoescape(["html"]))
     templates.filters["money"] = money

@@ -12,14 +12,15 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from adledger_contracts.external import DeliveryStateChanged
+from adledger_libs.kafka import KafkaTarget, client_options
 from adledger_libs.logs import get_logger
 
 log = get_logger(__name__)
 
 
 class DeliveryStates:
-    def __init__(self, bootstrap_servers: str, topic: str) -> None:
-        self._bootstrap, self._topic = bootstrap_servers, topic
+    def __init__(self, kafka: KafkaTarget, topic: str) -> None:
+        self._kafka, self._topic = kafka, topic
         self._states: dict[tuple[str, str | None], DeliveryStateChanged] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self.caught_up = asyncio.Event()
@@ -62,7 +63,7 @@ class DeliveryStates:
 
     async def _read(self) -> None:
         # No group: every partition is this reader's, from the beginning (the topic is compacted).
-        consumer = AIOKafkaConsumer(self._topic, bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None,
+        consumer = AIOKafkaConsumer(self._topic, **client_options(self._kafka), enable_auto_commit=False, group_id=None,
                                     client_id="adledger-console", auto_offset_reset="earliest")
         self._consumer = consumer
         await consumer.start()

@@ -36,6 +36,7 @@ from adledger_libs.clock import Clock
 from adledger_libs.events import DecodeError, decode
 from adledger_libs.outbox import outbox_backlog
 
+from adledger_libs.kafka import KafkaTarget
 from adledger_cli.errors import OperatorError
 from adledger_cli.topics import LatestPerKey, Record
 
@@ -77,7 +78,7 @@ class AuditOptions:
     examples: int
 
 
-async def run_audit(database_url: str, bootstrap_servers: str, options: AuditOptions, clock: Clock) -> AuditReport:
+async def run_audit(database_url: str, bootstrap_servers: KafkaTarget, options: AuditOptions, clock: Clock) -> AuditReport:
     try:
         conn = await asyncpg.connect(database_url, timeout=20)
     except (OSError, asyncpg.PostgresError, TimeoutError) as error:
@@ -226,7 +227,7 @@ def _balance_finding(owner: OwnerFigures, kind: str, detail: str) -> BalanceBrea
 
 
 async def _balances_check(
-    conn: asyncpg.Connection, bootstrap_servers: str, options: AuditOptions, ledger: LedgerAudit, clock: Clock
+    conn: asyncpg.Connection, bootstrap_servers: KafkaTarget, options: AuditOptions, ledger: LedgerAudit, clock: Clock
 ) -> CheckResult:
     assert options.balances_topic is not None
     topic = options.balances_topic

@@ -10,6 +10,7 @@ from datetime import datetime
 from adledger_contracts.external import DeliveryStateChanged
 from adledger_libs.events import DecodeError, decode
 
+from adledger_libs.kafka import KafkaTarget
 from adledger_cli.topics import LatestPerKey, Record
 
 
@@ -23,7 +24,7 @@ class DeliveryState:
     since: datetime | None
 
 
-async def read_states(bootstrap_servers: str, topic: str, account: str | None = None) -> list[DeliveryState]:
+async def read_states(bootstrap_servers: KafkaTarget, topic: str, account: str | None = None) -> list[DeliveryState]:
     """The latest state per key (a tombstone removes it), only `account`'s keys when given."""
     async with LatestPerKey(bootstrap_servers, topic) as reader:
         await reader.catch_up()

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from adledger_contracts.topics import CATALOGUE, DEAD_LETTER_SUFFIX, dead_letter_topic
-from adledger_libs.kafka import make_producer
+from adledger_libs.kafka import KafkaTarget, make_producer
 from adledger_libs.outbox import (
     HEADER_DLQ_FAILED_AT,
     HEADER_DLQ_GROUP,
@@ -164,7 +164,7 @@ class Selection:
         return self.consumer_group is None or letter.consumer_group == self.consumer_group
 
 
-async def read_dead_letters(bootstrap_servers: str, topic: str, selection: Selection) -> list[DeadLetter]:
+async def read_dead_letters(bootstrap_servers: KafkaTarget, topic: str, selection: Selection) -> list[DeadLetter]:
     chosen: list[DeadLetter] = []
 
     def keep(record: Record) -> None:
@@ -217,7 +217,7 @@ class TopicCounts:
         )
 
 
-async def summarise(bootstrap_servers: str, topics: Sequence[str], *, missing_ok: bool) -> list[TopicSummary]:
+async def summarise(bootstrap_servers: KafkaTarget, topics: Sequence[str], *, missing_ok: bool) -> list[TopicSummary]:
     """Counts per dead-letter topic and per reason, every topic read with one consumer."""
     summaries = {topic: TopicSummary(topic, exists=True) for topic in topics}
 
@@ -255,7 +255,7 @@ class Replay:
         return self.outcome.startswith(("skipped", "failed"))
 
 
-async def replay(bootstrap_servers: str, letters: Sequence[DeadLetter], *, dry_run: bool) -> list[Replay]:
+async def replay(bootstrap_servers: KafkaTarget, letters: Sequence[DeadLetter], *, dry_run: bool) -> list[Replay]:
     """Publish each dead letter to its origin topic and partition (the key keeps its partition,
     so its order with the key's other records holds); with `dry_run`, only say what would go."""
     origins = sorted({letter.origin_topic for letter in letters if letter.origin_topic is not None})
@@ -294,7 +294,7 @@ async def replay(bootstrap_servers: str, letters: Sequence[DeadLetter], *, dry_r
     return await _publish(bootstrap_servers, plans)
 
 
-async def _publish(bootstrap_servers: str, plans: list[tuple[DeadLetter, Replay]]) -> list[Replay]:
+async def _publish(bootstrap_servers: KafkaTarget, plans: list[tuple[DeadLetter, Replay]]) -> list[Replay]:
     producer = make_producer(bootstrap_servers, "adledger-cli-dlq-replay")
     try:
         await asyncio.wait_for(producer.start(), CONNECT_TIMEOUT_S)

@@ -22,6 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.errors import KafkaError
 
+from adledger_libs.kafka import KafkaTarget, client_options
 from adledger_cli.errors import OperatorError
 from adledger_cli.topics import CONNECT_TIMEOUT_S, consumer, topic_partitions
 
@@ -60,10 +61,10 @@ class _Member:
     client_id: str
 
 
-async def describe_lag(bootstrap_servers: str, group: str | None = None) -> list[GroupLag]:
+async def describe_lag(bootstrap_servers: KafkaTarget, group: str | None = None) -> list[GroupLag]:
     """Every consumer group's lag (or one group's), sorted by group, topic, partition."""
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_servers,
+        **client_options(bootstrap_servers),
         client_id="adledger-cli-lag",
         request_timeout_ms=int(CONNECT_TIMEOUT_S * 1000),
     )
@@ -175,7 +176,7 @@ def _described(entry: tuple[object, ...]) -> tuple[str, dict[TopicPartition, _Me
     return str(state), assigned
 
 
-async def _log_end_offsets(bootstrap_servers: str, partitions: set[TopicPartition]) -> dict[TopicPartition, int]:
+async def _log_end_offsets(bootstrap_servers: KafkaTarget, partitions: set[TopicPartition]) -> dict[TopicPartition, int]:
     """The high watermark of each partition that still exists (a test's topic may be deleted
     while its group's offsets remain)."""
     if not partitions:

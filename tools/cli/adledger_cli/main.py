@@ -52,11 +52,29 @@ def root(
         str | None, typer.Option(help="Kafka bootstrap servers (default: ADLEDGER_KAFKA_BOOTSTRAP_SERVERS)")
     ] = None,
     database_url: Annotated[str | None, typer.Option(help="PostgreSQL URL (default: ADLEDGER_DATABASE_URL)")] = None,
+    kafka_security_protocol: Annotated[
+        str | None,
+        typer.Option(help="PLAINTEXT, SASL_PLAINTEXT, SASL_SSL or SSL (default: ADLEDGER_KAFKA_SECURITY_PROTOCOL)"),
+    ] = None,
+    kafka_username: Annotated[
+        str | None, typer.Option(help="The SASL/SCRAM principal (default: ADLEDGER_KAFKA_SASL_USERNAME, else operator)")
+    ] = None,
+    kafka_password_file: Annotated[
+        str | None, typer.Option(help="A file holding the principal's password (default: ADLEDGER_KAFKA_SASL_PASSWORD_FILE)")
+    ] = None,
 ) -> None:
     settings = CliSettings()
     overrides: dict[str, str] = {}
     if bootstrap_servers:
         overrides["kafka_bootstrap_servers"] = bootstrap_servers
+    if kafka_username:
+        overrides["kafka_sasl_username"] = kafka_username
+    if kafka_password_file:
+        overrides["kafka_sasl_password_file"] = kafka_password_file
+    if kafka_security_protocol:
+        if kafka_security_protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
+            raise typer.BadParameter(f"unknown Kafka security protocol {kafka_security_protocol!r}")
+        overrides["kafka_security_protocol"] = kafka_security_protocol
     if database_url:
         overrides["database_url"] = database_url
     context.obj = settings.model_copy(update=overrides)
@@ -112,7 +130,7 @@ def dlq_list(
     """Count the records of each dead-letter topic, per reason."""
     settings = _settings(context)
     topics = [dlq.dead_letter_topic_of(name) for name in topic] if topic else dlq.catalogue_dead_letter_topics()
-    summaries = _run(dlq.summarise(settings.kafka_bootstrap_servers, topics, missing_ok=not topic))
+    summaries = _run(dlq.summarise(settings.kafka_connection(), topics, missing_ok=not topic))
     shown = [dlq.TopicCounts.of(summary, top) for summary in summaries]
     rows: list[list[object]] = []
     for item in shown:
@@ -139,7 +157,7 @@ def dlq_show(
     """Show dead letters: reason, origin topic/partition/offset, consumer group, time, key and value."""
     settings = _settings(context)
     selection = dlq.Selection(from_offset, to_offset, reason, origin_partition, group)
-    letters = _run(dlq.read_dead_letters(settings.kafka_bootstrap_servers, dlq.dead_letter_topic_of(topic), selection))
+    letters = _run(dlq.read_dead_letters(settings.kafka_connection(), dlq.dead_letter_topic_of(topic), selection))
     shown = [letter.shown(value_chars) for letter in letters[:limit]]
     lines: list[str] = []
     for item in shown:
@@ -185,9 +203,9 @@ def dlq_replay(
 
     async def work() -> list[dlq.Replay]:
         letters = await dlq.read_dead_letters(
-            settings.kafka_bootstrap_servers, dlq.dead_letter_topic_of(topic), selection
+            settings.kafka_connection(), dlq.dead_letter_topic_of(topic), selection
         )
-        return await dlq.replay(settings.kafka_bootstrap_servers, letters, dry_run=dry_run)
+        return await dlq.replay(settings.kafka_connection(), letters, dry_run=dry_run)
 
     results = _run(work())
     rows = [
@@ -227,7 +245,7 @@ def lag_command(
 
     Lag is the log-end offset (high watermark) less the group's committed offset."""
     settings = _settings(context)
-    groups = _run(lag.describe_lag(settings.kafka_bootstrap_servers, group))
+    groups = _run(lag.describe_lag(settings.kafka_connection(), group))
     rows = [
         [
             item.group,
@@ -317,7 +335,7 @@ def ledger_audit(
         settle=timedelta(seconds=settle_seconds),
         examples=examples,
     )
-    report = _run(audit.run_audit(settings.database_url, settings.kafka_bootstrap_servers, options, SystemClock()))
+    report = _run(audit.run_audit(settings.database_url, settings.kafka_connection(), options, SystemClock()))
     heading = (
         f"ledger audit of schema {report.ledger_schema} at {report.audited_at.isoformat()}: "
         f"{report.transfers} transfers, {report.accounts} accounts, {report.owners} owners"
@@ -354,7 +372,7 @@ def delivery_state(
     (read from its beginning to its end): serving or not, why, and since when."""
     settings = _settings(context)
     states = _run(
-        delivery.read_states(settings.kafka_bootstrap_servers, topic or settings.delivery_state_topic, account)
+        delivery.read_states(settings.kafka_connection(), topic or settings.delivery_state_topic, account)
     )
     rows = [
         [

@@ -12,6 +12,8 @@ SERVICE_SCHEMAS = ("identity", "wallet", "campaign", "invoicing", "order_escrow"
 
 class CliSettings(ServiceSettings):
     service_name: str = "adledger-cli"
+    #: The operator's Kafka principal (read every topic and group, write the alert thresholds).
+    kafka_sasl_username: str = "operator"
     #: The schema of the shared double-entry ledger, as the wallet and the spend consumer name it.
     ledger_schema: str = "ledger"
     #: The topics the audit and `delivery state` read, named as the services name them.

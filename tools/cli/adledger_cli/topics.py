@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from adledger_libs.kafka import KafkaTarget, client_options
 from adledger_cli.errors import OperatorError
 
 #: How long the broker may take to answer at all before the command gives up and says so.
@@ -32,12 +33,12 @@ class Record:
 
 @asynccontextmanager
 async def consumer(
-    bootstrap_servers: str, *, client_id: str = "adledger-cli", isolation_level: str = "read_committed"
+    bootstrap_servers: KafkaTarget, *, client_id: str = "adledger-cli", isolation_level: str = "read_committed"
 ) -> AsyncIterator[AIOKafkaConsumer]:
     """A consumer without a group, started within CONNECT_TIMEOUT_S or an OperatorError. It reads
     committed records only, as the services do, unless told otherwise."""
     client = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
+        **client_options(bootstrap_servers),
         client_id=client_id,
         group_id=None,
         enable_auto_commit=False,
@@ -55,13 +56,13 @@ async def consumer(
         await client.stop()
 
 
-async def topic_partitions(bootstrap_servers: str, topics: Sequence[str]) -> dict[str, list[int]]:
+async def topic_partitions(bootstrap_servers: KafkaTarget, topics: Sequence[str]) -> dict[str, list[int]]:
     """The partitions of each of `topics` that exists on the broker (absent topics are left out).
 
     One metadata request for every topic: asking for named topics could make a broker that
     auto-creates topics create a missing one, which an operator's look must never do."""
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_servers, client_id="adledger-cli", request_timeout_ms=int(CONNECT_TIMEOUT_S * 1000)
+        **client_options(bootstrap_servers), client_id="adledger-cli", request_timeout_ms=int(CONNECT_TIMEOUT_S * 1000)
     )
     try:
         await asyncio.wait_for(admin.start(), CONNECT_TIMEOUT_S)
@@ -87,7 +88,7 @@ class ReadResult:
 
 
 async def read_to_end(
-    bootstrap_servers: str,
+    bootstrap_servers: KafkaTarget,
     topics: Sequence[str],
     handle: Callable[[Record], None],
     *,
@@ -152,7 +153,7 @@ class LatestPerKey:
     """A compacted topic's view: the latest value per key (a tombstone removes the key), read to
     the end, and read again to the new end when asked (the audit's settling)."""
 
-    def __init__(self, bootstrap_servers: str, topic: str, *, timeout_s: float = 120.0) -> None:
+    def __init__(self, bootstrap_servers: KafkaTarget, topic: str, *, timeout_s: float = 120.0) -> None:
         self._bootstrap_servers = bootstrap_servers
         self.topic = topic
         self._timeout_s = timeout_s
