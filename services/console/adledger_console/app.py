@@ -109,13 +109,16 @@ def create_app(settings: Settings, *, clock: Clock | None = None, states: Delive
                             path="/", max_age=12 * 3600)
         return response
 
-    def page(name: str, session: Session, status: int = 200, **context: Any) -> HTMLResponse:
+    def page(name: str, session: Session, status: int = 200, *, set_cookie: bool = False, **context: Any) -> HTMLResponse:
+        """`set_cookie` only where the session is new: a polled fragment must never bring back a
+        cookie the user has just dropped (signed out)."""
         body = templates.get_template(name).render(
             csrf=session.csrf, user_id=session.user_id, signed_in=session.signed_in, key=_key,
             refresh_ms=settings.live_refresh_ms, local=settings.local, **context,
         )
         response = HTMLResponse(body, status_code=status)
-        keep(response, session)
+        if set_cookie:
+            keep(response, session)
         return response
 
     async def form_of(request: Request, session: Session) -> dict[str, str]:
@@ -157,7 +160,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, states: Delive
         session = session_of(request) or new_session()
         if session.signed_in:
             return RedirectResponse("/", status_code=303)
-        return page("sign_in.html", Session(csrf=session.csrf))
+        return page("sign_in.html", Session(csrf=session.csrf), set_cookie=True)
 
     @app.post("/sign-in", response_class=HTMLResponse)
     async def sign_in(request: Request) -> Response:
@@ -169,9 +172,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None, states: Delive
                 raise FormError("enter your user id and password")
             answer = await apis.sign_in(user_id, password)
         except FormError as error:
-            return page("sign_in.html", new_session(), status=400, error=str(error))
+            return page("sign_in.html", new_session(), status=400, error=str(error), set_cookie=True)
         except Refusal as refusal:
-            return page("sign_in.html", Session(csrf=session.csrf), status=refusal.status, refusal=refusal)
+            return page("sign_in.html", Session(csrf=session.csrf), status=refusal.status, refusal=refusal,
+                        set_cookie=True)
         # A new CSRF token with the new session (no fixation of the signed-out one).
         fresh = Session(csrf=secrets.token_urlsafe(24), token=str(answer["token"]), user_id=str(answer["user_id"]))
         return keep(RedirectResponse("/", status_code=303), fresh)
