@@ -50,13 +50,20 @@ def test_w13_spend_per_day_from_day_closes_and_payments_and_the_runway_in_whole_
     business_center = [{"day": "2026-11-21", "real_micros": 0}, {"day": "2026-11-22", "real_micros": 0}]
     # The ad account opened on the 21st (after `since`): 300 paid in, 40 spent; then 60; today 25.
     account = [{"day": "2026-11-21", "real_micros": 260 * MICROS}, {"day": "2026-11-22", "real_micros": 200 * MICROS}]
-    paid = [{"status": "paid", "paid_at": "2026-11-21T09:00:00Z", "amount_micros": 300 * MICROS},
-            {"status": "open", "paid_at": None, "amount_micros": 5 * MICROS}]
+    paid = [
+        {"status": "paid", "paid_at": "2026-11-21T09:00:00Z", "amount_micros": 300 * MICROS},
+        {"status": "open", "paid_at": None, "amount_micros": 5 * MICROS},
+    ]
     spend = overview.spend_per_day([business_center, account], [0, 175 * MICROS], paid, date(2026, 11, 23), since)
     assert [(point.day.isoformat(), point.micros) for point in spend] == [
-        ("2026-11-21", 40 * MICROS), ("2026-11-22", 60 * MICROS), ("2026-11-23", 25 * MICROS),
+        ("2026-11-21", 40 * MICROS),
+        ("2026-11-22", 60 * MICROS),
+        ("2026-11-23", 25 * MICROS),
     ]
-    assert [point.micros for point in overview.balance_points([business_center, account])] == [260 * MICROS, 200 * MICROS]
+    assert [point.micros for point in overview.balance_points([business_center, account])] == [
+        260 * MICROS,
+        200 * MICROS,
+    ]
     assert overview.runway_days(175 * MICROS, spend, date(2026, 11, 23)) == 9, "175 × 7 ÷ 125 = 9.8: 9 whole days"
     assert overview.runway_days(175 * MICROS, [], date(2026, 11, 23)) is None, "no spend: no runway"
     assert overview.runway_days(-5, spend, date(2026, 11, 23)) == 0
@@ -86,8 +93,15 @@ def test_production_refuses_a_missing_or_weak_session_secret_and_has_no_local_pr
 
 
 def _client() -> TestClient:
-    settings = Settings(profile="local", identity_url=CLOSED, wallet_url=CLOSED, campaign_url=CLOSED,
-                        invoicing_url=CLOSED, escrow_url=CLOSED, console_session_secret="unit-test-secret")
+    settings = Settings(
+        profile="local",
+        identity_url=CLOSED,
+        wallet_url=CLOSED,
+        campaign_url=CLOSED,
+        invoicing_url=CLOSED,
+        escrow_url=CLOSED,
+        console_session_secret="unit-test-secret",
+    )
     return TestClient(create_app(settings), follow_redirects=False)  # no lifespan: no Kafka reader
 
 
@@ -97,17 +111,26 @@ def test_forms_without_the_sessions_csrf_token_are_refused_before_any_api_call()
     assert page.status_code == 200 and "Content-Security-Policy" in page.headers
     cookie = page.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
-    refused = client.post("/sign-in", content="user_id=ann&password=pw&csrf=wrong",
-                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+    refused = client.post(
+        "/sign-in",
+        content="user_id=ann&password=pw&csrf=wrong",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert refused.status_code == 400 and "expired" in refused.text and "did not answer" not in refused.text
     # A signed-in session (signed with the console's secret) still needs its CSRF token on an action.
     signer = Signer("unit-test-secret")
     client.cookies.set(COOKIE, signer.dump(Session(csrf="the-token", token="t", user_id="ann")))
-    action = client.post("/bc/bc1/top-ups", content="amount=5&currency=USD&idempotency_key=0123456789&csrf=nope",
-                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+    action = client.post(
+        "/bc/bc1/top-ups",
+        content="amount=5&currency=USD&idempotency_key=0123456789&csrf=nope",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert "the form has expired" in action.text and "did not answer" not in action.text
-    with_token = client.post("/bc/bc1/top-ups", content="amount=5&currency=USD&idempotency_key=0123456789&csrf=the-token",
-                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+    with_token = client.post(
+        "/bc/bc1/top-ups",
+        content="amount=5&currency=USD&idempotency_key=0123456789&csrf=the-token",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert "did not answer" in with_token.text, "with its token the form reaches the (closed) API"
     assert "Refused" in with_token.text
     # Signed out: pages send you to sign in.

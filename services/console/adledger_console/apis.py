@@ -32,8 +32,17 @@ class Apis:
         for client in self._clients.values():
             await client.aclose()
 
-    async def _send(self, service: str, method: str, path: str, token: str | None, *, body: Any = None,
-                    key: str | None = None, params: Mapping[str, str] | None = None) -> httpx.Response:
+    async def _send(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        token: str | None,
+        *,
+        body: Any = None,
+        key: str | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
         headers = {"Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -42,7 +51,9 @@ class Apis:
         try:
             answer = await self._clients[service].request(method, path, json=body, headers=headers, params=params)
         except httpx.HTTPError as error:
-            raise Refusal(503, "unavailable", f"the {service} service did not answer ({type(error).__name__})") from None
+            raise Refusal(
+                503, "unavailable", f"the {service} service did not answer ({type(error).__name__})"
+            ) from None
         if answer.status_code >= 400:
             raise _refusal(service, answer)
         return answer
@@ -57,7 +68,9 @@ class Apis:
         return (await self._send(service, method, path, token, body=body, key=key)).json()
 
     async def sign_in(self, user_id: str, password: str) -> dict[str, Any]:
-        answer = await self._send("identity", "POST", "/v1/sessions", None, body={"user_id": user_id, "password": password})
+        answer = await self._send(
+            "identity", "POST", "/v1/sessions", None, body={"user_id": user_id, "password": password}
+        )
         return dict(answer.json())
 
 

@@ -56,14 +56,21 @@ def _secret(settings: Settings) -> str:
     return settings.console_session_secret or secrets.token_urlsafe(32)
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None, states: DeliveryStates | None = None,
-               apis: Apis | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, clock: Clock | None = None, states: DeliveryStates | None = None, apis: Apis | None = None
+) -> FastAPI:
     clock = clock or SystemClock()
     signer = Signer(_secret(settings))
-    apis = apis or Apis({
-        "identity": settings.identity_url, "wallet": settings.wallet_url, "campaign": settings.campaign_url,
-        "invoicing": settings.invoicing_url, "escrow": settings.escrow_url,
-    }, settings.api_timeout_s)
+    apis = apis or Apis(
+        {
+            "identity": settings.identity_url,
+            "wallet": settings.wallet_url,
+            "campaign": settings.campaign_url,
+            "invoicing": settings.invoicing_url,
+            "escrow": settings.escrow_url,
+        },
+        settings.api_timeout_s,
+    )
     states = states or DeliveryStates(settings.kafka_connection(), settings.delivery_state_topic)
     here = files("adledger_console")
     templates = Environment(loader=FileSystemLoader(str(here / "templates")), autoescape=select_autoescape(["html"]))
@@ -96,8 +103,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None, states: Delive
     async def unexpected(request: Request, error: Exception) -> HTMLResponse:
         """A bug of the console's own: logged, and a page that says so without its internals."""
         log.error("console_page_failed", path=request.url.path, error=repr(error))
-        return HTMLResponse("<!doctype html><title>Error</title><p>Something went wrong on this page. Reload it; if it "
-                            "stays, tell the platform team.</p>", status_code=500)
+        return HTMLResponse(
+            "<!doctype html><title>Error</title><p>Something went wrong on this page. Reload it; if it "
+            "stays, tell the platform team.</p>",
+            status_code=500,
+        )
 
     # Sessions -----------------------------------------------------------------------------------------
 
@@ -105,16 +115,30 @@ def create_app(settings: Settings, *, clock: Clock | None = None, states: Delive
         return signer.load(request.cookies.get(COOKIE))
 
     def keep(response: Response, session: Session) -> Response:
-        response.set_cookie(COOKIE, signer.dump(session), httponly=True, samesite="strict", secure=settings.secure_cookies,
-                            path="/", max_age=12 * 3600)
+        response.set_cookie(
+            COOKIE,
+            signer.dump(session),
+            httponly=True,
+            samesite="strict",
+            secure=settings.secure_cookies,
+            path="/",
+            max_age=12 * 3600,
+        )
         return response
 
-    def page(name: str, session: Session, status: int = 200, *, set_cookie: bool = False, **context: Any) -> HTMLResponse:
+    def page(
+        name: str, session: Session, status: int = 200, *, set_cookie: bool = False, **context: Any
+    ) -> HTMLResponse:
         """`set_cookie` only where the session is new: a polled fragment must never bring back a
         cookie the user has just dropped (signed out)."""
         body = templates.get_template(name).render(
-            csrf=session.csrf, user_id=session.user_id, signed_in=session.signed_in, key=_key,
-            refresh_ms=settings.live_refresh_ms, local=settings.local, **context,
+            csrf=session.csrf,
+            user_id=session.user_id,
+            signed_in=session.signed_in,
+            key=_key,
+            refresh_ms=settings.live_refresh_ms,
+            local=settings.local,
+            **context,
         )
         response = HTMLResponse(body, status_code=status)
         if set_cookie:
@@ -126,13 +150,22 @@ def create_app(settings: Settings, *, clock: Clock | None = None, states: Delive
         body = await request.body()
         if len(body) > MAX_FORM_BYTES:
             raise FormError("the form is too large")
-        fields = {name: values[0] for name, values in parse_qs(body.decode("utf-8", "replace"), max_num_fields=32).items()}
+        fields = {
+            name: values[0] for name, values in parse_qs(body.decode("utf-8", "replace"), max_num_fields=32).items()
+        }
         if not secrets.compare_digest(fields.get("csrf", ""), session.csrf):
             raise FormError("the form has expired: reload the page and try again")
         return fields
 
-    def outcome(session: Session, *, done: str | None = None, refusal: Refusal | None = None, error: str | None = None,
-                form: str = "", status: int = 200) -> HTMLResponse:
+    def outcome(
+        session: Session,
+        *,
+        done: str | None = None,
+        refusal: Refusal | None = None,
+        error: str | None = None,
+        form: str = "",
+        status: int = 200,
+    ) -> HTMLResponse:
         return page("_outcome.html", session, status=status, done=done, refusal=refusal, error=error, form=form)
 
     async def me(session: Session) -> dict[str, Any]:
@@ -148,8 +181,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None, states: Delive
 
     @app.get("/health", include_in_schema=False)
     async def health() -> JSONResponse:
-        return JSONResponse({"status": "ok", "service": settings.service_name,
-                             "checks": {"delivery_states": "ok" if states.caught_up.is_set() else "catching up"}})
+        return JSONResponse(
+            {
+                "status": "ok",
+                "service": settings.service_name,
+                "checks": {"delivery_states": "ok" if states.caught_up.is_set() else "catching up"},
+            }
+        )
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
@@ -174,8 +212,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None, states: Delive
         except FormError as error:
             return page("sign_in.html", new_session(), status=400, error=str(error), set_cookie=True)
         except Refusal as refusal:
-            return page("sign_in.html", Session(csrf=session.csrf), status=refusal.status, refusal=refusal,
-                        set_cookie=True)
+            return page(
+                "sign_in.html", Session(csrf=session.csrf), status=refusal.status, refusal=refusal, set_cookie=True
+            )
         # A new CSRF token with the new session (no fixation of the signed-out one).
         fresh = Session(csrf=secrets.token_urlsafe(24), token=str(answer["token"]), user_id=str(answer["user_id"]))
         return keep(RedirectResponse("/", status_code=303), fresh)
@@ -214,7 +253,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None, states: Delive
         bc = await apis.get("wallet", f"/v1/business-centers/{quote(business_center_id, safe='')}", session.token)
         return {"user": user, "roles": roles, "bc": bc, "business_center_id": business_center_id}
 
-    async def guarded(request: Request, business_center_id: str, render: Callable[[Session, dict[str, Any]], Awaitable[Response]]) -> Response:
+    async def guarded(
+        request: Request, business_center_id: str, render: Callable[[Session, dict[str, Any]], Awaitable[Response]]
+    ) -> Response:
         found = await signed_in(request)
         if isinstance(found, Response):
             return found
@@ -234,15 +275,23 @@ def create_app(settings: Settings, *, clock: Clock | None = None, states: Delive
             account_path = quote(account["id"], safe="")
             balance = await apis.get("wallet", f"/v1/balances/{account_path}", session.token)
             try:
-                cap: dict[str, Any] | None = await apis.get("campaign", f"/v1/ad-accounts/{account_path}/budget-cap", session.token)
+                cap: dict[str, Any] | None = await apis.get(
+                    "campaign", f"/v1/ad-accounts/{account_path}/budget-cap", session.token
+                )
             except Refusal as refusal:
                 if not refusal.not_found:
                     raise
                 cap = None
             found = await apis.get("campaign", f"/v1/ad-accounts/{account_path}/campaigns", session.token)
             state = states.of(account["id"])
-            return {**account, "balance": balance, "cap": cap, "state": state, "campaigns": found,
-                    "paused_campaigns": states.paused_campaigns(account["id"])}
+            return {
+                **account,
+                "balance": balance,
+                "cap": cap,
+                "state": state,
+                "campaigns": found,
+                "paused_campaigns": states.paused_campaigns(account["id"]),
+            }
 
         return list(await asyncio.gather(*(one(account) for account in accounts)))
 
@@ -256,22 +305,35 @@ def create_app(settings: Settings, *, clock: Clock | None = None, states: Delive
             billing = await apis.get("invoicing", f"/v1/owners/{path}/billing", session.token)
             accounts = await accounts_of(session, business_center_id)
             owners = [business_center_id, *(account["id"] for account in accounts)]
-            histories = await asyncio.gather(*(
-                apis.get("wallet", f"/v1/balances/{quote(owner, safe='')}/history", session.token, {"from": since})
-                for owner in owners
-            ))
+            histories = await asyncio.gather(
+                *(
+                    apis.get("wallet", f"/v1/balances/{quote(owner, safe='')}/history", session.token, {"from": since})
+                    for owner in owners
+                )
+            )
             invoices: list[dict[str, Any]] = []
             for owner in owners:
                 invoices += await apis.get("invoicing", "/v1/invoices", session.token, {"owner_id": owner})
             reals = [balance["real_micros"], *(account["balance"]["real_micros"] for account in accounts)]
             spend = overview.spend_per_day(histories, reals, invoices, today, today - timedelta(days=30))
-            available = balance["available_micros"] + sum(account["balance"]["available_micros"] for account in accounts)
+            available = balance["available_micros"] + sum(
+                account["balance"]["available_micros"] for account in accounts
+            )
             currency = balance["currency"]
             return page(
-                "business_center.html", session, **context, balance=balance, billing=billing, accounts=accounts,
-                balance_chart=charts.line_chart("Balance at each day close", overview.balance_points(histories), currency),
-                spend_chart=charts.bar_chart("Spend per day", spend, currency), total_available=available,
-                runway=overview.runway_days(available, spend, today), currency=currency,
+                "business_center.html",
+                session,
+                **context,
+                balance=balance,
+                billing=billing,
+                accounts=accounts,
+                balance_chart=charts.line_chart(
+                    "Balance at each day close", overview.balance_points(histories), currency
+                ),
+                spend_chart=charts.bar_chart("Spend per day", spend, currency),
+                total_available=available,
+                runway=overview.runway_days(available, spend, today),
+                currency=currency,
             )
 
         return await guarded(request, business_center_id, render)
@@ -287,8 +349,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None, states: Delive
     @app.get("/bc/{business_center_id}/invoices", response_class=HTMLResponse)
     async def invoices_page(request: Request, business_center_id: str) -> Response:
         async def render(session: Session, context: dict[str, Any]) -> Response:
-            accounts = await apis.get("wallet", f"/v1/business-centers/{quote(business_center_id, safe='')}/ad-accounts",
-                                      session.token)
+            accounts = await apis.get(
+                "wallet", f"/v1/business-centers/{quote(business_center_id, safe='')}/ad-accounts", session.token
+            )
             found: list[dict[str, Any]] = []
             for owner in [business_center_id, *(account["id"] for account in accounts)]:
                 found += await apis.get("invoicing", "/v1/invoices", session.token, {"owner_id": owner})
@@ -308,13 +371,18 @@ def create_app(settings: Settings, *, clock: Clock | None = None, states: Delive
     @app.get("/bc/{business_center_id}/invoices/{invoice_id}/document", response_class=HTMLResponse)
     async def invoice_document_itself(request: Request, business_center_id: str, invoice_id: str) -> Response:
         async def render(session: Session, context: dict[str, Any]) -> Response:
-            document = await apis.text("invoicing", f"/v1/invoices/{quote(invoice_id, safe='')}/document", session.token)
+            document = await apis.text(
+                "invoicing", f"/v1/invoices/{quote(invoice_id, safe='')}/document", session.token
+            )
             # The invoicing service's own document, framed by the invoice page only: no script runs in it.
-            return HTMLResponse(document, headers={
-                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
-                "frame-ancestors 'self'; sandbox",
-                "X-Frame-Options": "SAMEORIGIN",
-            })
+            return HTMLResponse(
+                document,
+                headers={
+                    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+                    "frame-ancestors 'self'; sandbox",
+                    "X-Frame-Options": "SAMEORIGIN",
+                },
+            )
 
         return await guarded(request, business_center_id, render)
 
@@ -370,14 +438,17 @@ def create_app(settings: Settings, *, clock: Clock | None = None, states: Delive
         if not answer["invoiced"]:
             return str(answer.get("message") or "Nothing to invoice: the balance is at the target already.")
         invoice = answer["invoice"]
-        return (f"Top-up requested: invoice {invoice['number']} for {money(answer['amount_micros'], body['currency'])} "
-                f"is open. The balance grows once it is paid (I1).")
+        return (
+            f"Top-up requested: invoice {invoice['number']} for {money(answer['amount_micros'], body['currency'])} "
+            f"is open. The balance grows once it is paid (I1)."
+        )
 
     async def enable_aba(session: Session, bc: str, fields: dict[str, str]) -> str:
         if fields.get("confirm") != "yes":
             raise FormError("tick the box to confirm: Automatic Balance Allocation cannot be switched off again")
-        answer = await apis.command("wallet", "POST", f"/v1/business-centers/{quote(bc, safe='')}/aba", session.token,
-                                    fields["idempotency_key"])
+        answer = await apis.command(
+            "wallet", "POST", f"/v1/business-centers/{quote(bc, safe='')}/aba", session.token, fields["idempotency_key"]
+        )
         return f"Automatic Balance Allocation is on for {len(answer['eligible_ad_account_ids'])} ad account(s)."
 
     async def allocate(session: Session, bc: str, fields: dict[str, str]) -> str:
@@ -385,13 +456,25 @@ def create_app(settings: Settings, *, clock: Clock | None = None, states: Delive
         direction = fields.get("direction", "to_ad_account")
         if bucket not in ("cash", "vouchers") or direction not in ("to_ad_account", "to_business_center"):
             raise FormError("choose what to move and which way")
-        body = {"ad_account_id": required(fields, "ad_account_id", "an ad account"), "bucket": bucket, "direction": direction,
-                "amount_micros": parse_micros(required(fields, "amount", "an amount")),
-                "currency": required(fields, "currency", "the currency")}
-        answer = await apis.command("wallet", "POST", f"/v1/business-centers/{quote(bc, safe='')}/allocations", session.token,
-                                    fields["idempotency_key"], body)
-        return f"Moved {money(body['amount_micros'], body['currency'])} of {bucket}; {answer['owner_id']} now has " \
-               f"{money(answer['available_micros'], body['currency'])} available."
+        body = {
+            "ad_account_id": required(fields, "ad_account_id", "an ad account"),
+            "bucket": bucket,
+            "direction": direction,
+            "amount_micros": parse_micros(required(fields, "amount", "an amount")),
+            "currency": required(fields, "currency", "the currency"),
+        }
+        answer = await apis.command(
+            "wallet",
+            "POST",
+            f"/v1/business-centers/{quote(bc, safe='')}/allocations",
+            session.token,
+            fields["idempotency_key"],
+            body,
+        )
+        return (
+            f"Moved {money(body['amount_micros'], body['currency'])} of {bucket}; {answer['owner_id']} now has "
+            f"{money(answer['available_micros'], body['currency'])} available."
+        )
 
     async def set_cap(session: Session, bc: str, fields: dict[str, str]) -> str:
         account = required(fields, "ad_account_id", "an ad account")
@@ -401,8 +484,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None, states: Delive
         body: dict[str, Any] = {"kind": kind}
         if kind != "unlimited":
             body["amount_micros"] = parse_micros(required(fields, "amount", "an amount"), allow_zero=True)
-        answer = await apis.command("campaign", "PUT", f"/v1/ad-accounts/{quote(account, safe='')}/budget-cap",
-                                    session.token, fields["idempotency_key"], body)
+        answer = await apis.command(
+            "campaign",
+            "PUT",
+            f"/v1/ad-accounts/{quote(account, safe='')}/budget-cap",
+            session.token,
+            fields["idempotency_key"],
+            body,
+        )
         amount = "" if answer["amount_micros"] is None else " of " + money(answer["amount_micros"])
         return f"The cap of {account} is now {answer['kind']}{amount} (version {answer['version']})."
 
@@ -410,10 +499,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None, states: Delive
         days = fields.get("days", "30").strip()
         if not days.isdigit() or not 1 <= int(days) <= 366:
             raise FormError("the campaign runs 1 to 366 days")
-        body = {"ad_account_id": required(fields, "ad_account_id", "an ad account"),
-                "name": required(fields, "name", "a name"), "funding_mode": "prepaid", "budget_kind": "lifetime",
-                "budget_micros": parse_micros(required(fields, "amount", "a budget")),
-                "ends_at": (clock.now() + timedelta(days=int(days))).isoformat()}
+        body = {
+            "ad_account_id": required(fields, "ad_account_id", "an ad account"),
+            "name": required(fields, "name", "a name"),
+            "funding_mode": "prepaid",
+            "budget_kind": "lifetime",
+            "budget_micros": parse_micros(required(fields, "amount", "a budget")),
+            "ends_at": (clock.now() + timedelta(days=int(days))).isoformat(),
+        }
         answer = await apis.command("campaign", "POST", "/v1/campaigns", session.token, fields["idempotency_key"], body)
         return f"Campaign {answer['id']} created as a draft with a budget of {money(answer['budget_micros'])}."
 
@@ -421,19 +514,28 @@ def create_app(settings: Settings, *, clock: Clock | None = None, states: Delive
         campaign = quote(required(fields, "campaign_id", "a campaign id"), safe="")
         what = fields.get("command", "")
         if what == "activate":
-            answer = await apis.command("campaign", "POST", f"/v1/campaigns/{campaign}/activate", session.token,
-                                        fields["idempotency_key"])
+            answer = await apis.command(
+                "campaign", "POST", f"/v1/campaigns/{campaign}/activate", session.token, fields["idempotency_key"]
+            )
         elif what == "budget":
             body = {"budget_micros": parse_micros(required(fields, "amount", "the new budget"))}
-            answer = await apis.command("campaign", "PUT", f"/v1/campaigns/{campaign}/budget", session.token,
-                                        fields["idempotency_key"], body)
+            answer = await apis.command(
+                "campaign", "PUT", f"/v1/campaigns/{campaign}/budget", session.token, fields["idempotency_key"], body
+            )
         else:
             raise FormError("choose activate or change the budget")
-        invoice = f"; invoice {answer['open_invoice_id']} is open for the shortfall" if answer.get("open_invoice_id") else ""
-        requested = " (activation requested: the wallet books the budget)" if answer.get("activation_requested") and \
-            answer["status"] == "draft" else ""
-        return (f"Campaign {answer['id']} is {answer['status'].replace('_', ' ')}{requested}: budget "
-                f"{money(answer['budget_micros'])}, booked {money(answer['booked_micros'])}{invoice}.")
+        invoice = (
+            f"; invoice {answer['open_invoice_id']} is open for the shortfall" if answer.get("open_invoice_id") else ""
+        )
+        requested = (
+            " (activation requested: the wallet books the budget)"
+            if answer.get("activation_requested") and answer["status"] == "draft"
+            else ""
+        )
+        return (
+            f"Campaign {answer['id']} is {answer['status'].replace('_', ' ')}{requested}: budget "
+            f"{money(answer['budget_micros'])}, booked {money(answer['booked_micros'])}{invoice}."
+        )
 
     async def order_command(session: Session, bc: str, fields: dict[str, str]) -> str:
         order = quote(required(fields, "order_id", "an order id"), safe="")
@@ -445,8 +547,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None, states: Delive
             body = {"reason": required(fields, "reason", "a reason")}
         elif what == "dispute":
             body = {"reason": fields.get("reason", "").strip()[:200] or None}
-        answer = await apis.command("escrow", "POST", f"/v1/orders/{order}/{what}", session.token, fields["idempotency_key"],
-                                    body)
+        answer = await apis.command(
+            "escrow", "POST", f"/v1/orders/{order}/{what}", session.token, fields["idempotency_key"], body
+        )
         return f"Order {answer.get('id', order)} is {str(answer.get('status', 'changed')).replace('_', ' ')}."
 
     async def pay(session: Session, bc: str, fields: dict[str, str]) -> str:
@@ -455,9 +558,17 @@ def create_app(settings: Settings, *, clock: Clock | None = None, states: Delive
         invoice = required(fields, "invoice_id", "an invoice")
         # Only an invoice the user may read is paid: read with their token first.
         await apis.get("invoicing", f"/v1/invoices/{quote(invoice, safe='')}", session.token)
-        answer = await apis.command("invoicing", "POST", f"/v1/local-provider/invoices/{quote(invoice, safe='')}/payments",
-                                    settings.provider_token, fields["idempotency_key"], {"scenario": "pay"})
-        effects = ", ".join(str(hook.get("answer", {}).get("effect", hook.get("status_code"))) for hook in answer["webhooks"])
+        answer = await apis.command(
+            "invoicing",
+            "POST",
+            f"/v1/local-provider/invoices/{quote(invoice, safe='')}/payments",
+            settings.provider_token,
+            fields["idempotency_key"],
+            {"scenario": "pay"},
+        )
+        effects = ", ".join(
+            str(hook.get("answer", {}).get("effect", hook.get("status_code"))) for hook in answer["webhooks"]
+        )
         return f"The local provider paid the invoice ({effects})."
 
     action("top-ups", top_up, "top-up")

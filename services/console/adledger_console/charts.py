@@ -47,8 +47,10 @@ def line_chart(title: str, points: Sequence[Point], currency: str) -> str:
     step = (WIDTH - 2 * PAD) // max(1, len(points) - 1)
     coordinates = " ".join(f"{PAD + index * step},{_y(point.micros, low, high)}" for index, point in enumerate(points))
     zero = _y(0, low, high)
-    body = (f'<line x1="{PAD}" y1="{zero}" x2="{WIDTH - PAD}" y2="{zero}" class="zero"/>'
-            f'<polyline points="{coordinates}" class="line" fill="none"/>')
+    body = (
+        f'<line x1="{PAD}" y1="{zero}" x2="{WIDTH - PAD}" y2="{zero}" class="zero"/>'
+        f'<polyline points="{coordinates}" class="line" fill="none"/>'
+    )
     return _frame(title, body, points, currency)
 
 
@@ -61,7 +63,9 @@ def bar_chart(title: str, points: Sequence[Point], currency: str) -> str:
     bars = []
     for index, point in enumerate(points):
         top = _y(point.micros, low, high)
-        bars.append(f'<rect x="{PAD + index * slot + 1}" y="{min(top, zero)}" width="{max(1, slot - 2)}" '
-                    f'height="{abs(zero - top)}" class="bar"><title>{point.day.isoformat()}: '
-                    f'{escape(money(point.micros, currency))}</title></rect>')
+        bars.append(
+            f'<rect x="{PAD + index * slot + 1}" y="{min(top, zero)}" width="{max(1, slot - 2)}" '
+            f'height="{abs(zero - top)}" class="bar"><title>{point.day.isoformat()}: '
+            f"{escape(money(point.micros, currency))}</title></rect>"
+        )
     return _frame(title, "".join(bars), points, currency)

@@ -30,8 +30,11 @@ class DeliveryStates:
 
     def paused_campaigns(self, ad_account_id: str) -> list[DeliveryStateChanged]:
         return sorted(
-            (state for (account, campaign), state in self._states.items()
-             if account == ad_account_id and campaign is not None and not state.serving),
+            (
+                state
+                for (account, campaign), state in self._states.items()
+                if account == ad_account_id and campaign is not None and not state.serving
+            ),
             key=lambda state: state.campaign_id or "",
         )
 
@@ -63,8 +66,14 @@ class DeliveryStates:
 
     async def _read(self) -> None:
         # No group: every partition is this reader's, from the beginning (the topic is compacted).
-        consumer = AIOKafkaConsumer(self._topic, **client_options(self._kafka), enable_auto_commit=False, group_id=None,
-                                    client_id="adledger-console", auto_offset_reset="earliest")
+        consumer = AIOKafkaConsumer(
+            self._topic,
+            **client_options(self._kafka),
+            enable_auto_commit=False,
+            group_id=None,
+            client_id="adledger-console",
+            auto_offset_reset="earliest",
+        )
         self._consumer = consumer
         await consumer.start()
         try:

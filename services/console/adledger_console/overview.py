@@ -29,8 +29,11 @@ def balance_points(histories: Iterable[Sequence[Mapping[str, Any]]]) -> list[Poi
 
 
 def spend_per_day(
-    histories: Iterable[Sequence[Mapping[str, Any]]], current_reals: Sequence[int], invoices: Sequence[Mapping[str, Any]],
-    today: date, since: date,
+    histories: Iterable[Sequence[Mapping[str, Any]]],
+    current_reals: Sequence[int],
+    invoices: Sequence[Mapping[str, Any]],
+    today: date,
+    since: date,
 ) -> list[Point]:
     """`histories`: the day closes (from `since`) of the Business Center and of each of its ad
     accounts, in the order of `current_reals`, their real balances now. An owner whose first close

@@ -47,7 +47,9 @@ class Signer:
             return None
         try:
             data = json.loads(base64.urlsafe_b64decode(payload.encode()))
-            session = Session(csrf=str(data["csrf"]), token=str(data.get("token", "")), user_id=str(data.get("user_id", "")))
+            session = Session(
+                csrf=str(data["csrf"]), token=str(data.get("token", "")), user_id=str(data.get("user_id", ""))
+            )
         except (ValueError, KeyError, TypeError):
             return None
         return session if session.csrf else None

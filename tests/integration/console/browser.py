@@ -38,9 +38,17 @@ def _binary(*names: str) -> str:
 def start_chrome() -> webdriver.Chrome:
     options = webdriver.ChromeOptions()
     options.binary_location = _binary("chromium", "chromium-browser")
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     f"--window-size={DESKTOP[0]},{DESKTOP[1]}", "--disable-extensions", "--no-first-run",
-                     "--disable-background-networking", "--disable-features=Translate,MediaRouter,OptimizationHints"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        f"--window-size={DESKTOP[0]},{DESKTOP[1]}",
+        "--disable-extensions",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-features=Translate,MediaRouter,OptimizationHints",
+    ):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     # No Selenium Manager: the driver is the Debian package's, never a download.
@@ -78,7 +86,9 @@ class Browser:
     async def tick(self, label_text: str, within: str = "") -> None:
         def step(d: webdriver.Chrome) -> None:
             scope = d.find_element(By.CSS_SELECTOR, within) if within else d
-            scope.find_element(By.XPATH, f".//label[contains(normalize-space(.), {_quoted(label_text)})]//input").click()
+            scope.find_element(
+                By.XPATH, f".//label[contains(normalize-space(.), {_quoted(label_text)})]//input"
+            ).click()
 
         await self.run(step)
 
@@ -89,7 +99,8 @@ class Browser:
             scope = d.find_element(By.CSS_SELECTOR, within) if within else d
             quoted = _quoted(name)
             scope.find_element(
-                By.XPATH, f".//button[normalize-space(.)={quoted} or @aria-label={quoted}] | .//a[normalize-space(.)={quoted}]"
+                By.XPATH,
+                f".//button[normalize-space(.)={quoted} or @aria-label={quoted}] | .//a[normalize-space(.)={quoted}]",
             ).click()
 
         await self.run(step)
@@ -161,6 +172,7 @@ class Browser:
 
     async def errors(self) -> list[dict[str, Any]]:
         """The browser console's errors since the last call (SEVERE: script errors, failed loads)."""
+
         def step(d: webdriver.Chrome) -> list[dict[str, Any]]:
             try:
                 entries = d.get_log("browser")

@@ -64,14 +64,19 @@ class ConsoleWorld:
     def replicas(self) -> list[Any]:
         billing = self.platform.billing
         assert billing.wallet_runtime is not None
-        return [billing.wallet_runtime.pool, billing.service.runtime.pool, self.platform.campaigns.instance.service.runtime.pool,
-                self.escrow_pool]
+        return [
+            billing.wallet_runtime.pool,
+            billing.service.runtime.pool,
+            self.platform.campaigns.instance.service.runtime.pool,
+            self.escrow_pool,
+        ]
 
     async def person(self, name: str) -> str:
         """A person of the identity service with a password, known to every service."""
         user_id = unique(name.split()[0].lower())
         answer = await self.identity.post(
-            "/v1/users", json={"id": user_id, "name": name, "password": PASSWORD},
+            "/v1/users",
+            json={"id": user_id, "name": name, "password": PASSWORD},
             headers={"Authorization": f"Bearer {PLATFORM}", "Idempotency-Key": unique("k")},
         )
         assert answer.status_code == 201, answer.text
@@ -88,7 +93,9 @@ class ConsoleWorld:
         """Opened by the platform operator; the identity service makes `admin_user_id` its first Admin."""
         business_center_id = unique("bc")
         await self.platform.billing.wallet_command(
-            "POST", "/v1/business-centers", PLATFORM,
+            "POST",
+            "/v1/business-centers",
+            PLATFORM,
             {"id": business_center_id, "name": name, "currency": "USD", "admin_user_id": admin_user_id},
         )
         await self._member(business_center_id, admin_user_id, "admin")
@@ -97,7 +104,8 @@ class ConsoleWorld:
 
     async def grant(self, business_center_id: str, user_id: str, role: str) -> None:
         answer = await self.identity.put(
-            f"/v1/business-centers/{quote(business_center_id)}/members/{quote(user_id)}", json={"role": role},
+            f"/v1/business-centers/{quote(business_center_id)}/members/{quote(user_id)}",
+            json={"role": role},
             headers={"Authorization": f"Bearer {PLATFORM}", "Idempotency-Key": unique("k")},
         )
         assert answer.status_code == 200, answer.text
@@ -106,14 +114,22 @@ class ConsoleWorld:
     async def _member(self, business_center_id: str, user_id: str, role: str) -> None:
         for pool in self.replicas:
             await _replicated(
-                pool, "select true from identity_memberships where business_center_id = $1 and user_id = $2 and $3 = any(roles)",
-                business_center_id, user_id, role,
+                pool,
+                "select true from identity_memberships"
+                " where business_center_id = $1 and user_id = $2 and $3 = any(roles)",
+                business_center_id,
+                user_id,
+                role,
             )
 
-    async def ad_account(self, business_center_id: str, admin_token: str, *, billing_option: str = "monthly_invoicing") -> str:
+    async def ad_account(
+        self, business_center_id: str, admin_token: str, *, billing_option: str = "monthly_invoicing"
+    ) -> str:
         account_id = unique("acc")
         await self.platform.billing.wallet_command(
-            "POST", f"/v1/business-centers/{business_center_id}/ad-accounts", admin_token,
+            "POST",
+            f"/v1/business-centers/{business_center_id}/ad-accounts",
+            admin_token,
             {"id": account_id, "name": "Winter", "type": "auction", "billing_option": billing_option},
         )
         await self.platform.billing.owner_business_center(account_id)
@@ -129,8 +145,12 @@ class ConsoleWorld:
         billing = self.platform.billing
         assert billing.wallet_runtime is not None
         runtime = billing.wallet_runtime
-        closes = DayCloses(lambda: runtime.pool, PostgresLedger(runtime.settings.ledger_schema),  # type: ignore[attr-defined]
-                           PostgresWalletStore.of, billing.clock)
+        closes = DayCloses(
+            lambda: runtime.pool,
+            PostgresLedger(runtime.settings.ledger_schema),  # type: ignore[attr-defined]
+            PostgresWalletStore.of,
+            billing.clock,
+        )
         return [day.isoformat() for day in await closes.run_due_closes()]
 
     async def escrow_call(self, method: str, path: str, token: str, body: Any = None) -> httpx.Response:
@@ -153,7 +173,9 @@ class ConsoleWorld:
 
         async def check() -> dict[str, Any] | None:
             nonlocal last
-            answer = await self.platform.billing.call(self.platform.billing.wallet, "GET", f"/v1/balances/{owner_id}", PLATFORM)
+            answer = await self.platform.billing.call(
+                self.platform.billing.wallet, "GET", f"/v1/balances/{owner_id}", PLATFORM
+            )
             assert answer.status_code == 200, answer.text
             last = dict(answer.json())
             return last if last["real_micros"] == real_micros else None
@@ -168,11 +190,13 @@ class ConsoleWorld:
 async def _serve_console(settings: ConsoleSettings, platform: Platform) -> AsyncIterator[tuple[str, DeliveryStates]]:
     states = DeliveryStates(settings.kafka_bootstrap_servers, settings.delivery_state_topic)
     app = create_app(settings, clock=platform.clock, states=states)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.http_port, log_config=None, access_log=False,
-                                           lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=settings.http_port, log_config=None, access_log=False, lifespan="on")
+    )
     serving = asyncio.ensure_future(server.serve())
     url = f"http://127.0.0.1:{settings.http_port}"
     async with httpx.AsyncClient(base_url=url, timeout=5.0) as client:
+
         async def healthy() -> bool:
             if serving.done():
                 serving.result()
@@ -197,31 +221,57 @@ async def console(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Asy
         billing = platform.billing
         assert billing.identity is not None
         identity_settings = IdentitySettings(
-            profile="local", database_url=stack.database_url, kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
-            database_schema=unique("t_identity"), http_port=free_port(), platform_token=PLATFORM,
-            kafka_consumer_group=unique("identity"), identity_events_topic=billing.identity.topic,
-            wallet_events_topic=billing.wallet_events_topic, signing_keys_dir=str(tmp_path_factory.mktemp("identity-keys")),
-            outbox_poll_interval_ms=100, session_ttl_s=400 * 24 * 3600,  # journeys move the clock by days
+            profile="local",
+            database_url=stack.database_url,
+            kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
+            database_schema=unique("t_identity"),
+            http_port=free_port(),
+            platform_token=PLATFORM,
+            kafka_consumer_group=unique("identity"),
+            identity_events_topic=billing.identity.topic,
+            wallet_events_topic=billing.wallet_events_topic,
+            signing_keys_dir=str(tmp_path_factory.mktemp("identity-keys")),
+            outbox_poll_interval_ms=100,
+            session_ttl_s=400 * 24 * 3600,  # journeys move the clock by days
         )
         escrow_settings = EscrowSettings(
-            profile="local", database_url=stack.database_url, kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
-            database_schema=unique("t_escrow"), http_port=free_port(), identity_events_topic=billing.identity.topic,
-            wallet_events_topic=billing.wallet_events_topic, wallet_commands_topic=billing.wallet_commands_topic,
-            kafka_consumer_group=unique("escrow-group"), outbox_poll_interval_ms=100, deadline_poll_interval_ms=3_600_000,
+            profile="local",
+            database_url=stack.database_url,
+            kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
+            database_schema=unique("t_escrow"),
+            http_port=free_port(),
+            identity_events_topic=billing.identity.topic,
+            wallet_events_topic=billing.wallet_events_topic,
+            wallet_commands_topic=billing.wallet_commands_topic,
+            kafka_consumer_group=unique("escrow-group"),
+            outbox_poll_interval_ms=100,
+            deadline_poll_interval_ms=3_600_000,
         )
         escrow_runtime = wire_escrow(escrow_settings, platform.clock).runtime
-        async with running(wire_identity(identity_settings, platform.clock).runtime, stack) as identity, \
-                running(escrow_runtime, stack) as escrow:
-            world_pools = [escrow_runtime.pool, billing.wallet_runtime.pool, billing.service.runtime.pool,  # type: ignore[union-attr]
-                           platform.campaigns.instance.service.runtime.pool]
+        async with (
+            running(wire_identity(identity_settings, platform.clock).runtime, stack) as identity,
+            running(escrow_runtime, stack) as escrow,
+        ):
+            world_pools = [
+                escrow_runtime.pool,
+                billing.wallet_runtime.pool,
+                billing.service.runtime.pool,  # type: ignore[union-attr]
+                platform.campaigns.instance.service.runtime.pool,
+            ]
             for pool in world_pools:  # the identity service's signing key, beside the TestIdentity's
                 await _replicated(pool, "select count(*) >= 2 from identity_signing_keys where not retired")
             console_settings = ConsoleSettings(
-                profile="local", kafka_bootstrap_servers=stack.kafka_bootstrap_servers, http_port=free_port(),
-                identity_url=str(identity.base_url), wallet_url=str(billing.wallet.base_url),
-                campaign_url=str(platform.campaigns.client.base_url), invoicing_url=str(billing.invoicing.base_url),
-                escrow_url=str(escrow.base_url), delivery_state_topic=billing.state_topic,
-                local_provider_token=PLATFORM, live_refresh_ms=500,
+                profile="local",
+                kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
+                http_port=free_port(),
+                identity_url=str(identity.base_url),
+                wallet_url=str(billing.wallet.base_url),
+                campaign_url=str(platform.campaigns.client.base_url),
+                invoicing_url=str(billing.invoicing.base_url),
+                escrow_url=str(escrow.base_url),
+                delivery_state_topic=billing.state_topic,
+                local_provider_token=PLATFORM,
+                live_refresh_ms=500,
             )
             async with _serve_console(console_settings, platform) as (url, states):
                 driver = await asyncio.to_thread(start_chrome)

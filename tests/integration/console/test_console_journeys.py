@@ -30,7 +30,9 @@ async def no_console_errors(browser: Browser) -> None:
     assert errors == [], f"the browser console has errors: {errors}"
 
 
-async def test_i1_i2_w6_w10_sign_in_top_up_pay_watch_the_balance_change_allocate_and_cap(console: ConsoleWorld, browser: Browser) -> None:
+async def test_i1_i2_w6_w10_sign_in_top_up_pay_watch_the_balance_change_allocate_and_cap(
+    console: ConsoleWorld, browser: Browser
+) -> None:
     from .conftest import PASSWORD
 
     fiona = await console.person("Fiona Admin")
@@ -68,7 +70,9 @@ async def test_i1_i2_w6_w10_sign_in_top_up_pay_watch_the_balance_change_allocate
     # The invoice document, as invoicing renders it.
     await browser.press(number)
     await browser.until_text("h1", "paid")
-    assert await browser.run(lambda d: d.find_element("css selector", "iframe[title^='Invoice document']").is_displayed())
+    assert await browser.run(
+        lambda d: d.find_element("css selector", "iframe[title^='Invoice document']").is_displayed()
+    )
 
     # I2: top up to a target of 400: 150 is invoiced; once the provider pays it, the overview
     # shows the new balance by itself (no reload).
@@ -102,8 +106,13 @@ async def test_i1_i2_w6_w10_sign_in_top_up_pay_watch_the_balance_change_allocate
     await browser.until_text('[data-figure="real"]', "USD 360.00")
     # W6: vouchers the platform granted, moved by hand to the ad account.
     billing = console.platform.billing
-    granted = await billing.call(billing.wallet, "POST", f"/v1/business-centers/{business_center}/vouchers", PLATFORM,
-                                 {"amount_micros": 20 * USD})
+    granted = await billing.call(
+        billing.wallet,
+        "POST",
+        f"/v1/business-centers/{business_center}/vouchers",
+        PLATFORM,
+        {"amount_micros": 20 * USD},
+    )
     assert granted.status_code == 200, granted.text
     await browser.until_text('[data-figure="vouchers"]', "USD 20.00")
     await browser.choose("What", "vouchers", within=allocate)
@@ -128,7 +137,9 @@ async def test_i1_i2_w6_w10_sign_in_top_up_pay_watch_the_balance_change_allocate
     await no_console_errors(browser)
 
 
-async def test_s2_w8_an_account_spent_to_zero_shows_paused_without_a_reload(console: ConsoleWorld, browser: Browser) -> None:
+async def test_s2_w8_an_account_spent_to_zero_shows_paused_without_a_reload(
+    console: ConsoleWorld, browser: Browser
+) -> None:
     from .conftest import PASSWORD
 
     platform = console.platform
@@ -142,9 +153,13 @@ async def test_s2_w8_an_account_spent_to_zero_shows_paused_without_a_reload(cons
     await platform.operate(business_center, account)
     campaigns = platform.campaigns
     campaign_id = await campaigns.create(100 * USD, platform.clock.now() + timedelta(days=10), funding_mode="drawdown")
-    assert (await campaigns.command("POST", f"/v1/campaigns/{campaign_id}/activate", campaigns.token)).status_code == 200
+    assert (
+        await campaigns.command("POST", f"/v1/campaigns/{campaign_id}/activate", campaigns.token)
+    ).status_code == 200
     await campaigns.campaign_until(campaign_id, status="active")
-    await platform.spend_consumer_knows(account, campaign_id, lambda row: row["status"] == "active", "the active campaign")
+    await platform.spend_consumer_knows(
+        account, campaign_id, lambda row: row["status"] == "active", "the active campaign"
+    )
 
     await sign_in(browser, fiona, PASSWORD)
     await browser.until_text("h1", "Spendy Co")
@@ -173,7 +188,8 @@ async def test_s2_w8_an_account_spent_to_zero_shows_paused_without_a_reload(cons
 
 
 async def test_w9_an_analyst_is_refused_in_words_and_another_centers_user_sees_nothing(
-    console: ConsoleWorld, browser: Browser,
+    console: ConsoleWorld,
+    browser: Browser,
 ) -> None:
     from .conftest import PASSWORD
 
@@ -190,7 +206,9 @@ async def test_w9_an_analyst_is_refused_in_words_and_another_centers_user_sees_n
     assert "Analyst" in await browser.text(".meta")
     await browser.fill("Amount (USD)", "10", within=TOP_UP_FORM)
     await browser.press("Request top-up")
-    refusal = await browser.text("#outcome-top-up") if await browser.until_text("#outcome-top-up", "Refused") >= 0 else ""
+    refusal = (
+        await browser.text("#outcome-top-up") if await browser.until_text("#outcome-top-up", "Refused") >= 0 else ""
+    )
     assert "permission_denied" in refusal and "analyst" in refusal.lower(), refusal
     assert await console.platform.billing.invoices(business_center) == [], "nothing was invoiced"
     await browser.screenshot("analyst-refused")
@@ -216,7 +234,8 @@ async def test_w9_an_analyst_is_refused_in_words_and_another_centers_user_sees_n
 
 
 async def test_c1_c2_w2_a_prepaid_campaign_booked_and_reduced_and_aba_enabled_from_the_page(
-    console: ConsoleWorld, browser: Browser,
+    console: ConsoleWorld,
+    browser: Browser,
 ) -> None:
     from .conftest import PASSWORD
 
@@ -236,7 +255,9 @@ async def test_c1_c2_w2_a_prepaid_campaign_booked_and_reduced_and_aba_enabled_fr
     await browser.fill("Name", "Winter sale", within=create)
     await browser.fill("Budget (USD)", "30", within=create)
     await browser.press("Create campaign")
-    created = await browser.text("#outcome-campaign") if await browser.until_text("#outcome-campaign", "draft") >= 0 else ""
+    created = (
+        await browser.text("#outcome-campaign") if await browser.until_text("#outcome-campaign", "draft") >= 0 else ""
+    )
     campaign_id = created.split("Campaign ", 1)[1].split(" ", 1)[0]
     change = 'form[aria-label="Activate or change a campaign"]'
     await browser.fill("Campaign id", campaign_id, within=change)
@@ -272,8 +293,10 @@ async def test_c1_c2_w2_a_prepaid_campaign_booked_and_reduced_and_aba_enabled_fr
     await browser.screenshot("campaign-and-aba")
     await no_console_errors(browser)
 
+
 async def test_o2_o3_o5_the_seller_accepts_and_completes_an_order_and_the_buyer_disputes_it(
-    console: ConsoleWorld, browser: Browser,
+    console: ConsoleWorld,
+    browser: Browser,
 ) -> None:
     from .conftest import PASSWORD
 
@@ -285,13 +308,21 @@ async def test_o2_o3_o5_the_seller_accepts_and_completes_an_order_and_the_buyer_
     await console.paid_top_up(fiona_token, buyer, 10 * USD)
     await console.until_balance(buyer, 10 * USD)
     channel = f"channel-{seller}"
-    answer = await console.escrow_call("POST", "/v1/channels", PLATFORM, {
-        "id": channel, "name": "Gaming Weekly", "seller_user_id": sam, "owner_id": seller, "currency": "USD"})
+    answer = await console.escrow_call(
+        "POST",
+        "/v1/channels",
+        PLATFORM,
+        {"id": channel, "name": "Gaming Weekly", "seller_user_id": sam, "owner_id": seller, "currency": "USD"},
+    )
     assert answer.status_code == 201, answer.text
 
     async def placed() -> str | None:
-        answer = await console.escrow_call("POST", "/v1/orders", fiona_token,
-                                           {"channel_id": channel, "buyer_owner_id": buyer, "price_micros": 4 * USD, "currency": "USD"})
+        answer = await console.escrow_call(
+            "POST",
+            "/v1/orders",
+            fiona_token,
+            {"channel_id": channel, "buyer_owner_id": buyer, "price_micros": 4 * USD, "currency": "USD"},
+        )
         return str(answer.json()["id"]) if answer.status_code == 201 else None
 
     from ..waits import until
@@ -326,8 +357,10 @@ async def test_o2_o3_o5_the_seller_accepts_and_completes_an_order_and_the_buyer_
     await browser.screenshot("order-disputed")
     await no_console_errors(browser)
 
+
 async def test_w13_overview_charts_the_day_closes_and_spend_per_day_and_shows_the_runway(
-    console: ConsoleWorld, browser: Browser,
+    console: ConsoleWorld,
+    browser: Browser,
 ) -> None:
     """Runs last in the module: it moves the world's clock by days (T1)."""
     from datetime import UTC, datetime
@@ -345,16 +378,22 @@ async def test_w13_overview_charts_the_day_closes_and_spend_per_day_and_shows_th
     await platform.operate(business_center, account)
     campaigns = platform.campaigns
     campaign_id = await campaigns.create(1000 * USD, platform.clock.now() + timedelta(days=20), funding_mode="drawdown")
-    assert (await campaigns.command("POST", f"/v1/campaigns/{campaign_id}/activate", campaigns.token)).status_code == 200
+    assert (
+        await campaigns.command("POST", f"/v1/campaigns/{campaign_id}/activate", campaigns.token)
+    ).status_code == 200
     await campaigns.campaign_until(campaign_id, status="active")
-    await platform.spend_consumer_knows(account, campaign_id, lambda row: row["status"] == "active", "the active campaign")
+    await platform.spend_consumer_knows(
+        account, campaign_id, lambda row: row["status"] == "active", "the active campaign"
+    )
 
     # Three days of spend, each day closed by the wallet (W13): 40, then 60, then 25 so far today.
     start = platform.clock.now()
     left = 300 * USD
     for day, spent in enumerate((40, 60, 25)):
         if day:
-            platform.clock.set(datetime.combine(start.date() + timedelta(days=day), datetime.min.time(), UTC) + timedelta(hours=9))
+            platform.clock.set(
+                datetime.combine(start.date() + timedelta(days=day), datetime.min.time(), UTC) + timedelta(hours=9)
+            )
             assert await console.close_days(), "a day closed"
         await platform.send(platform.spend(account, campaign_id, spent * USD))
         left -= spent * USD
@@ -364,11 +403,18 @@ async def test_w13_overview_charts_the_day_closes_and_spend_per_day_and_shows_th
     await browser.until_text("h1", "Northwind Ads")
     bars = await browser.run(lambda d: len(d.find_elements("css selector", "svg[aria-label='Spend per day'] rect")))
     assert bars == 3, "a bar for each closed day and one for today so far"
-    titles = await browser.run(lambda d: [e.get_attribute("textContent") for e in
-                                          d.find_elements("css selector", "svg[aria-label='Spend per day'] rect title")])
+    titles = await browser.run(
+        lambda d: [
+            e.get_attribute("textContent")
+            for e in d.find_elements("css selector", "svg[aria-label='Spend per day'] rect title")
+        ]
+    )
     assert [title.split(": ")[1] for title in titles] == ["USD 40.00", "USD 60.00", "USD 25.00"], titles
-    points = await browser.run(lambda d: d.find_element("css selector", "svg[aria-label='Balance at each day close'] polyline")
-                               .get_attribute("points"))
+    points = await browser.run(
+        lambda d: d.find_element("css selector", "svg[aria-label='Balance at each day close'] polyline").get_attribute(
+            "points"
+        )
+    )
     assert points and len(points.split()) == 2, points
     # Runway: what is available (175) ÷ the average daily spend of the last 7 days ((40 + 60 + 25) ÷ 7):
     # 175 × 7 ÷ 125 = 9.8, whole days: 9.

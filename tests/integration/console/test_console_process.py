@@ -20,12 +20,18 @@ pytestmark = pytest.mark.integration
 
 async def test_the_console_process_serves_its_pages_and_health_and_stops_on_sigterm(stack: Stack) -> None:
     port = free_port()
-    env = {**os.environ, "ADLEDGER_PROFILE": "local", "ADLEDGER_HTTP_PORT": str(port),
-           "ADLEDGER_KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap_servers}
-    process = subprocess.Popen([sys.executable, "-m", "adledger_console"], env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
+    env = {
+        **os.environ,
+        "ADLEDGER_PROFILE": "local",
+        "ADLEDGER_HTTP_PORT": str(port),
+        "ADLEDGER_KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap_servers,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "adledger_console"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5.0) as client:
+
             async def caught_up() -> bool:
                 assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
                 try:
