@@ -3,28 +3,36 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 SERVICES := identity wallet campaign invoicing order_escrow spend_consumer sends
+# Services with no database or outbox of their own: the finance console (pages on the services' public APIs).
+FRONTENDS := console
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 STACK := deploy/local/stack
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv stack-up stack-down stack-status run test test-unit test-integration lint schemas check-schemas k8s kafka-lock bench bench-smoke bench-audit lock clean
+.PHONY: help setup venv browser screenshot stack-up stack-down stack-status run test test-unit test-integration lint schemas check-schemas k8s kafka-lock bench bench-smoke bench-audit lock clean
 
 help: ## List the targets.
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-setup: venv stack-up ## Install everything (Python packages, Kafka jars, PostgreSQL, Java) and start the stack.
+setup: venv stack-up browser ## Install everything (Python packages, Kafka jars, PostgreSQL, Java) and start the stack.
 
 venv: $(VENV)/.installed ## Create .venv with the libs, every service, the `adledger` CLI and the ad servers' client installed (editable).
 
-$(VENV)/.installed: libs/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) tools/cli/pyproject.toml clients/python/pyproject.toml \
+$(VENV)/.installed: libs/pyproject.toml $(foreach s,$(SERVICES) $(FRONTENDS),services/$(s)/pyproject.toml) tools/cli/pyproject.toml clients/python/pyproject.toml \
 		requirements-dev.txt requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "adledger needs Python 3.11 or newer")'
 	$(PYTHON) -m venv $(VENV) || { echo "error: could not create a virtualenv (on Debian: apt-get install python3-venv)" >&2; exit 1; }
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -c requirements.lock -r requirements-dev.txt \
-		-e libs $(foreach s,$(SERVICES),-e services/$(s)) -e tools/cli -e clients/python
+		-e libs $(foreach s,$(SERVICES) $(FRONTENDS),-e services/$(s)) -e tools/cli -e clients/python
 	touch $@
+
+browser: ## Install Debian's chromium and chromium-driver for the console's browser tests (idempotent; no browser download).
+	deploy/local/browser
+
+screenshot: venv stack-up browser ## Take the console overview's screenshot into docs/console-overview.png (a browser test on the real stack).
+	ADLEDGER_CONSOLE_SCREENSHOT=$(abspath docs/console-overview.png) $(PY) -m pytest tests/integration/console -q -k overview $(PYTEST_ARGS)
 
 stack-up: ## Start Kafka and PostgreSQL (installs what is missing; waits for health).
 	$(STACK) start
@@ -38,13 +46,13 @@ stack-status: ## Show whether Kafka and PostgreSQL run, where, and their logs.
 run: venv stack-up ## Start the stack and every service in the foreground (Ctrl-C stops all).
 	$(PY) deploy/local/run_all.py
 
-test: venv stack-up ## Run every test: unit and integration, against the real Kafka and PostgreSQL.
+test: venv stack-up browser ## Run every test: unit and integration, against the real Kafka and PostgreSQL.
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: venv ## Only the tests that need no broker or database.
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-test-integration: venv stack-up ## Only the tests against the real stack.
+test-integration: venv stack-up browser ## Only the tests against the real stack.
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
 lint: venv ## Static checks that catch real bugs: undefined names, unused imports, bug-prone patterns.

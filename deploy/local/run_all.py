@@ -28,6 +28,8 @@ SERVICES: dict[str, int] = {
     "order_escrow": 8084,
     "spend_consumer": 8085,
     "sends": 8087,
+    #: The finance console: pages for people, on the services' public APIs (no database of its own).
+    "console": 8088,
 }
 #: Processes with no HTTP port: the invoicing service's spend-rate and alerts job (faust-streaming).
 WORKERS: dict[str, tuple[str, ...]] = {
@@ -55,11 +57,21 @@ def _healthy(port: int) -> bool:
         return False
 
 
-async def _all_healthy() -> list[str]:
+#: Services with no Kafka principal of the secure broker yet (its ACLs come from the catalogue's
+#: producers and consumers): left out on it, like the alerts worker.
+NO_PRINCIPAL = frozenset({"console"})
+
+
+def served(environ: Mapping[str, str]) -> dict[str, int]:
+    """The services `make run` starts on this broker."""
+    return {name: port for name, port in SERVICES.items() if not (secure(environ) and name in NO_PRINCIPAL)}
+
+
+async def _all_healthy(services: Mapping[str, int]) -> list[str]:
     """Wait until every service answers /health; the names of those that did not in time."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + HEALTH_TIMEOUT_S
-    waiting = dict(SERVICES)
+    waiting = dict(services)
     while waiting and loop.time() < deadline:
         for name, port in list(waiting.items()):
             if await asyncio.to_thread(_healthy, port):
@@ -93,7 +105,7 @@ def children(environ: Mapping[str, str]) -> list[Child]:
     made = [
         Child(name, (sys.executable, "-m", f"adledger_{name}"),
               {"ADLEDGER_HTTP_PORT": str(port), **(kafka_settings(name, environ) if on_secure else {})})
-        for name, port in SERVICES.items()
+        for name, port in served(environ).items()
     ]
     if on_secure:
         # The alerts worker (faust-streaming) has no SASL settings yet: it is left out on the secure broker.
@@ -112,7 +124,8 @@ async def main() -> int:
     # ADLEDGER_CLOCK=system make run runs on the wall clock instead.
     env.setdefault("ADLEDGER_CLOCK", "sandbox")
     if secure(env):
-        print("Kafka: the secure broker (SASL/SCRAM, ACLs from the catalogue); the alerts worker is left out.",
+        print("Kafka: the secure broker (SASL/SCRAM, ACLs from the catalogue); the alerts worker and the console "
+              "are left out.",
               flush=True)
     supervisor = Supervisor(children(env), base_env=env, output=_output)
     loop = asyncio.get_running_loop()
@@ -120,12 +133,12 @@ async def main() -> int:
         loop.add_signal_handler(signum, supervisor.stop)
 
     async def announce_and_simulate() -> None:
-        late = await _all_healthy()
+        late = await _all_healthy(served(env))
         if late:
             print(f"\nwarning: not healthy after {HEALTH_TIMEOUT_S:.0f}s: {', '.join(late)} (still supervised; see the "
                   "log above and $ADLEDGER_HOME/logs)", file=sys.stderr, flush=True)
         print("\nadledger is running. Health and metrics:")
-        for name, port in SERVICES.items():
+        for name, port in served(env).items():
             print(f"  {name:<15} http://127.0.0.1:{port}/health   http://127.0.0.1:{port}/metrics")
         print(f"  {'alerts':<15} spend rates and runway alerts (faust-streaming worker, no HTTP port)")
         print("Kafka tools: deploy/local/kafka topics --list | consumer-groups --describe --all-groups")
@@ -133,6 +146,8 @@ async def main() -> int:
             adledger = os.path.join(os.path.dirname(sys.executable), "adledger")
             print(f"Sandbox clock: every service reads one sandbox time, which stands still until you move it: "
                   f"{adledger} clock advance 48h   (see it: {adledger} clock show; wall clock: ADLEDGER_CLOCK=system make run)")
+        if "console" in served(env):
+            print(f"Finance console: http://127.0.0.1:{SERVICES['console']}/ (sign in with a user of the identity service)")
         print("A service that exits is restarted with back-off. Press Ctrl-C to stop everything.\n", flush=True)
         if env.get("ADLEDGER_SIMULATOR", "1") != "0":
             # The ad-server simulator: spend in, pauses and resumes out (ADLEDGER_SIMULATOR=0 turns it off).

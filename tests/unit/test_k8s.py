@@ -39,6 +39,8 @@ SERVICES = {
     "spend-consumer": "spend_consumer",
     "sends": "sends",
 }
+#: The HTTP services with no database of their own: the finance console.
+FRONTENDS = {"console": "console"}
 SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "DATABASE_URL")
 
 Resource = dict[str, Any]
@@ -193,7 +195,7 @@ def _field_of(variable: str, classes: list[type[BaseSettings]]) -> tuple[type[Ba
 
 
 def test_every_service_runs_from_the_image_with_probes_resources_and_no_root(rendered: list[Resource]) -> None:
-    for name, package in [*SERVICES.items(), ("alerts", "alerts")]:
+    for name, package in [*SERVICES.items(), *FRONTENDS.items(), ("alerts", "alerts")]:
         deployment = _one(rendered, "Deployment", name)
         pod = deployment["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 10001
@@ -229,7 +231,7 @@ def test_every_setting_a_workload_names_is_read_by_it_and_secrets_come_from_secr
     config_maps = {
         resource["metadata"]["name"]: resource["data"] for resource in rendered if resource["kind"] == "ConfigMap"
     }
-    for name, package in [*SERVICES.items(), ("alerts", "alerts")]:
+    for name, package in [*SERVICES.items(), *FRONTENDS.items(), ("alerts", "alerts")]:
         (container,) = _containers(_one(rendered, "Deployment", name))
         classes = _settings_classes(package)
         variables: dict[str, dict[str, Any]] = {}
@@ -251,7 +253,10 @@ def test_every_setting_a_workload_names_is_read_by_it_and_secrets_come_from_secr
                 )
             elif "value" in entry:
                 settings_class.model_validate({field: entry["value"]})  # the value parses as that setting's type
-        if package != "alerts":
+        if name in FRONTENDS:
+            assert {"ADLEDGER_HTTP_PORT", "ADLEDGER_KAFKA_BOOTSTRAP_SERVERS"} <= set(variables)
+            assert "ADLEDGER_DATABASE_URL" not in variables, f"{name} has no database"
+        elif package != "alerts":
             assert {"ADLEDGER_DATABASE_URL", "ADLEDGER_HTTP_PORT", "ADLEDGER_KAFKA_BOOTSTRAP_SERVERS"} <= set(variables)
         # Every secret a service's settings declare (`secret_settings`) comes from a Secret object.
         for settings_class in classes:
@@ -373,12 +378,12 @@ def test_the_crd_conversion_keeps_what_kubernetes_accepts_and_refuses_unknown_fi
 
 def test_the_image_installs_every_service_the_manifests_run(rendered: list[Resource]) -> None:
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
-    for package in SERVICES.values():
+    for package in [*SERVICES.values(), *FRONTENDS.values()]:
         assert f"./services/{package}" in dockerfile, f"deploy/Dockerfile does not install {package}"
     deployments = {resource["metadata"]["name"] for resource in rendered if resource["kind"] == "Deployment"}
-    assert deployments == {*SERVICES, "alerts"}
+    assert deployments == {*SERVICES, *FRONTENDS, "alerts"}
     services_in_repo = {path.parent.name for path in (ROOT / "services").glob("*/pyproject.toml")}
-    assert services_in_repo == set(SERVICES.values()), "every service of services/ has a Deployment here"
+    assert services_in_repo == {*SERVICES.values(), *FRONTENDS.values()}, "every service of services/ has a Deployment here"
 
 
 def test_the_identity_service_reads_its_signing_keys_from_a_secret(rendered: list[Resource]) -> None:

@@ -45,7 +45,7 @@ from adledger_libs.logs import get_logger
 
 from adledger_campaign.domain import campaigns as domain
 from adledger_campaign.domain.campaigns import Campaign, Decision
-from adledger_campaign.domain.caps import Cap, budget_sync_cap, plan_cap_change
+from adledger_campaign.domain.caps import MAXIMUM_CAP_CHANGES_PER_UTC_DAY, Cap, budget_sync_cap, plan_cap_change
 from adledger_campaign.ports.store import (
     AdAccount,
     NoBudgetCapError,
@@ -104,6 +104,13 @@ class Campaigns:
         await self._require(work, caller, campaign.business_center_id, Action.READ)
         return campaign, await work.store.hold_error(campaign_id)
 
+    async def campaigns_of_ad_account(self, work: CampaignUnitOfWork, caller: Caller, ad_account_id: str) -> list[Campaign]:
+        """The ad account's campaigns, for any role in its Business Center (W9)."""
+        account = await self._ad_account(work, caller, ad_account_id)
+        await self._require(work, caller, account.business_center_id, Action.READ)
+        found = [await work.store.campaign(campaign_id) for campaign_id in await work.store.campaign_ids_of_ad_account(ad_account_id)]
+        return [campaign for campaign in found if campaign is not None]
+
     async def activate(self, work: CampaignUnitOfWork, caller: Caller, campaign_id: str) -> Campaign:
         """C1: a drawdown campaign is active at once; a prepaid one books its whole budget first."""
         campaign = await self._managed(work, caller, campaign_id)
@@ -151,6 +158,11 @@ class Campaigns:
             return current, False
         await store.record_cap_change(ad_account_id, change.utc_day, caller.user_id, now)
         return await self._save_cap(work, account, cap, current, source="user", user_id=caller.user_id), True
+
+    async def cap_changes_left(self, work: CampaignUnitOfWork, ad_account_id: str) -> int:
+        """How many more times people may change the account's cap on this UTC day (W10)."""
+        used = await work.store.cap_changes_on(ad_account_id, utc_day_of(self.clock.now()))
+        return max(0, MAXIMUM_CAP_CHANGES_PER_UTC_DAY - used)
 
     async def read_cap(self, work: CampaignUnitOfWork, caller: Caller, ad_account_id: str) -> StoredCap:
         account = await self._ad_account(work, caller, ad_account_id)

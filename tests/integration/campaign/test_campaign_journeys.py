@@ -405,6 +405,24 @@ async def test_c5_s3_pauses_from_delivery_control_and_by_hand_and_the_typed_refu
     ]
 
 
+async def test_w9_an_ad_accounts_campaigns_are_listed_to_its_business_centers_roles_only(campaigns: CampaignStack) -> None:
+    stack = campaigns
+    ends_at = stack.wallet.clock.now() + timedelta(days=5)
+    first, second = [await stack.create(5 * USD, ends_at, funding_mode=mode) for mode in ("drawdown", "prepaid")]
+    path = f"/v1/ad-accounts/{stack.account}/campaigns"
+    _, analyst = await stack.person("Ann Analyst", stack.bc, "analyst")
+    listed = await stack.client.get(path, headers={"Authorization": f"Bearer {analyst}"})
+    assert listed.status_code == 200, listed.text
+    assert [(item["id"], item["funding_mode"], item["status"]) for item in listed.json()] == sorted(
+        [(first, "drawdown", "draft"), (second, "prepaid", "draft")]
+    ), "any role reads them (W9)"
+    _, outsider = await stack.person("Oscar Outsider")
+    hidden = await stack.client.get(path, headers={"Authorization": f"Bearer {outsider}"})
+    assert (hidden.status_code, hidden.json()["error"]) == (404, "not_found"), "no role: as if it did not exist"
+    unknown = await stack.client.get("/v1/ad-accounts/no-such-account/campaigns", headers={"Authorization": f"Bearer {analyst}"})
+    assert unknown.status_code == 404
+
+
 async def test_w9_w10_caps_only_finance_manager_or_admin_at_most_ten_a_utc_day_and_the_wallet_keeps_a_copy(campaigns: CampaignStack) -> None:
     stack, running_wallet = campaigns, campaigns.wallet
     path = f"/v1/ad-accounts/{stack.account}/budget-cap"
@@ -419,13 +437,17 @@ async def test_w9_w10_caps_only_finance_manager_or_admin_at_most_ten_a_utc_day_a
     for amount in range(1, 11):
         answer = await stack.command("PUT", path, token, {"kind": "daily", "amount_micros": amount * USD})
         assert answer.status_code == 200 and answer.json()["version"] == amount, answer.text
+        assert answer.json()["changes_left_today"] == 10 - amount, "W10: the changes left on this UTC day"
     same = await stack.command("PUT", path, token, {"kind": "daily", "amount_micros": 10 * USD})
     assert same.status_code == 200 and same.json()["changed"] is False, "the cap it already has is no change"
+    assert same.json()["changes_left_today"] == 0
     eleventh = await stack.command("PUT", path, token, {"kind": "monthly", "amount_micros": 50 * USD})
     assert (eleventh.status_code, eleventh.json()["error"]) == (429, "too_many_cap_changes"), "W10"
     running_wallet.clock.set(datetime(2026, 11, 22, tzinfo=UTC))
     next_day = await stack.command("PUT", path, token, {"kind": "custom", "amount_micros": 50 * USD, "starts_on": "2026-11-22", "ends_on": "2026-11-30"})
     assert next_day.status_code == 200 and next_day.json()["version"] == 11, "W10: the count starts again at 00:00 UTC"
+    read = await stack.command("GET", path, token)
+    assert (read.status_code, read.json()["changes_left_today"]) == (200, 9), "read: the changes left today (W10)"
 
     caps = await stack.records("campaign.events.v1", stack.account, {"AdAccountBudgetCapChanged"}, 11)
     assert [c["version"] for c in caps] == list(range(1, 12))

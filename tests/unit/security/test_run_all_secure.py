@@ -16,7 +16,8 @@ _spec.loader.exec_module(run_all)
 def test_on_the_secure_broker_each_service_is_its_own_principal_with_its_password_file(tmp_path: Path) -> None:
     environ = {"ADLEDGER_KAFKA_SECURITY": "sasl", "ADLEDGER_HOME": str(tmp_path)}
     children = {child.name: child for child in run_all.children(environ)}
-    assert set(children) == set(run_all.SERVICES), "the alerts worker has no SASL settings yet"
+    assert set(children) == set(run_all.SERVICES) - {"console"}, "the alerts worker and the console have no principal yet"
+    assert set(run_all.served(environ)) == set(children), "make run waits only for what it started"
     for name, child in children.items():
         assert child.env["ADLEDGER_KAFKA_SASL_USERNAME"] == name
         assert child.env["ADLEDGER_KAFKA_SASL_PASSWORD_FILE"] == f"{tmp_path}/kafka-secrets/{name}.password"
@@ -29,4 +30,5 @@ def test_on_the_secure_broker_each_service_is_its_own_principal_with_its_passwor
 def test_the_default_make_run_is_unchanged() -> None:
     children = run_all.children({})
     assert {child.name for child in children} == {*run_all.SERVICES, *run_all.WORKERS}
+    assert "console" in run_all.SERVICES and run_all.SERVICES["console"] == 8088, "make run serves the console"
     assert all(not any(key.startswith("ADLEDGER_KAFKA") for key in child.env) for child in children)

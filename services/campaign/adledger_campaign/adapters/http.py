@@ -127,6 +127,7 @@ class CapAnswer(_Model):
     changed_by_user_id: str | None
     changed_at: datetime
     changed: bool = Field(description="False when the request set the cap it already had (not counted for W10).")
+    changes_left_today: int = Field(description="How many more changes people may make on this UTC day (W10: 10 a day).")
 
 
 # Typed errors ------------------------------------------------------------------------------------
@@ -189,6 +190,12 @@ def router(campaigns: Campaigns, commands: Commands, unit: Unit) -> APIRouter:
         campaign, hold_error = await commands.read(lambda uow: campaigns.read_campaign(unit(uow), caller, campaign_id))
         return _campaign_answer(campaign, hold_error)
 
+    @api.get("/v1/ad-accounts/{ad_account_id}/campaigns", response_model=list[CampaignAnswer], tags=["campaigns"],
+             summary="List an ad account's campaigns (any role in its Business Center)", responses=read_errors)
+    async def list_campaigns(ad_account_id: ResourceId, caller: CurrentCaller) -> list[CampaignAnswer]:
+        found = await commands.read(lambda uow: campaigns.campaigns_of_ad_account(unit(uow), caller, ad_account_id))
+        return [_campaign_answer(campaign) for campaign in found]
+
     @api.post(campaign_path + "/activate", response_model=CampaignAnswer, tags=["campaigns"],
               summary="Activate: drawdown at once; prepaid books its whole budget as holds, invoicing any "
               "shortfall (C1)",
@@ -240,16 +247,22 @@ def router(campaigns: Campaigns, commands: Commands, unit: Unit) -> APIRouter:
                       request: Request) -> JSONResponse:
         async def apply(uow: UnitOfWork) -> tuple[int, BaseModel]:
             cap = Cap(CapKind(body.kind), body.amount_micros, body.starts_on, body.ends_on)
-            stored, changed = await campaigns.set_cap(unit(uow), caller, ad_account_id, cap)
-            return 200, _cap_answer(ad_account_id, stored, changed)
+            work = unit(uow)
+            stored, changed = await campaigns.set_cap(work, caller, ad_account_id, cap)
+            return 200, _cap_answer(ad_account_id, stored, changed, await campaigns.cap_changes_left(work, ad_account_id))
 
         return await commands.run(request, caller_id=caller.user_id, key=key, body=body, apply=apply)
 
     @api.get(cap_path, response_model=CapAnswer, tags=["caps"],
              summary="Read an ad account's budget cap (any role in its Business Center)", responses=read_errors)
     async def read_cap(ad_account_id: ResourceId, caller: CurrentCaller) -> CapAnswer:
-        stored = await commands.read(lambda uow: campaigns.read_cap(unit(uow), caller, ad_account_id))
-        return _cap_answer(ad_account_id, stored, True)
+        async def read(uow: UnitOfWork) -> tuple[StoredCap, int]:
+            work = unit(uow)
+            stored = await campaigns.read_cap(work, caller, ad_account_id)
+            return stored, await campaigns.cap_changes_left(work, ad_account_id)
+
+        stored, left = await commands.read(read)
+        return _cap_answer(ad_account_id, stored, True, left)
 
     return api
 
@@ -273,10 +286,10 @@ def _campaign_answer(campaign: Campaign, hold_error: str | None = None) -> Campa
     )
 
 
-def _cap_answer(ad_account_id: str, stored: StoredCap, changed: bool) -> CapAnswer:
+def _cap_answer(ad_account_id: str, stored: StoredCap, changed: bool, changes_left_today: int) -> CapAnswer:
     cap = stored.cap
     return CapAnswer(
         ad_account_id=ad_account_id, kind=cap.kind.value, amount_micros=cap.amount_micros, starts_on=cap.starts_on,
         ends_on=cap.ends_on, source=stored.source, version=stored.version, changed_by_user_id=stored.changed_by_user_id,
-        changed_at=stored.changed_at, changed=changed,
+        changed_at=stored.changed_at, changed=changed, changes_left_today=changes_left_today,
     )

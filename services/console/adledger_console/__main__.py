@@ -1,0 +1,3 @@
+from adledger_console.main import main
+
+main()
