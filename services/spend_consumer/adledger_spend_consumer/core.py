@@ -41,6 +41,7 @@ from adledger_libs.outbox import OutboxRelay, UnitOfWork, unit_of_work
 from prometheus_client import Counter, Histogram
 
 from adledger_spend_consumer.adapters import postgres
+from adledger_spend_consumer.adapters.records import SpendRecord
 from adledger_spend_consumer.domain import delivery
 from adledger_spend_consumer.domain.budgets import budget_reached, campaign_changes, cap_changes, cap_reached
 from adledger_spend_consumer.domain.delivery import CauseChange, Transition
@@ -55,6 +56,9 @@ from adledger_spend_consumer.domain.spending import (
 )
 
 log = get_logger(__name__)
+
+#: A spend as the consumer decoded it: the compiled record, or the contract's model (the fallback).
+SpendMessage = SpendReported | SpendRecord
 
 REASON_INSUFFICIENT_FUNDS = delivery.INSUFFICIENT_FUNDS
 REASON_FUNDS_RESTORED = delivery.FUNDS_RESTORED
@@ -246,7 +250,7 @@ class SpendConsumer:
     # Spend
     # ------------------------------------------------------------------------------------------
 
-    async def apply_spends(self, uow: UnitOfWork, batch: list[Inbound[SpendReported]]) -> None:
+    async def apply_spends(self, uow: UnitOfWork, batch: list[Inbound[SpendMessage]]) -> None:
         rejections: list[str] = []
         await self._apply_spends(uow, batch, rejections)
         if rejections:
@@ -255,12 +259,12 @@ class SpendConsumer:
             log.warning("spends_dead_lettered", count=len(rejections), batch_records=len(batch), first_reason=rejections[0])
             MESSAGES_DEAD_LETTERED.inc(len(rejections))
 
-    async def _apply_spends(self, uow: UnitOfWork, batch: list[Inbound[SpendReported]], rejections: list[str]) -> None:
+    async def _apply_spends(self, uow: UnitOfWork, batch: list[Inbound[SpendMessage]], rejections: list[str]) -> None:
         now = self._clock.now()
         today = now.date()
         conn = uow.conn
         profiles = await postgres.account_profiles(conn, {inbound.message.ad_account_id for inbound in batch})
-        checked: list[Inbound[SpendReported]] = []
+        checked: list[Inbound[SpendMessage]] = []
         for inbound in batch:
             spend = inbound.message
             profile = profiles.get(spend.ad_account_id)
@@ -296,7 +300,7 @@ class SpendConsumer:
 
         # An account the wallet announced but whose ledger accounts are not in this ledger belongs
         # to another environment sharing the broker: it is unknown here, like any unknown account.
-        accepted: list[Inbound[SpendReported]] = []
+        accepted: list[Inbound[SpendMessage]] = []
         for inbound in checked:
             if all(owner in funds for owner in _owners_of([everyone[inbound.message.ad_account_id]])):
                 accepted.append(inbound)
@@ -493,7 +497,7 @@ class SpendConsumer:
         figures = await postgres.lock_ledger_accounts(uow.conn, self._ledger.schema, sorted(account_ids + revenue_ids))
         return _funds_of_figures(owners, figures)
 
-    def _dead_letter(self, uow: UnitOfWork, inbound: Inbound[SpendReported], rejections: list[str], reason: str) -> None:
+    def _dead_letter(self, uow: UnitOfWork, inbound: Inbound[SpendMessage], rejections: list[str], reason: str) -> None:
         rejections.append(reason)
         reject(uow, inbound, reason)
 
