@@ -194,6 +194,12 @@ class ServiceRuntime:
         return self._pool
 
     @property
+    def producer(self) -> AIOKafkaProducer | None:
+        """The service's producer once started (None before): the outbox relay's, shared by a
+        handler that sends a decision before its commit (the spend consumer's pauses, issue 14)."""
+        return self._producer
+
+    @property
     def relay(self) -> OutboxRelay:
         if self._relay is None:
             raise RuntimeError("the service has not started")

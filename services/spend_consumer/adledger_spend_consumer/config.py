@@ -17,3 +17,6 @@ class Settings(ServiceSettings):
     spend_posted_topic: str = "spend.posted.v1"
     #: How often daily budgets and caps' periods are renewed (S3, W10); the job reads the clock.
     budget_period_poll_interval_ms: int = 60_000
+    #: Send a spend's pause on delivery.control.v1 the moment it is decided, before the commit,
+    #: under the event id of its outbox row (issue 14); off: every decision waits for the outbox.
+    early_pauses: bool = True

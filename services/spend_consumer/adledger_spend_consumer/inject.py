@@ -36,7 +36,10 @@ def wire(settings: Settings | None = None, clock: Clock | None = None) -> Servic
         balances=settings.balances_topic,
         spend_posted=settings.spend_posted_topic,
     )
-    consumer = SpendConsumer(PostgresLedger(settings.ledger_schema), clock, settings.consumer_group, topics)
+    consumer = SpendConsumer(
+        PostgresLedger(settings.ledger_schema), clock, settings.consumer_group, topics,
+        early_producer=(lambda: runtime.producer) if settings.early_pauses else None,
+    )
     runtime.subscribe(*kafka.subscriptions(consumer, settings))
     budget_periods = BudgetPeriods(lambda: runtime.pool, lambda: runtime.relay, consumer)
     runtime.add_periodic_job("budget_periods", budget_periods.run, settings.budget_period_poll_interval_ms)
