@@ -184,6 +184,7 @@ class TransactionalConsumer:
         subscriptions: Sequence[Subscription],
         relay: OutboxRelay | None = None,
         max_batch_records: int = 2000,
+        max_batch_seconds: float = 0.0,
         fetch_timeout_ms: int = 200,
         client_id: str | None = None,
         check_signature: Callable[[Message, dict[str, str], str, bytes | None, bytes], None] | None = None,
@@ -202,6 +203,9 @@ class TransactionalConsumer:
             same_topic.append(subscription)
         self._relay = relay
         self._max_batch_records = max_batch_records
+        #: The cap by time (issue 14): `_batch_records` follows how long batches take to apply.
+        self._max_batch_seconds = max_batch_seconds
+        self._batch_records = max_batch_records
         self._fetch_timeout_ms = fetch_timeout_ms
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers,
@@ -240,7 +244,7 @@ class TransactionalConsumer:
     async def poll_once(self) -> int:
         """Read one batch and apply it; returns how many records were read."""
         try:
-            data = await self._consumer.getmany(timeout_ms=self._fetch_timeout_ms, max_records=self._max_batch_records)
+            data = await self._consumer.getmany(timeout_ms=self._fetch_timeout_ms, max_records=self._batch_records)
         except (CorruptRecordException, UnicodeDecodeError) as error:
             # aiokafka cannot read a record off the wire (a header key that is not UTF-8): it
             # raises for the whole fetch, every time, so the record must be found and skipped.
@@ -253,7 +257,11 @@ class TransactionalConsumer:
         records = sum(len(partition_records) for partition_records in data.values())
         started = time.perf_counter()
         next_offsets = await self._apply_with_retry(data)
-        BATCH_SECONDS.labels(self._group_id).observe(time.perf_counter() - started)
+        elapsed_s = time.perf_counter() - started
+        BATCH_SECONDS.labels(self._group_id).observe(elapsed_s)
+        self._batch_records = next_batch_records(
+            self._batch_records, records, elapsed_s, self._max_batch_seconds, self._max_batch_records
+        )
         BATCH_RECORDS.labels(self._group_id).observe(records)
         await self._commit_offsets(next_offsets)
         return records
@@ -587,6 +595,23 @@ class TransactionalConsumer:
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
         self._consumer.seek(tp, offset)
+
+
+def next_batch_records(current: int, records: int, elapsed_s: float, max_seconds: float, max_records: int) -> int:
+    """How many records the next batch may read: a batch of `records` took `elapsed_s` to apply.
+
+    Capped by time (issue 14): a batch that took longer than `max_seconds` makes the next one
+    proportionally smaller (at least 16 records), so a pause decided in a busy stream never waits
+    behind a batch much longer than that; one that took less lets it grow by a quarter, up to
+    `max_records`. A batch that was small because the stream was (caught up) says nothing about the
+    cap. `max_seconds` 0: the cap is `max_records` alone."""
+    if max_seconds <= 0:
+        return max_records
+    if elapsed_s > max_seconds and records > 0:
+        return max(16, min(current, int(records * max_seconds / elapsed_s)))
+    if records >= current:
+        return min(max_records, current + max(current // 4, 1))
+    return current
 
 
 class _SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -287,6 +287,7 @@ class ServiceRuntime:
                 subscriptions=self._subscriptions,
                 relay=self.relay,
                 max_batch_records=self.settings.consumer_max_batch_records,
+                max_batch_seconds=self.settings.consumer_max_batch_ms / 1000,
                 client_id=self._name(),
                 check_signature=self._signature_check(),
             )

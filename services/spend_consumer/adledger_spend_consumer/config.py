@@ -20,3 +20,6 @@ class Settings(ServiceSettings):
     #: Send a spend's pause on delivery.control.v1 the moment it is decided, before the commit,
     #: under the event id of its outbox row (issue 14); off: every decision waits for the outbox.
     early_pauses: bool = True
+    #: A spend batch is capped by time as well as by records (issue 14): a pause decided in a busy
+    #: stream waits behind at most about this much work (`adledger_libs.consumer.next_batch_records`).
+    consumer_max_batch_ms: int = 40
