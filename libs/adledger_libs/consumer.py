@@ -601,14 +601,16 @@ def next_batch_records(current: int, records: int, elapsed_s: float, max_seconds
     """How many records the next batch may read: a batch of `records` took `elapsed_s` to apply.
 
     Capped by time (issue 14): a batch that took longer than `max_seconds` makes the next one
-    proportionally smaller (at least 16 records), so a pause decided in a busy stream never waits
+    proportionally smaller (at least an eighth of `max_records`: below that the fixed cost of a
+    batch's round trips dominates and an overloaded machine would spiral into tiny batches that
+    fall further behind), so a pause decided in a busy stream never waits
     behind a batch much longer than that; one that took less lets it grow by a quarter, up to
     `max_records`. A batch that was small because the stream was (caught up) says nothing about the
     cap. `max_seconds` 0: the cap is `max_records` alone."""
     if max_seconds <= 0:
         return max_records
     if elapsed_s > max_seconds and records > 0:
-        return max(16, min(current, int(records * max_seconds / elapsed_s)))
+        return max(16, max_records // 8, min(current, int(records * max_seconds / elapsed_s)))
     if records >= current:
         return min(max_records, current + max(current // 4, 1))
     return current

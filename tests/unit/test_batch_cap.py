@@ -7,7 +7,8 @@ from adledger_libs.consumer import next_batch_records
 
 def test_a_slow_batch_makes_the_next_one_proportionally_smaller() -> None:
     assert next_batch_records(2000, 2000, 0.200, 0.050, 2000) == 500
-    assert next_batch_records(500, 500, 10.0, 0.050, 2000) == 16
+    assert next_batch_records(500, 500, 10.0, 0.050, 2000) == 250
+    assert next_batch_records(25, 25, 10.0, 0.050, 25) == 16
 
 
 def test_a_fast_full_batch_lets_the_cap_grow_back_to_the_records_limit() -> None:

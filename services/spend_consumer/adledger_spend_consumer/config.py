@@ -22,4 +22,4 @@ class Settings(ServiceSettings):
     early_pauses: bool = True
     #: A spend batch is capped by time as well as by records (issue 14): a pause decided in a busy
     #: stream waits behind at most about this much work (`adledger_libs.consumer.next_batch_records`).
-    consumer_max_batch_ms: int = 40
+    consumer_max_batch_ms: int = 50
