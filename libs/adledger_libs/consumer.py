@@ -30,6 +30,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import asyncpg
@@ -635,6 +636,28 @@ class _SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
             group=self._owner.group_id,
             partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in assigned),
         )
+
+
+async def prune_processed_events(
+    conn: asyncpg.Connection, group_id: str, topics: Sequence[str], before: datetime, *, limit: int = 10_000
+) -> int:
+    """Forget the event ids this group applied from `topics` before `before` (at most `limit` of
+    them per call, so one call never holds a long transaction): past the topic's retention no
+    redelivery can bring them back, and an ad server re-sends within it (issue 14). `before` comes
+    from the injected clock (T1). Returns how many were forgotten."""
+    rows = await conn.fetch(
+        """delete from processed_events p
+           where p.ctid = any(array(
+               select ctid from processed_events
+               where group_id = $1 and topic = any($2::text[]) and processed_at < $3
+               limit $4))
+           returning 1""",
+        group_id,
+        list(topics),
+        before,
+        limit,
+    )
+    return len(rows)
 
 
 async def run_until_cancelled(consumer: TransactionalConsumer) -> None:

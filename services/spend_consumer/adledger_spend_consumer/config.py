@@ -23,3 +23,7 @@ class Settings(ServiceSettings):
     #: A spend batch is capped by time as well as by records (issue 14): a pause decided in a busy
     #: stream waits behind at most about this much work (`adledger_libs.consumer.next_batch_records`).
     consumer_max_batch_ms: int = 50
+    #: Applied spend event ids are forgotten after this long (issue 14): a day beyond the broker's
+    #: default retention of ads.spend.v1 (7 days), within which ad servers re-send.
+    processed_events_retention_hours: int = 8 * 24
+    processed_events_prune_interval_ms: int = 3_600_000

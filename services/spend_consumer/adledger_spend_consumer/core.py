@@ -23,7 +23,7 @@ import hashlib
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -36,7 +36,7 @@ from adledger_ledger.owners import OwnerKind, owner_account_id, owner_balance, o
 from adledger_ledger.postgres import PostgresLedger
 from adledger_ledger.publishing import BALANCES_TOPIC, publish_balances
 from adledger_libs.clock import Clock
-from adledger_libs.consumer import Inbound, reject
+from adledger_libs.consumer import Inbound, prune_processed_events, reject
 from adledger_libs.events import encode
 from adledger_libs.logs import get_logger
 from adledger_libs.outbox import OutboxRelay, UnitOfWork, unit_of_work
@@ -640,6 +640,31 @@ class BudgetPeriods:
                     raise
                 await asyncio.sleep(0.01 * attempt)
         raise AssertionError("unreachable")
+
+
+class ProcessedEventsPruning:
+    """The periodic job that forgets applied spend event ids once they are older than the spend
+    topic's retention (issue 14, lever 5): the dedupe table stays the size of the retention's
+    traffic instead of growing for ever. It reads the injected clock (T1)."""
+
+    def __init__(
+        self, pool: Callable[[], asyncpg.Pool], clock: Clock, group_id: str, topics: Sequence[str], retention: timedelta
+    ) -> None:
+        self._pool = pool
+        self._clock = clock
+        self._group_id = group_id
+        self._topics = list(topics)
+        self._retention = retention
+
+    async def run(self) -> int:
+        before = self._clock.now() - self._retention
+        forgotten = 0
+        while True:
+            async with self._pool().acquire() as conn:
+                pruned = await prune_processed_events(conn, self._group_id, self._topics, before)
+            forgotten += pruned
+            if pruned < 10_000:
+                return forgotten
 
 
 def posted_event_id(ad_account_id: str, campaign_id: str, first_event_id: str) -> str:
