@@ -121,10 +121,10 @@ class SpendConsumer:
         self._group_id = group_id
         self._topics = topics or Topics()
         self._early_producer = early_producer
-        #: Pauses sent early whose transaction has not committed yet: state key -> (event id,
-        #: cause, the handler call that sent it). A call's entries leave when its unit of work
+        #: Pauses sent early whose transaction has not committed yet: (state key, cause) -> (event
+        #: id, cause, the handler call that sent it). A call's entries leave when its unit of work
         #: commits; what is left belongs to an attempt that rolled back.
-        self._unconfirmed: dict[str, tuple[str, str, object]] = {}
+        self._unconfirmed: dict[tuple[str, str], tuple[str, str, object]] = {}
         #: The handler calls of each unit of work that survived to its commit (savepoints).
         self._surviving: weakref.WeakKeyDictionary[UnitOfWork, set[object]] = weakref.WeakKeyDictionary()
 
@@ -540,7 +540,7 @@ class SpendConsumer:
                 self._topics.delivery_control, envelope.value, key=envelope.key, headers=list(envelope.headers)
             )
             sent.add_done_callback(_log_early_failure)
-            self._unconfirmed[change.key] = (envelope.event_id, change.cause, call)
+            self._unconfirmed[(change.key, change.cause)] = (envelope.event_id, change.cause, call)
             EARLY_PAUSES.labels("sent").inc()
 
     def _watch_early(self, uow: UnitOfWork, call: object) -> None:
@@ -562,9 +562,9 @@ class SpendConsumer:
         surviving = self._surviving.get(uow, set())
         stale = {key: entry for key, entry in self._unconfirmed.items() if entry[2] not in surviving}
         if stale:
-            rows = await postgres.delivery_states(uow.conn, sorted(stale))
+            rows = await postgres.delivery_states(uow.conn, sorted({key for key, _ in stale}))
             now = self._clock.now()
-            for key, (_, cause, _) in sorted(stale.items()):
+            for (key, _), (_, cause, _) in sorted(stale.items()):
                 row = rows.get(key)
                 ad_account_id, _, campaign_id = key.partition("/")
                 causes = row[2] if row is not None else ()
