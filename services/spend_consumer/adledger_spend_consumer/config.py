@@ -20,9 +20,11 @@ class Settings(ServiceSettings):
     #: Send a spend's pause on delivery.control.v1 the moment it is decided, before the commit,
     #: under the event id of its outbox row (issue 14); off: every decision waits for the outbox.
     early_pauses: bool = True
-    #: A spend batch is capped by time as well as by records (issue 14): a pause decided in a busy
-    #: stream waits behind at most about this much work (`adledger_libs.consumer.next_batch_records`).
-    consumer_max_batch_ms: int = 50
+    #: A spend batch may be capped by time as well as by records (issue 14,
+    #: `adledger_libs.consumer.next_batch_records`). Off by default: measured, it cost throughput
+    #: (smaller batches pay the fixed per-batch work more often, 86 -> 321 us of CPU per event on a
+    #: loaded machine) and gained no pause latency, which a backlog dominates (docs/performance.md).
+    consumer_max_batch_ms: int = 0
     #: Applied spend event ids are forgotten after this long (issue 14): a day beyond the broker's
     #: default retention of ads.spend.v1 (7 days), within which ad servers re-send.
     processed_events_retention_hours: int = 8 * 24
