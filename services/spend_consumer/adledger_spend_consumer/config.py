@@ -21,9 +21,9 @@ class Settings(ServiceSettings):
     #: under the event id of its outbox row (issue 14); off: every decision waits for the outbox.
     early_pauses: bool = True
     #: A spend batch may be capped by time as well as by records (issue 14,
-    #: `adledger_libs.consumer.next_batch_records`). Off by default: measured, it cost throughput
-    #: (smaller batches pay the fixed per-batch work more often, 86 -> 321 us of CPU per event on a
-    #: loaded machine) and gained no pause latency, which a backlog dominates (docs/performance.md).
+    #: `adledger_libs.consumer.next_batch_records`). Off by default: measured, it cost 4-5x in
+    #: throughput (smaller batches pay the fixed per-batch work more often) and gained no pause
+    #: latency, which a backlog dominates (docs/performance.md).
     consumer_max_batch_ms: int = 0
     #: Applied spend event ids are forgotten after this long (issue 14): a day beyond the broker's
     #: default retention of ads.spend.v1 (7 days), within which ad servers re-send.
