@@ -334,7 +334,9 @@ async def database_backends() -> list[int]:
     """The PostgreSQL backends serving this process's connections (the consumer's pool)."""
     conn = await asyncpg.connect(DATABASE_URL)
     try:
-        rows = await conn.fetch("select pid from pg_stat_activity where client_port = any($1::int[])", sorted(_own_database_ports()))
+        rows = await conn.fetch(
+            "select pid from pg_stat_activity where client_port = any($1::int[])", sorted(_own_database_ports())
+        )
         return [row["pid"] for row in rows]
     finally:
         await conn.close()
@@ -555,7 +557,10 @@ async def main() -> int:
     if high_rate > 0:
         high_run = Run(run.tag + "h")
         await create_topics(high_run, arguments.partitions)
-        high_profiles = [AccountProfile(f"pause{index}-{high_run.tag}", f"pausebc{index}-{high_run.tag}", CURRENCY, False) for index in range(arguments.pause_accounts)]
+        high_profiles = [
+            AccountProfile(f"pause{index}-{high_run.tag}", f"pausebc{index}-{high_run.tag}", CURRENCY, False)
+            for index in range(arguments.pause_accounts)
+        ]
         high_latencies_ms, _ = await measure_pauses(high_run, high_profiles, high_rate, 10_000, 20)
     process_cpu_s, database_cpu_s = CPU_OF_PHASE["batched"]
 
@@ -614,7 +619,8 @@ async def main() -> int:
     arguments.results.mkdir(parents=True, exist_ok=True)
     (arguments.results / "spend-latest.json").write_text(json.dumps(result, indent=2) + "\n")
     if not arguments.keep:
-        await drop([f"bench_{part}_{tag}" for tag in (run.tag, run.tag + "h") for part in ("batched", "naive", "pause", "ledger_batched", "ledger_naive", "ledger_pause")])
+        parts = ("batched", "naive", "pause", "ledger_batched", "ledger_naive", "ledger_pause")
+        await drop([f"bench_{part}_{tag}" for tag in (run.tag, run.tag + "h") for part in parts])
         await delete_topics(run)
         if high_rate > 0:
             await delete_topics(Run(run.tag + "h"))

@@ -243,17 +243,17 @@ class Services:
         """The records of `topic` keyed by one of `keys`, once at least `expect` arrived (and a moment more)."""
 
         async def check() -> list[Record] | None:
+            read = await read_all(self.bootstrap, topic, expect=0, settle_s=0.3)
             records = self._as_subscriber(
-                topic,
-                [record for record in await read_all(self.bootstrap, topic, expect=0, settle_s=0.3) if record.key is not None and record.key.decode() in keys],
+                topic, [record for record in read if record.key is not None and record.key.decode() in keys]
             )
             return records if len(records) >= expect else None
 
         await _until(check, f"{expect} records on {topic}")
         await asyncio.sleep(0.5)
+        read = await read_all(self.bootstrap, topic, expect=0, settle_s=0.5)
         return self._as_subscriber(
-            topic,
-            [record for record in await read_all(self.bootstrap, topic, expect=0, settle_s=0.5) if record.key is not None and record.key.decode() in keys],
+            topic, [record for record in read if record.key is not None and record.key.decode() in keys]
         )
 
     def _as_subscriber(self, topic: str, records: list[Record]) -> list[Record]:

@@ -74,7 +74,8 @@ async def test_s2_w8_a_batch_rolled_back_after_its_early_pause_gives_one_pause_d
         if record.key == account.encode()
     ]
     assert len(records) >= 2, "the pause did not leave before the rolled-back commit"
-    assert {record.headers[HEADER_EVENT_ID] for record in records} == {pause_event_id(account, "insufficient_funds", crossing.event_id)}
+    expected_id = pause_event_id(account, "insufficient_funds", crossing.event_id)
+    assert {record.headers[HEADER_EVENT_ID] for record in records} == {expected_id}
     assert {record.value for record in records} == {records[0].value}
     state = await services.state_of(account)
     assert state is not None and not state["serving"]

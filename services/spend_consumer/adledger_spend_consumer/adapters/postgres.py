@@ -171,9 +171,13 @@ async def lock_states(conn: asyncpg.Connection, keys: Iterable[str]) -> dict[str
     return {row["key"]: tuple(row["causes"]) for row in rows}
 
 
-async def delivery_states(conn: asyncpg.Connection, keys: Sequence[str]) -> dict[str, tuple[bool, str, tuple[str, ...]]]:
+async def delivery_states(
+    conn: asyncpg.Connection, keys: Sequence[str]
+) -> dict[str, tuple[bool, str, tuple[str, ...]]]:
     """The stored state of these keys, not locked: (serving, reason, causes in force)."""
-    rows = await conn.fetch("select key, serving, reason, causes from delivery_states where key = any($1::text[])", list(keys))
+    rows = await conn.fetch(
+        "select key, serving, reason, causes from delivery_states where key = any($1::text[])", list(keys)
+    )
     return {row["key"]: (row["serving"], row["reason"], tuple(row["causes"])) for row in rows}
 
 
