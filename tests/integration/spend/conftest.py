@@ -40,7 +40,7 @@ from adledger_wallet.inject import build as build_wallet
 
 from ..conftest import Stack, TopicFactory, unique
 from ..identity_world import PLATFORM, TestIdentity
-from ..kafka_io import Record, encoded, produce, read_all, start_at_end
+from ..kafka_io import Record, encoded, first_of_each_event_id, produce, read_all, start_at_end
 from ..waits import free_port as _free_port, until as _until
 
 USD = 1_000_000
@@ -260,16 +260,7 @@ class Services:
         """A pause leaves delivery.control.v1 twice by design (issue 14: the moment it is decided,
         and from the outbox after the commit) under one event id: the records a subscriber acts on,
         the first of each event id, as CONTRACT.md's subscribers dedupe."""
-        if topic != self.control_topic:
-            return records
-        seen: set[str] = set()
-        kept: list[Record] = []
-        for record in records:
-            event_id = record.headers.get("event-id", f"{record.partition}:{record.offset}")
-            if event_id not in seen:
-                seen.add(event_id)
-                kept.append(record)
-        return kept
+        return first_of_each_event_id(records) if topic == self.control_topic else records
 
 
 def values(records: list[Record]) -> list[dict[str, Any]]:
