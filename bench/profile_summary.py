@@ -30,7 +30,7 @@ def main(path: str) -> None:
             continue
         count = int(count_text)
         inside += count
-        frames = [frame.split(" (", 1)[0] for frame in stack.split(";")]
+        frames = [frame.split(" (", 1)[0].rsplit(".", 1)[-1] for frame in stack.split(";")]
         seen = {frame for frame in frames if frame in STEPS}
         for step in seen:
             steps[step] += count
