@@ -30,6 +30,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import asyncpg
@@ -162,6 +163,13 @@ class Subscription:
     dead_letter_topic: str = ""
     #: Drop a record whose event id this group already applied (a re-sent event).
     dedupe_by_event_id: bool = True
+    #: A compiled decoder of a fixed schema (issue 14: msgspec for the ad servers' spend), tried
+    #: first: it returns the message as an object of `fast_type` with the model's fields, or None
+    #: when it cannot vouch for the record; the record is then decoded by `model`, which accepts
+    #: it or gives the dead-letter reason. So the fast path may only accept what `model` accepts,
+    #: with the same values, and the reasons of the dead-letter path never change.
+    fast_decode: Callable[[bytes], Any] | None = None
+    fast_type: type | None = None
 
     @property
     def dlq(self) -> str:
@@ -178,6 +186,7 @@ class TransactionalConsumer:
         subscriptions: Sequence[Subscription],
         relay: OutboxRelay | None = None,
         max_batch_records: int = 2000,
+        max_batch_seconds: float = 0.0,
         fetch_timeout_ms: int = 200,
         client_id: str | None = None,
         check_signature: Callable[[Message, dict[str, str], str, bytes | None, bytes], None] | None = None,
@@ -196,6 +205,9 @@ class TransactionalConsumer:
             same_topic.append(subscription)
         self._relay = relay
         self._max_batch_records = max_batch_records
+        #: The cap by time (issue 14): `_batch_records` follows how long batches take to apply.
+        self._max_batch_seconds = max_batch_seconds
+        self._batch_records = max_batch_records
         self._fetch_timeout_ms = fetch_timeout_ms
         self._consumer = AIOKafkaConsumer(
             **client_options(bootstrap_servers),
@@ -234,7 +246,7 @@ class TransactionalConsumer:
     async def poll_once(self) -> int:
         """Read one batch and apply it; returns how many records were read."""
         try:
-            data = await self._consumer.getmany(timeout_ms=self._fetch_timeout_ms, max_records=self._max_batch_records)
+            data = await self._consumer.getmany(timeout_ms=self._fetch_timeout_ms, max_records=self._batch_records)
         except (CorruptRecordException, UnicodeDecodeError) as error:
             # aiokafka cannot read a record off the wire (a header key that is not UTF-8): it
             # raises for the whole fetch, every time, so the record must be found and skipped.
@@ -247,7 +259,11 @@ class TransactionalConsumer:
         records = sum(len(partition_records) for partition_records in data.values())
         started = time.perf_counter()
         next_offsets = await self._apply_with_retry(data)
-        BATCH_SECONDS.labels(self._group_id).observe(time.perf_counter() - started)
+        elapsed_s = time.perf_counter() - started
+        BATCH_SECONDS.labels(self._group_id).observe(elapsed_s)
+        self._batch_records = next_batch_records(
+            self._batch_records, records, elapsed_s, self._max_batch_seconds, self._max_batch_records
+        )
         BATCH_RECORDS.labels(self._group_id).observe(records)
         await self._commit_offsets(next_offsets)
         return records
@@ -331,7 +347,11 @@ class TransactionalConsumer:
             by_topic.setdefault(inbound.topic, []).append(inbound)
         runs: list[tuple[Subscription, list[Inbound[Any]]]] = []
         for topic, subscriptions in self._subscriptions.items():
-            by_model = {subscription.model: subscription for subscription in subscriptions}
+            by_model: dict[type, Subscription] = {}
+            for subscription in subscriptions:
+                by_model[subscription.model] = subscription
+                if subscription.fast_type is not None:
+                    by_model[subscription.fast_type] = subscription
             for inbound in by_topic.get(topic, ()):
                 subscription = by_model[type(inbound.message)]
                 if runs and runs[-1][0] is subscription:
@@ -451,11 +471,15 @@ class TransactionalConsumer:
                 # Another event type on a shared topic, which this service does not act on.
                 MESSAGES_HANDLED.labels(self._group_id, record.topic, "ignored").inc()
                 continue
-            try:
-                message = decode(subscription.model, record.value)
-            except DecodeError as error:
-                self._dead_letter(uow, record, headers, error.reason)
-                continue
+            message = None
+            if subscription.fast_decode is not None and record.value is not None:
+                message = subscription.fast_decode(record.value)
+            if message is None:
+                try:
+                    message = decode(subscription.model, record.value)
+                except DecodeError as error:
+                    self._dead_letter(uow, record, headers, error.reason)
+                    continue
             if message.SIGNED_BY and self._check_signature is not None:
                 try:
                     self._check_signature(message, headers, record.topic, record.key, record.value)
@@ -575,6 +599,25 @@ class TransactionalConsumer:
         self._consumer.seek(tp, offset)
 
 
+def next_batch_records(current: int, records: int, elapsed_s: float, max_seconds: float, max_records: int) -> int:
+    """How many records the next batch may read: a batch of `records` took `elapsed_s` to apply.
+
+    Capped by time (issue 14): a batch that took longer than `max_seconds` makes the next one
+    proportionally smaller (at least an eighth of `max_records`: below that the fixed cost of a
+    batch's round trips dominates and an overloaded machine would spiral into tiny batches that
+    fall further behind), so a pause decided in a busy stream never waits
+    behind a batch much longer than that; one that took less lets it grow by a quarter, up to
+    `max_records`. A batch that was small because the stream was (caught up) says nothing about the
+    cap. `max_seconds` 0: the cap is `max_records` alone."""
+    if max_seconds <= 0:
+        return max_records
+    if elapsed_s > max_seconds and records > 0:
+        return max(16, max_records // 8, min(current, int(records * max_seconds / elapsed_s)))
+    if records >= current:
+        return min(max_records, current + max(current // 4, 1))
+    return current
+
+
 class _SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, owner: TransactionalConsumer) -> None:
         self._owner = owner
@@ -594,6 +637,28 @@ class _SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
             group=self._owner.group_id,
             partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in assigned),
         )
+
+
+async def prune_processed_events(
+    conn: asyncpg.Connection, group_id: str, topics: Sequence[str], before: datetime, *, limit: int = 10_000
+) -> int:
+    """Forget the event ids this group applied from `topics` before `before` (at most `limit` of
+    them per call, so one call never holds a long transaction): past the topic's retention no
+    redelivery can bring them back, and an ad server re-sends within it (issue 14). `before` comes
+    from the injected clock (T1). Returns how many were forgotten."""
+    rows = await conn.fetch(
+        """delete from processed_events p
+           where p.ctid = any(array(
+               select ctid from processed_events
+               where group_id = $1 and topic = any($2::text[]) and processed_at < $3
+               limit $4))
+           returning 1""",
+        group_id,
+        list(topics),
+        before,
+        limit,
+    )
+    return len(rows)
 
 
 async def run_until_cancelled(consumer: TransactionalConsumer) -> None:

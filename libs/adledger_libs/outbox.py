@@ -66,6 +66,7 @@ class UnitOfWork:
         self.conn = conn
         self._rows: list[OutboxRow] = []
         self._after_commit: list[Callable[[], None]] = []
+        self._before_commit: list[Callable[[], Awaitable[None]]] = []
         self._dead_lettered: list[tuple[str, str]] = []
 
     def after_commit(self, callback: Callable[[], None]) -> None:
@@ -76,6 +77,13 @@ class UnitOfWork:
         savepoint that rolls back is dropped with the savepoint's writes.
         """
         self._after_commit.append(callback)
+
+    def before_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run `callback` at the end of this unit of work, inside its transaction, before the
+        outbox rows are written: it may still write and publish (issue 14: the spend consumer
+        re-publishes, from the database, the keys an earlier rolled-back attempt announced early).
+        A callback registered inside a savepoint that rolls back is dropped with its writes."""
+        self._before_commit.append(callback)
 
     def committed(self) -> None:
         """Called by `unit_of_work` after the commit: runs the after-commit callbacks in order."""
@@ -147,7 +155,7 @@ class UnitOfWork:
     async def savepoint(self) -> AsyncIterator[None]:
         """A nested transaction: if the block raises, its writes and the events it recorded are
         undone, and the rest of the unit of work carries on (one bad message in a batch)."""
-        recorded = (len(self._rows), len(self._after_commit), len(self._dead_lettered))
+        recorded = (len(self._rows), len(self._after_commit), len(self._dead_lettered), len(self._before_commit))
         try:
             async with self.conn.transaction():
                 yield
@@ -155,6 +163,7 @@ class UnitOfWork:
             del self._rows[recorded[0]:]
             del self._after_commit[recorded[1]:]
             del self._dead_lettered[recorded[2]:]
+            del self._before_commit[recorded[3]:]
             raise
 
     @property
@@ -162,6 +171,11 @@ class UnitOfWork:
         return len(self._rows)
 
     async def flush(self) -> None:
+        """Run the before-commit callbacks, then write the outbox rows (just before the commit)."""
+        while self._before_commit:
+            callbacks, self._before_commit = self._before_commit, []
+            for callback in callbacks:
+                await callback()
         if not self._rows:
             return
         if len(self._rows) < 8:

@@ -271,6 +271,12 @@ class ServiceRuntime:
         return self._pool
 
     @property
+    def producer(self) -> AIOKafkaProducer | None:
+        """The service's producer once started (None before): the outbox relay's, shared by a
+        handler that sends a decision before its commit (the spend consumer's pauses, issue 14)."""
+        return self._producer
+
+    @property
     def relay(self) -> OutboxRelay:
         if self._relay is None:
             raise RuntimeError("the service has not started")
@@ -363,6 +369,7 @@ class ServiceRuntime:
                 subscriptions=self._subscriptions,
                 relay=self.relay,
                 max_batch_records=self.settings.consumer_max_batch_records,
+                max_batch_seconds=self.settings.consumer_max_batch_ms / 1000,
                 client_id=self._name(),
                 check_signature=self._signature_check(),
             )

@@ -79,6 +79,10 @@ class ServiceSettings(BaseSettings):
     #: How often the outbox relay looks for rows when no notification woke it.
     outbox_poll_interval_ms: int = 500
     consumer_max_batch_records: int = 2000
+    #: A batch is capped by time as well as by records (issue 14): when applying one took longer
+    #: than this, the next reads proportionally fewer records, and it grows back by a quarter per
+    #: faster batch. 0: records only.
+    consumer_max_batch_ms: int = 0
     #: The platform's identity (users, API keys, roles, signing keys) that the service verifies callers with.
     identity_events_topic: str = "identity.events.v1"
     #: How long an idempotency key's answer is kept (M5); a key reused after it is a new request.

@@ -22,6 +22,20 @@ class Record:
     headers: dict[str, str]
 
 
+def first_of_each_event_id(records: list[Record]) -> list[Record]:
+    """The records a subscriber acts on: the first of each event id (header `event-id`). A pause
+    leaves delivery.control.v1 twice by design (issue 14: the moment it is decided, and from the
+    outbox after the commit), under one event id, and subscribers dedupe (CONTRACT.md)."""
+    seen: set[str] = set()
+    kept: list[Record] = []
+    for record in records:
+        event_id = record.headers.get("event-id", f"{record.topic}:{record.partition}:{record.offset}")
+        if event_id not in seen:
+            seen.add(event_id)
+            kept.append(record)
+    return kept
+
+
 async def produce(
     bootstrap: str, topic: str, items: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]
 ) -> list[tuple[int, int]]:

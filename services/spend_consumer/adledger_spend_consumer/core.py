@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -35,12 +36,15 @@ from adledger_ledger.owners import OwnerKind, owner_account_id, owner_balance, o
 from adledger_ledger.postgres import PostgresLedger
 from adledger_ledger.publishing import BALANCES_TOPIC, publish_balances
 from adledger_libs.clock import Clock
-from adledger_libs.consumer import Inbound, reject
+from adledger_libs.consumer import Inbound, prune_processed_events, reject
+from adledger_libs.events import encode
 from adledger_libs.logs import get_logger
 from adledger_libs.outbox import OutboxRelay, UnitOfWork, unit_of_work
+from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter, Histogram
 
 from adledger_spend_consumer.adapters import postgres
+from adledger_spend_consumer.adapters.records import SpendRecord
 from adledger_spend_consumer.domain import delivery
 from adledger_spend_consumer.domain.budgets import budget_reached, campaign_changes, cap_changes, cap_reached
 from adledger_spend_consumer.domain.delivery import CauseChange, Transition
@@ -55,6 +59,9 @@ from adledger_spend_consumer.domain.spending import (
 )
 
 log = get_logger(__name__)
+
+#: A spend as the consumer decoded it: the compiled record, or the contract's model (the fallback).
+SpendMessage = SpendReported | SpendRecord
 
 REASON_INSUFFICIENT_FUNDS = delivery.INSUFFICIENT_FUNDS
 REASON_FUNDS_RESTORED = delivery.FUNDS_RESTORED
@@ -77,6 +84,15 @@ PAUSE_LATENCY_SECONDS = Histogram(
     ["reason"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
+EARLY_PAUSES = Counter(
+    "adledger_spend_early_pauses_total",
+    "Pauses sent on delivery.control.v1 the moment they were decided, before the commit (issue 14); "
+    "outcome: sent, or withdrawn (a rolled-back attempt's pause the retry did not decide again).",
+    ["outcome"],
+)
+#: The reason of the resume that withdraws a pause announced early by an attempt that rolled back
+#: and was then decided differently (a top-up landed in between): the key serves in the database.
+REASON_PAUSE_WITHDRAWN = "pause_withdrawn"
 PAUSE_OVERSPEND_MICROS = Counter(
     "adledger_pause_overspend_micros_total",
     "Overspend accrued during pauses that ended (rule S2), in micros; with the resume count it gives the mean per pause.",
@@ -94,11 +110,23 @@ class Topics:
 
 
 class SpendConsumer:
-    def __init__(self, ledger: PostgresLedger, clock: Clock, group_id: str, topics: Topics | None = None) -> None:
+    def __init__(
+        self, ledger: PostgresLedger, clock: Clock, group_id: str, topics: Topics | None = None,
+        early_producer: Callable[[], AIOKafkaProducer | None] | None = None,
+    ) -> None:
+        """`early_producer` gives the producer that sends a spend's pause the moment it is decided,
+        before the commit (issue 14, lever 4); None keeps every decision on the outbox path."""
         self._ledger = ledger
         self._clock = clock
         self._group_id = group_id
         self._topics = topics or Topics()
+        self._early_producer = early_producer
+        #: Pauses sent early whose transaction has not committed yet: (state key, cause) -> (event
+        #: id, cause, the handler call that sent it). A call's entries leave when its unit of work
+        #: commits; what is left belongs to an attempt that rolled back.
+        self._unconfirmed: dict[tuple[str, str], tuple[str, str, object]] = {}
+        #: The handler calls of each unit of work that survived to its commit (savepoints).
+        self._surviving: weakref.WeakKeyDictionary[UnitOfWork, set[object]] = weakref.WeakKeyDictionary()
 
     # ------------------------------------------------------------------------------------------
     # Local state from the wallet
@@ -246,21 +274,26 @@ class SpendConsumer:
     # Spend
     # ------------------------------------------------------------------------------------------
 
-    async def apply_spends(self, uow: UnitOfWork, batch: list[Inbound[SpendReported]]) -> None:
+    async def apply_spends(self, uow: UnitOfWork, batch: list[Inbound[SpendMessage]]) -> None:
         rejections: list[str] = []
-        await self._apply_spends(uow, batch, rejections)
+        call = object()
+        if self._early_producer is not None:
+            self._watch_early(uow, call)
+        await self._apply_spends(uow, batch, rejections, call)
         if rejections:
             # One line per batch, not one per record: a backlog of bad records must not flood the
             # log; each record keeps its reason in its `dlq-reason` header.
             log.warning("spends_dead_lettered", count=len(rejections), batch_records=len(batch), first_reason=rejections[0])
             MESSAGES_DEAD_LETTERED.inc(len(rejections))
 
-    async def _apply_spends(self, uow: UnitOfWork, batch: list[Inbound[SpendReported]], rejections: list[str]) -> None:
+    async def _apply_spends(
+        self, uow: UnitOfWork, batch: list[Inbound[SpendMessage]], rejections: list[str], call: object
+    ) -> None:
         now = self._clock.now()
         today = now.date()
         conn = uow.conn
         profiles = await postgres.account_profiles(conn, {inbound.message.ad_account_id for inbound in batch})
-        checked: list[Inbound[SpendReported]] = []
+        checked: list[Inbound[SpendMessage]] = []
         for inbound in batch:
             spend = inbound.message
             profile = profiles.get(spend.ad_account_id)
@@ -296,7 +329,7 @@ class SpendConsumer:
 
         # An account the wallet announced but whose ledger accounts are not in this ledger belongs
         # to another environment sharing the broker: it is unknown here, like any unknown account.
-        accepted: list[Inbound[SpendReported]] = []
+        accepted: list[Inbound[SpendMessage]] = []
         for inbound in checked:
             if all(owner in funds for owner in _owners_of([everyone[inbound.message.ad_account_id]])):
                 accepted.append(inbound)
@@ -328,19 +361,6 @@ class SpendConsumer:
         )
         for rejected in decision.rejected:
             self._dead_letter(uow, accepted[rejected.index], rejections, rejected.reason)
-
-        currency_of_owner = _currency_of_owners(everyone.values())
-        requests = _transfer_requests(decision.movements, currency_of_owner, _batch_tag(accepted))
-        # The one create_transfers call of this transaction (the ledger locks its accounts once).
-        # A refusal means no money moved for that bucket: nothing of the batch may then count as
-        # spent or be posted, so it is raised (a record fault: the consumer isolates the record
-        # that caused it, for example an amount whose total the ledger cannot hold, and
-        # dead-letters it while the rest of the batch is applied).
-        raise_first_error(await self._ledger.create_transfers(conn, requests, now))
-        await postgres.store_charges(conn, decision.charges)
-        await postgres.store_campaign_spend(conn, decision.campaigns, today)
-        await postgres.add_account_spend(conn, decision.account_spend_micros, today)
-        await postgres.add_overspend_to_open_pauses(conn, decision.overspend_of_open_pauses_micros)
         changes = [
             delivery.start(
                 pause.ad_account_id, None, REASON_INSUFFICIENT_FUNDS, business_center_id=pause.business_center_id,
@@ -355,6 +375,22 @@ class SpendConsumer:
             )
             for pause in decision.budget_pauses
         ]
+        if changes and self._early_producer is not None:
+            # The pauses leave now, before the batch's writes and its commit (see `_announce`).
+            await self._announce(delivery.resolve(states, changes)[0], now, call, accepted)
+
+        currency_of_owner = _currency_of_owners(everyone.values())
+        requests = _transfer_requests(decision.movements, currency_of_owner, _batch_tag(accepted))
+        # The one create_transfers call of this transaction (the ledger locks its accounts once).
+        # A refusal means no money moved for that bucket: nothing of the batch may then count as
+        # spent or be posted, so it is raised (a record fault: the consumer isolates the record
+        # that caused it, for example an amount whose total the ledger cannot hold, and
+        # dead-letters it while the rest of the batch is applied).
+        raise_first_error(await self._ledger.create_transfers(conn, requests, now))
+        await postgres.store_charges(conn, decision.charges)
+        await postgres.store_campaign_spend(conn, decision.campaigns, today)
+        await postgres.add_account_spend(conn, decision.account_spend_micros, today)
+        await postgres.add_overspend_to_open_pauses(conn, decision.overspend_of_open_pauses_micros)
         trace_of_event = {inbound.event_id: inbound.trace_id for inbound in accepted}
         occurred_at_of_event = {inbound.event_id: inbound.message.occurred_at for inbound in accepted}
         for transition in await self._decide(uow, states, changes, now, trace_of_event):
@@ -456,11 +492,7 @@ class SpendConsumer:
         change = transition.change
         if transition.action is not None:
             uow.publish(
-                DeliveryDecided(
-                    ad_account_id=change.ad_account_id, campaign_id=change.campaign_id, action=transition.action,
-                    reason=change.reason, business_center_id=change.business_center_id, decided_at=now,
-                    cause_event_id=change.cause_event_id if change.starts else None, overspend_micros=overspend_micros,
-                ),
+                _decision(transition, now, overspend_micros),
                 # CONTRACT.md: delivery.control.v1 is keyed by the ad account, for a campaign too.
                 topic=self._topics.delivery_control, key=change.ad_account_id, trace_id=trace_id,
             )
@@ -478,6 +510,94 @@ class SpendConsumer:
             topic=self._topics.delivery_state, key=change.key, trace_id=trace_id,
         )
 
+    # ------------------------------------------------------------------------------------------
+    # Pauses sent the moment they are decided (issue 14, lever 4)
+    # ------------------------------------------------------------------------------------------
+
+    async def _announce(
+        self, transitions: Sequence[Transition], now: datetime, call: object, accepted: Sequence[Inbound[SpendMessage]]
+    ) -> None:
+        """Send each pause a spend caused on delivery.control.v1 now, before the commit, under the
+        event id its outbox row carries (`pause_event_id`): the relay's copy after the commit is a
+        duplicate subscribers drop. An early pause is always safe (it only stops serving sooner);
+        an attempt that rolls back and is applied again decides the same pause with the same id,
+        and one that decides otherwise withdraws it (`_withdraw_stale`)."""
+        producer = self._early_producer() if self._early_producer is not None else None
+        if producer is None:
+            return
+        trace_of_event: dict[str, str] | None = None
+        for transition in transitions:
+            change = transition.change
+            if transition.action != "pause" or change.cause_event_id is None:
+                continue
+            if trace_of_event is None:
+                trace_of_event = {inbound.event_id: inbound.trace_id for inbound in accepted}
+            message = _decision(transition, now, change.overspend_micros)
+            envelope = encode(
+                message, key=change.ad_account_id, trace_id=trace_of_event.get(change.cause_event_id) or "spend",
+            )
+            sent = await producer.send(
+                self._topics.delivery_control, envelope.value, key=envelope.key, headers=list(envelope.headers)
+            )
+            sent.add_done_callback(_log_early_failure)
+            self._unconfirmed[(change.key, change.cause)] = (envelope.event_id, change.cause, call)
+            EARLY_PAUSES.labels("sent").inc()
+
+    def _watch_early(self, uow: UnitOfWork, call: object) -> None:
+        """Count this handler call as surviving when its unit of work reaches its commit (a call
+        in a savepoint that rolled back never does), then withdraw, before that commit, what an
+        attempt that never committed announced; once committed, forget what was announced."""
+
+        async def survived() -> None:
+            surviving = self._surviving.get(uow)
+            if surviving is None:
+                surviving = self._surviving[uow] = set()
+                # Registered while the unit of work flushes: runs after every call's `survived`.
+                uow.before_commit(lambda: self._withdraw_stale(uow))
+            surviving.add(call)
+
+        uow.before_commit(survived)
+
+    async def _withdraw_stale(self, uow: UnitOfWork) -> None:
+        surviving = self._surviving.get(uow, set())
+        stale = {key: entry for key, entry in self._unconfirmed.items() if entry[2] not in surviving}
+        if stale:
+            rows = await postgres.delivery_states(uow.conn, sorted({key for key, _ in stale}))
+            now = self._clock.now()
+            for (key, _), (_, cause, _) in sorted(stale.items()):
+                row = rows.get(key)
+                ad_account_id, _, campaign_id = key.partition("/")
+                causes = row[2] if row is not None else ()
+                if cause in causes:
+                    continue  # paused for that cause in the database too: the early pause stands
+                serving = not causes
+                reason = REASON_PAUSE_WITHDRAWN if serving else causes[-1]
+                if serving:
+                    uow.publish(
+                        DeliveryDecided(
+                            ad_account_id=ad_account_id, campaign_id=campaign_id or None, action="resume",
+                            reason=REASON_PAUSE_WITHDRAWN, business_center_id=None, decided_at=now,
+                            cause_event_id=None, overspend_micros=0 if cause == REASON_INSUFFICIENT_FUNDS else None,
+                        ),
+                        topic=self._topics.delivery_control, key=ad_account_id,
+                    )
+                    EARLY_PAUSES.labels("withdrawn").inc()
+                uow.publish(
+                    DeliveryStateChanged(
+                        ad_account_id=ad_account_id, campaign_id=campaign_id or None, serving=serving, reason=reason,
+                        updated_at=now,
+                    ),
+                    topic=self._topics.delivery_state, key=key,
+                )
+                log.warning("early_pause_withdrawn", key=key, cause=cause, serving=serving)
+
+        def forget() -> None:
+            for key, entry in list(self._unconfirmed.items()):
+                if entry[2] in surviving or stale.get(key) == entry:
+                    del self._unconfirmed[key]
+
+        uow.after_commit(forget)
+
     async def _locked_funds(self, uow: UnitOfWork, owners: list[Owner], currencies: set[str]) -> dict[Owner, OwnerFunds]:
         """Lock every account the batch may move, sorted by id as the ledger does, and read them,
         in one statement.
@@ -493,7 +613,7 @@ class SpendConsumer:
         figures = await postgres.lock_ledger_accounts(uow.conn, self._ledger.schema, sorted(account_ids + revenue_ids))
         return _funds_of_figures(owners, figures)
 
-    def _dead_letter(self, uow: UnitOfWork, inbound: Inbound[SpendReported], rejections: list[str], reason: str) -> None:
+    def _dead_letter(self, uow: UnitOfWork, inbound: Inbound[SpendMessage], rejections: list[str], reason: str) -> None:
         rejections.append(reason)
         reject(uow, inbound, reason)
 
@@ -520,6 +640,31 @@ class BudgetPeriods:
                     raise
                 await asyncio.sleep(0.01 * attempt)
         raise AssertionError("unreachable")
+
+
+class ProcessedEventsPruning:
+    """The periodic job that forgets applied spend event ids once they are older than the spend
+    topic's retention (issue 14, lever 5): the dedupe table stays the size of the retention's
+    traffic instead of growing for ever. It reads the injected clock (T1)."""
+
+    def __init__(
+        self, pool: Callable[[], asyncpg.Pool], clock: Clock, group_id: str, topics: Sequence[str], retention: timedelta
+    ) -> None:
+        self._pool = pool
+        self._clock = clock
+        self._group_id = group_id
+        self._topics = list(topics)
+        self._retention = retention
+
+    async def run(self) -> int:
+        before = self._clock.now() - self._retention
+        forgotten = 0
+        while True:
+            async with self._pool().acquire() as conn:
+                pruned = await prune_processed_events(conn, self._group_id, self._topics, before)
+            forgotten += pruned
+            if pruned < 10_000:
+                return forgotten
 
 
 def posted_event_id(ad_account_id: str, campaign_id: str, first_event_id: str) -> str:
@@ -622,3 +767,30 @@ def _transfer_requests(movements: Mapping[tuple[OwnerKind, str, str], int], curr
             )
         )
     return requests
+
+
+def pause_event_id(key: str, cause: str, cause_event_id: str) -> str:
+    """The event id of the pause of `key` for `cause` that the spend `cause_event_id` tipped: an
+    attempt applied again decides the same pause under the same id (subscribers dedupe on it)."""
+    digest = hashlib.sha256(f"{key}\n{cause}\n{cause_event_id}".encode()).hexdigest()[:32]
+    return f"pause-{digest}"
+
+
+def _decision(transition: Transition, now: datetime, overspend_micros: int | None) -> DeliveryDecided:
+    change = transition.change
+    assert transition.action is not None
+    cause_event_id = change.cause_event_id if change.starts else None
+    extra: dict[str, Any] = {}
+    if transition.action == "pause" and cause_event_id is not None:
+        extra["event_id"] = pause_event_id(change.key, change.cause, cause_event_id)
+    return DeliveryDecided(
+        ad_account_id=change.ad_account_id, campaign_id=change.campaign_id, action=transition.action,
+        reason=change.reason, business_center_id=change.business_center_id, decided_at=now,
+        cause_event_id=cause_event_id, overspend_micros=overspend_micros, **extra,
+    )
+
+
+def _log_early_failure(sent: asyncio.Future[Any]) -> None:
+    """An early pause that did not reach the broker is not lost: its outbox row follows the commit."""
+    if not sent.cancelled() and sent.exception() is not None:
+        log.warning("early_pause_not_sent", error=repr(sent.exception()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from importlib.resources import files
 
 from adledger_ledger.postgres import LEDGER_MIGRATIONS, PostgresLedger
@@ -11,7 +12,7 @@ from adledger_libs.runtime import ServiceRuntime, clock_for
 
 from adledger_spend_consumer.adapters import kafka
 from adledger_spend_consumer.config import Settings
-from adledger_spend_consumer.core import BudgetPeriods, SpendConsumer, Topics
+from adledger_spend_consumer.core import BudgetPeriods, ProcessedEventsPruning, SpendConsumer, Topics
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class Service:
     runtime: ServiceRuntime
     consumer: SpendConsumer
     budget_periods: BudgetPeriods
+    processed_events_pruning: ProcessedEventsPruning
 
 
 def wire(settings: Settings | None = None, clock: Clock | None = None) -> Service:
@@ -36,11 +38,19 @@ def wire(settings: Settings | None = None, clock: Clock | None = None) -> Servic
         balances=settings.balances_topic,
         spend_posted=settings.spend_posted_topic,
     )
-    consumer = SpendConsumer(PostgresLedger(settings.ledger_schema), clock, settings.consumer_group, topics)
+    consumer = SpendConsumer(
+        PostgresLedger(settings.ledger_schema), clock, settings.consumer_group, topics,
+        early_producer=(lambda: runtime.producer) if settings.early_pauses else None,
+    )
     runtime.subscribe(*kafka.subscriptions(consumer, settings))
     budget_periods = BudgetPeriods(lambda: runtime.pool, lambda: runtime.relay, consumer)
     runtime.add_periodic_job("budget_periods", budget_periods.run, settings.budget_period_poll_interval_ms)
-    return Service(runtime, consumer, budget_periods)
+    pruning = ProcessedEventsPruning(
+        lambda: runtime.pool, clock, settings.consumer_group, [settings.spend_topic],
+        timedelta(hours=settings.processed_events_retention_hours),
+    )
+    runtime.add_periodic_job("processed_events_pruning", pruning.run, settings.processed_events_prune_interval_ms)
+    return Service(runtime, consumer, budget_periods, pruning)
 
 
 def build(settings: Settings | None = None, clock: Clock | None = None) -> ServiceRuntime:

@@ -171,6 +171,16 @@ async def lock_states(conn: asyncpg.Connection, keys: Iterable[str]) -> dict[str
     return {row["key"]: tuple(row["causes"]) for row in rows}
 
 
+async def delivery_states(
+    conn: asyncpg.Connection, keys: Sequence[str]
+) -> dict[str, tuple[bool, str, tuple[str, ...]]]:
+    """The stored state of these keys, not locked: (serving, reason, causes in force)."""
+    rows = await conn.fetch(
+        "select key, serving, reason, causes from delivery_states where key = any($1::text[])", list(keys)
+    )
+    return {row["key"]: (row["serving"], row["reason"], tuple(row["causes"])) for row in rows}
+
+
 async def lock_paused_for_owners(conn: asyncpg.Connection, owner_ids: Sequence[str]) -> tuple[dict[str, AccountProfile], dict[str, tuple[str, ...]]]:
     """The ad accounts paused for insufficient funds whose funds these owners' balances are part
     of (the account itself, and under ABA every account of a Business Center), their state rows
