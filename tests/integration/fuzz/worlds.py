@@ -481,6 +481,31 @@ async def _spend_part(*, stack: Stack, topics: Topics, clock: ManualClock, walle
     return Part("spend_consumer", runtime, client)
 
 
+async def _invoicing_part(*, stack: Stack, topics: Topics, identity: TestIdentity, clock: ManualClock,
+                          wallet_topics: WalletTopics, ledger_schema: str, exit_stack: AsyncExitStack,
+                          **_: Any) -> Part:
+    from adledger_invoicing.config import Settings
+    from adledger_invoicing.inject import build
+
+    settings = Settings(
+        database_url=stack.database_url, kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
+        database_schema=unique("t_fuzz_invoicing"), ledger_schema=ledger_schema, http_port=free_port(),
+        identity_events_topic=identity.topic, wallet_events_topic=wallet_topics.events,
+        balances_topic=wallet_topics.balances, commands_topic=await topics.consumed("invoicing-commands"),
+        spend_posted_topic=await topics.consumed("spend-posted"), events_topic=wallet_topics.invoicing_events,
+        payment_webhook_secret=WEBHOOK_SECRET, kafka_consumer_group=unique("fuzz-invoicing"),
+        outbox_poll_interval_ms=100, clock_jobs_poll_interval_ms=NEVER_MS,
+        # The document fuzzed is the production one: no local provider.
+        local_provider_enabled=False,
+    )
+    runtime = build(settings, clock)
+    client = await exit_stack.enter_async_context(running(runtime, stack))
+    return Part("invoicing", runtime, client)
+
+
+WEBHOOK_SECRET = "fuzz-webhook-secret-that-is-long-enough-for-production"
+
+
 # The identity service, whose world is its own identity ------------------------------------------------------
 
 
@@ -601,6 +626,10 @@ def escrow_world(stack: Stack, new_topic: TopicFactory, tmp_path: Path) -> Any:
     return _money_world("order_escrow", stack, new_topic, _escrow_part)
 
 
+def invoicing_world(stack: Stack, new_topic: TopicFactory, tmp_path: Path) -> Any:
+    return _money_world("invoicing", stack, new_topic, _invoicing_part)
+
+
 def spend_world(stack: Stack, new_topic: TopicFactory, tmp_path: Path) -> Any:
     return _money_world("spend_consumer", stack, new_topic, _spend_part)
 
@@ -714,6 +743,37 @@ async def escrow_tenant(world: World) -> Tenant:
     return tenant
 
 
+async def invoicing_tenant(world: World) -> Tenant:
+    """The wallet's tenant, subscribed, with an open top-up invoice and a funding source."""
+    tenant = await wallet_tenant(world)
+    invoicing = world.parts["invoicing"]
+    platform = world.people.platform
+    bc = tenant.business_center_id
+
+    async def call(method: str, path: str, token: str, body: Any = None) -> httpx.Response:
+        return await invoicing.client.request(method, path, json=body, headers={
+            "Authorization": f"Bearer {token}", "Idempotency-Key": unique("key")})
+
+    answer = await call("PUT", f"/v1/subscriptions/{bc}", platform, {"status": "active"})
+    assert answer.status_code == 200, answer.text
+
+    async def invoiced() -> httpx.Response | None:
+        found = await call("POST", "/v1/top-ups", tenant.members["finance_manager"].token,
+                           {"owner_id": bc, "currency": "USD", "amount_micros": 7 * USD})
+        return None if found.status_code in (404, 409) else found  # until invoicing learnt the owner and balance
+
+    answer = await until(invoiced, "invoicing knows the Business Center", timeout_s=30)
+    assert answer.status_code == 201, answer.text
+    source = unique("fs")
+    registered = await call("POST", "/v1/funding-sources", platform,
+                            {"id": source, "name": "Partner", "kind": "prepaid_invoice", "currency": "USD"})
+    assert registered.status_code == 201, registered.text
+    tenant.resources.update(invoice_id=str(answer.json()["invoice"]["id"]), funding_source_id=source, owner_id=bc)
+    tenant.body_values.update(owner_id=bc)
+    tenant.values.update(funding_source_id=source)
+    return tenant
+
+
 async def identity_tenant(world: World) -> Tenant:
     """The Business Center's people, a member whose roles and keys the calls act on, and an API key."""
     tenant = await base_tenant(world)
@@ -756,6 +816,7 @@ KITS: dict[str, Kit] = {
     "wallet": Kit("wallet", wallet_world, wallet_tenant, _openapi("wallet")),
     "campaign": Kit("campaign", campaign_world, campaign_tenant, _openapi("campaign")),
     "order_escrow": Kit("order_escrow", escrow_world, escrow_tenant, _openapi("order_escrow")),
+    "invoicing": Kit("invoicing", invoicing_world, invoicing_tenant, _openapi("invoicing")),
     "spend_consumer": Kit("spend_consumer", spend_world, wallet_tenant, None),
 }
 HTTP_SERVICES = [name for name, kit in KITS.items() if kit.openapi is not None]
