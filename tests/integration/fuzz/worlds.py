@@ -408,6 +408,8 @@ async def _money_world(
     clock = ManualClock(WORLD_START)
     topics = Topics(new_topic)
     identity = await TestIdentity.create(stack, new_topic, clock)
+    # Every service of the world consumes the identity topic: its dead letters go to its own topic.
+    await new_topic.create(dead_letter_topic(identity.topic), partitions=1)
     ledger_schema = unique("t_fuzz_ledger")
     async with AsyncExitStack() as exit_stack:
         wallet, wallet_topics = await _wallet_part(stack, topics, identity, clock, ledger_schema, exit_stack)
