@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import hypothesis
@@ -57,6 +58,11 @@ _SETTINGS = dict(deadline=None, database=None, derandomize=False, suppress_healt
                  phases=[Phase.generate], print_blob=False)
 #: Tables a consumer changes for every record it reads, by design: its position.
 MOVES_BY_DESIGN = {"consumer_positions"}
+#: Consumers of the catalogue that run outside a service's main runtime, so no world has them yet.
+NOT_IN_A_WORLD = {
+    ("invoicing", "invoicing.alert-thresholds.v1"): "the e-mail alerts app (`adledger_invoicing.alerts`), its own runtime",
+}
+SERVICES = Path(__file__).resolve().parents[3] / "services"
 RawRecord = tuple[bytes | None, bytes, list[tuple[str, bytes]]]
 
 
@@ -241,20 +247,26 @@ def test_every_consumed_topic_of_the_catalogue_is_fuzzed() -> None:
     """Every service the topic catalogue names as a consumer has a world here, and every topic and
     type it consumes there is one its runtime subscribes (what the test above walks)."""
     services = set(KITS)
-    consumers = {consumer for spec in CATALOGUE for consumer in spec.consumers if "(" not in consumer}
+    # The catalogue's consumers that are services of this repository (not an external reader, and
+    # not one only planned, such as the sends service or the console).
+    built = {path.name for path in SERVICES.iterdir() if (path / f"adledger_{path.name}").is_dir()}
+    consumers = {consumer for spec in CATALOGUE for consumer in spec.consumers if consumer in built}
+    assert consumers, "no consumer of the catalogue found among the services"
     assert consumers <= services, f"services that consume topics but have no fuzzing world: {consumers - services}"
     import importlib
 
+    drift: list[str] = []
     for service in sorted(consumers):
         settings_type = importlib.import_module(f"adledger_{service}.config").Settings
         runtime = importlib.import_module(f"adledger_{service}.inject").build(settings_type(profile="local"))
         subscribed = {(s.topic, s.model.MESSAGE_TYPE) for s in runtime.subscriptions}
         for spec in CATALOGUE:
-            if service in spec.consumers:
-                assert any(topic == spec.name for topic, _ in subscribed), (
-                    f"the catalogue says {service} consumes {spec.name}, its runtime does not subscribe it")
-                for topic, message_type in subscribed:
-                    if topic == spec.name:
-                        assert message_type in spec.message_types, (
-                            f"{service} consumes {message_type} on {topic}, which the catalogue does not list")
+            if service in spec.consumers and not any(topic == spec.name for topic, _ in subscribed):
+                if (service, spec.name) not in NOT_IN_A_WORLD:
+                    drift.append(f"the catalogue says {service} consumes {spec.name}; its runtime does not subscribe it")
+        for topic, message_type in sorted(subscribed):
+            spec = next((spec for spec in CATALOGUE if spec.name == topic), None)
+            if spec is None or service not in spec.consumers or message_type not in spec.message_types:
+                drift.append(f"{service} consumes {message_type} on {topic}, which the catalogue does not list")
+    assert not drift, "\n".join(drift)
 

@@ -419,9 +419,12 @@ async def _money_world(
                                ledger_schema=ledger_schema, exit_stack=exit_stack)
             if part is not None:
                 parts[part.name] = part
-        for part in parts.values():
-            await identity.replicated(part.pool)
-        people = ReplicatedPeople(identity, [part.pool for part in parts.values()])
+        # The services that verify callers replicate the identity (the spend consumer has no API).
+        replicas = [part.pool for part in parts.values()
+                    if any(s.topic == identity.topic for s in part.runtime.subscriptions)]
+        for pool in replicas:
+            await identity.replicated(pool)
+        people = ReplicatedPeople(identity, replicas)
         world = World(service, stack, clock, parts, people, ledger_schema, _open_in_wallet)
         try:
             yield world
