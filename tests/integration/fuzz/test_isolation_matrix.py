@@ -59,8 +59,9 @@ class Expect:
     anyone: bool = False
     public: bool = False
     overrides: dict[str, int | str] = field(default_factory=dict)
-    #: Run after every other operation of its service (it ends the caller's session).
-    last: bool = False
+    #: Run after the operations of a lower rank (1: it disables the user the others name; 2: it
+    #: ends the caller's session).
+    last: int = 0
 
     def of(self, caller: str) -> int | str:
         if caller in self.overrides:
@@ -144,14 +145,14 @@ EXPECTATIONS: dict[tuple[str, str, str], Expect] = {
     ("identity", "PUT", "/v1/business-centers/{business_center_id}/members/{user_id}"): member(Action.MANAGE_USERS),
     ("identity", "POST", "/v1/sessions"): Expect(public=True),
     # An API key (the operator's) is revoked, not signed out.
-    ("identity", "DELETE", "/v1/sessions/current"): Expect(anyone=True, last=True,
+    ("identity", "DELETE", "/v1/sessions/current"): Expect(anyone=True, last=2,
                                                            overrides={"platform operator": 403}),
     ("identity", "POST", "/v1/users"): platform(),
     ("identity", "GET", "/v1/users/me"): Expect(anyone=True),
     ("identity", "GET", "/v1/users/{user_id}"): member(Action.MANAGE_USERS, **{
         role: 404 for role in ("finance_manager", "operator", "analyst")}),
     ("identity", "GET", "/v1/users/{user_id}/api-keys"): platform(**_NOT_A_PARTY),
-    ("identity", "POST", "/v1/users/{user_id}/disable"): Expect(platform=True, last=True),
+    ("identity", "POST", "/v1/users/{user_id}/disable"): Expect(platform=True, last=1),
     ("identity", "PUT", "/v1/users/{user_id}/password"): platform(),
     # invoicing
     ("invoicing", "POST", "/v1/funding-sources"): platform(),

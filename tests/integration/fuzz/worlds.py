@@ -714,6 +714,10 @@ async def campaign_tenant(world: World) -> Tenant:
         answer = await until(created, "the campaign service knows the ad account", timeout_s=30)
         assert answer.status_code == 201, answer.text
         campaign_ids.append(str(answer.json()["id"]))
+    capped = await campaign.client.put(
+        f"/v1/ad-accounts/{tenant.values['prepaid_account']}/budget-cap", json={"kind": "monthly", "amount_micros": 50 * USD},
+        headers={"Authorization": f"Bearer {tenant.members['admin'].token}", "Idempotency-Key": unique("key")})
+    assert capped.status_code == 200, capped.text
     tenant.resources.update(campaign_id=campaign_ids[0], ad_account_id=tenant.values["prepaid_account"])
     tenant.values.update(drawdown_campaign=campaign_ids[0], prepaid_campaign=campaign_ids[1])
     return tenant
