@@ -526,7 +526,16 @@ class IdentityServicePeople:
     key: tokens.Ed25519PrivateKey
     key_id: str
     clock: ManualClock
+    #: Publishes the operator's bootstrap key again, as a restart does (`ensure_platform_operator`).
+    restore: Callable[[], Awaitable[None]] | None = None
     platform: str = IDENTITY_PLATFORM
+
+    async def restore_platform(self) -> None:
+        """The OpenAPI fuzz may revoke the operator's own key (it may: an operator revokes keys, and
+        the stateful phase follows GET /v1/users/me to its keys and to DELETE): the next part's
+        tenant starts with it valid again, as after a restart."""
+        if self.restore is not None:
+            await self.restore()
 
     async def _call(self, method: str, path: str, body: Any = None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.platform}", "Idempotency-Key": unique("key")}
@@ -605,7 +614,13 @@ async def identity_world(stack: Stack, new_topic: TopicFactory, tmp_path: Path) 
     )
     service = wire(settings, clock, signing)
     async with running(service.runtime, stack) as client:
-        people = IdentityServicePeople(client, signing.active, signing.active_key_id, clock)
+        async def restore() -> None:
+            from adledger_libs.outbox import unit_of_work
+
+            async with unit_of_work(service.runtime.pool, service.runtime.relay) as uow:
+                await service.identity.ensure_platform_operator(uow, IDENTITY_PLATFORM)
+
+        people = IdentityServicePeople(client, signing.active, signing.active_key_id, clock, restore)
         world = World(
             "identity", stack, clock, {"identity": Part("identity", service.runtime, client)}, people, None,
             _open_in_identity,
@@ -785,11 +800,12 @@ async def invoicing_tenant(world: World) -> Tenant:
 
 async def identity_tenant(world: World) -> Tenant:
     """The Business Center's people, a member whose roles and keys the calls act on, and an API key."""
+    people = world.people
+    assert isinstance(people, IdentityServicePeople)
+    await people.restore_platform()
     tenant = await base_tenant(world)
     target = await world.people.person("target")
     await world.people.grant(tenant.business_center_id, target.user_id, "analyst")
-    people = world.people
-    assert isinstance(people, IdentityServicePeople)
     issued = await people._call("POST", "/v1/api-keys", {"user_id": target.user_id, "name": "target's key"})  # noqa: SLF001
     assert issued.status_code == 201, issued.text
     tenant.resources.update(user_id=target.user_id, key_id=str(issued.json()["key_id"]))
