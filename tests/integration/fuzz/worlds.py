@@ -808,6 +808,15 @@ async def identity_tenant(world: World) -> Tenant:
     await world.people.grant(tenant.business_center_id, target.user_id, "analyst")
     issued = await people._call("POST", "/v1/api-keys", {"user_id": target.user_id, "name": "target's key"})  # noqa: SLF001
     assert issued.status_code == 201, issued.text
+    # An operator of the tenant's own for the OpenAPI fuzz, which may disable it or revoke its keys
+    # (the world's operator stays valid for every other part).
+    operator_id = unique("fuzz-operator")
+    made = await people._call("POST", "/v1/users", {"id": operator_id, "name": "Fuzz operator",  # noqa: SLF001
+                                                     "kind": "integration", "platform_operator": True})
+    assert made.status_code == 201, made.text
+    key = await people._call("POST", "/v1/api-keys", {"user_id": operator_id, "name": "fuzz"})  # noqa: SLF001
+    assert key.status_code == 201, key.text
+    tenant.values["fuzz_operator_token"] = str(key.json()["token"])
     tenant.resources.update(user_id=target.user_id, key_id=str(issued.json()["key_id"]))
     tenant.body_values["user_id"] = target.user_id
     tenant.values.update(target_token=target.token)
