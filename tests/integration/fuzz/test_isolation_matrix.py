@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import hypothesis
@@ -181,7 +182,10 @@ def operations(service: str) -> list[tuple[str, str, dict[str, Any]]]:
 
 
 def test_every_operation_has_an_expectation() -> None:
-    """A new endpoint in a document needs its row here (who may call it), or this fails."""
+    """A new endpoint in a document needs its row here (who may call it), or this fails; and so
+    does a new service's document (`schemas/openapi/`) without a world in `KITS`."""
+    checked_in = {path.stem for path in (Path(__file__).resolve().parents[3] / "schemas" / "openapi").glob("*.json")}
+    assert checked_in <= set(HTTP_SERVICES), f"OpenAPI documents without a fuzzing world: {checked_in - set(HTTP_SERVICES)}"
     documented = {(service, method, path) for service in HTTP_SERVICES for method, path, _ in operations(service)}
     missing = sorted(documented - set(EXPECTATIONS))
     assert not missing, f"operations without an expectation in the isolation matrix: {missing}"
