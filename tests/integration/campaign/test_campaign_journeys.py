@@ -520,8 +520,9 @@ async def test_w9_m1_hostile_edges_bad_ids_huge_amounts_huge_bodies_and_bad_toke
         ("GET", "/v1/campaigns/" + "c" * 129, None, 422, "invalid_request"),
         ("PUT", "/v1/ad-accounts/acc%07/budget-cap", {"kind": "unlimited"}, 422, "invalid_request"),
         # Well-formed but refused by the rules (W10, C2): typed, nothing changed.
-        ("PUT", cap_path, {"kind": "unlimited", "amount_micros": USD}, 422, "invalid_value"),
-        ("PUT", cap_path, {"kind": "custom", "amount_micros": USD}, 422, "invalid_value"),
+        # This caller is an Operator, who may not set caps (W9): who asks is checked before the cap's values.
+        ("PUT", cap_path, {"kind": "unlimited", "amount_micros": USD}, 403, "permission_denied"),
+        ("PUT", cap_path, {"kind": "custom", "amount_micros": USD}, 403, "permission_denied"),
         ("PUT", campaign_path + "/budget", {"budget_micros": USD - 1}, 422, "budget_below_minimum"),
         ("POST", campaign_path + "/resume", None, 409, "campaign_state"),
     ]
