@@ -14,7 +14,7 @@ from pydantic import Field
 
 from adledger_contracts.types import Identifier, Name, UtcDatetime, Version
 from adledger_libs.events import Event
-from adledger_libs.money import CurrencyCode, Micros, PositiveMicros
+from adledger_libs.money import CurrencyCode, NonNegativeMicros, PositiveMicros
 
 CampaignStatus = Literal["draft", "awaiting_payment", "active", "paused", "ended"]
 PauseCause = Literal["user", "budget", "funds"]
@@ -36,7 +36,7 @@ class CampaignChanged(Event):
     )
     budget_kind: Literal["lifetime", "daily"] = Field(description="The campaign budget is for its whole life or per UTC day.")
     budget_micros: PositiveMicros = Field(description="The campaign budget (S3).")
-    booked_micros: Micros = Field(
+    booked_micros: NonNegativeMicros = Field(
         description="Prepaid: the money held for it now (C1, C2); spend up to this is taken from its holds. Drawdown: 0."
     )
     currency: CurrencyCode = Field(description="The ad account's currency (M2).")
@@ -58,7 +58,7 @@ class AdAccountBudgetCapChanged(Event):
     ad_account_id: Identifier = Field(description="The ad account.")
     business_center_id: Identifier | None = Field(default=None, description="Its Business Center, when known.")
     kind: CapKind = Field(description="The period the cap applies to; unlimited lifts it.")
-    amount_micros: Micros | None = Field(description="The cap for the period; null for unlimited.")
+    amount_micros: NonNegativeMicros | None = Field(description="The cap for the period; null for unlimited.")
     starts_on: date | None = Field(default=None, description="First UTC day of a custom cap.")
     ends_on: date | None = Field(default=None, description="Last UTC day of a custom cap.")
     currency: CurrencyCode = Field(description="The ad account's currency.")

@@ -106,3 +106,22 @@ def test_m2_mixing_currencies_is_a_clear_error() -> None:
     require_same_currency("EUR", "EUR")
     with pytest.raises(CurrencyMismatchError, match="expected EUR, got USD"):
         require_same_currency("EUR", "USD")
+
+
+def test_s5_a_campaign_change_with_negative_booked_money_is_refused_at_the_edge() -> None:
+    """Found by the hostile-records fuzz: `CampaignChanged.booked_micros` (money held for a campaign)
+    was any Micros, so -1 decoded and stopped the spend consumer on its `booked_micros >= 0` check.
+    Money held is never negative: the contract says so and the record is dead-lettered at decode."""
+    import json as _json
+
+    from adledger_contracts.campaigns import CampaignChanged
+    from adledger_libs.events import DecodeError, decode
+
+    document = {
+        "campaign_id": "c1", "ad_account_id": "a1", "business_center_id": "b1", "name": "n", "funding_mode": "prepaid",
+        "budget_kind": "lifetime", "budget_micros": 5, "booked_micros": 0, "currency": "USD", "status": "active",
+        "previous_status": None, "version": 1, "changed_at": "2026-12-01T00:00:00Z",
+    }
+    decode(CampaignChanged, _json.dumps(document).encode())
+    with pytest.raises(DecodeError, match="booked_micros"):
+        decode(CampaignChanged, _json.dumps({**document, "booked_micros": -1}).encode())

@@ -18,6 +18,7 @@ is seen, not even whether it exists. Each use case runs in one `CampaignUnitOfWo
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -140,13 +141,18 @@ class Campaigns:
     # Caps (W5, W9, W10) ---------------------------------------------------------------------------
 
     async def set_cap(
-        self, work: CampaignUnitOfWork, caller: Caller, ad_account_id: str, cap: Cap
+        self, work: CampaignUnitOfWork, caller: Caller, ad_account_id: str, cap: Cap | Callable[[], Cap]
     ) -> tuple[StoredCap, bool]:
         """A person's change of the account's cap (W9: Admin or Finance Manager; W10: ten a UTC day).
-        The cap it already has is no change: answered as it is, not counted."""
+        The cap it already has is no change: answered as it is, not counted. `cap` may be how to
+        make it: it is made (its values checked) only once the caller may set the account's cap, so
+        someone who may not learns that, not what is wrong with the values (a 403, or for another
+        tenant the answer of an unknown account, never a 422 first)."""
         store = work.store
         account = await self._ad_account(work, caller, ad_account_id)
         await self._require(work, caller, account.business_center_id, Action.CHANGE_BUDGET)
+        if not isinstance(cap, Cap):
+            cap = cap()
         await store.lock_ad_account(ad_account_id)
         now = self.clock.now()
         current = await store.cap(ad_account_id, for_update=True)

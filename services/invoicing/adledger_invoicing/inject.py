@@ -3,9 +3,11 @@ own settings, clock and (for the clock jobs) payment provider."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 from adledger_ledger.postgres import PostgresLedger
 from adledger_libs.clock import Clock
@@ -99,6 +101,12 @@ def wire(
 
 def build(settings: Settings | None = None, clock: Clock | None = None) -> ServiceRuntime:
     return wire(settings, clock).runtime
+
+
+def openapi() -> dict[str, Any]:
+    """The OpenAPI document as checked in (production: no local provider), as a dictionary."""
+    document: dict[str, Any] = json.loads(openapi_document())
+    return document
 
 
 def openapi_document() -> str:

@@ -432,6 +432,10 @@ async def test_w9_w10_caps_only_finance_manager_or_admin_at_most_ten_a_utc_day_a
         assert loop.time() < deadline, answer.text
         await asyncio.sleep(0.1)
     assert (answer.status_code, answer.json()["error"]) == (403, "permission_denied"), "W9: an Operator may not"
+    # Who asks is checked before what is asked (found by the isolation matrix): an Operator's cap
+    # with values it would refuse is still a 403, not the values' 422.
+    invalid = await stack.command("PUT", path, stack.token, {"kind": "daily"})
+    assert (invalid.status_code, invalid.json()["error"]) == (403, "permission_denied"), invalid.text
 
     _, token = await stack.person("Fay Finance", stack.bc, "finance_manager")
     for amount in range(1, 11):
@@ -538,8 +542,9 @@ async def test_w9_m1_hostile_edges_bad_ids_huge_amounts_huge_bodies_and_bad_toke
         ("GET", "/v1/campaigns/" + "c" * 129, None, 422, "invalid_request"),
         ("PUT", "/v1/ad-accounts/acc%07/budget-cap", {"kind": "unlimited"}, 422, "invalid_request"),
         # Well-formed but refused by the rules (W10, C2): typed, nothing changed.
-        ("PUT", cap_path, {"kind": "unlimited", "amount_micros": USD}, 422, "invalid_value"),
-        ("PUT", cap_path, {"kind": "custom", "amount_micros": USD}, 422, "invalid_value"),
+        # This caller is an Operator, who may not set caps (W9): who asks is checked before the cap's values.
+        ("PUT", cap_path, {"kind": "unlimited", "amount_micros": USD}, 403, "permission_denied"),
+        ("PUT", cap_path, {"kind": "custom", "amount_micros": USD}, 403, "permission_denied"),
         ("PUT", campaign_path + "/budget", {"budget_micros": USD - 1}, 422, "budget_below_minimum"),
         ("POST", campaign_path + "/resume", None, 409, "campaign_state"),
     ]

@@ -69,7 +69,10 @@ class Fuzz:
         self.world = world
         self.document = KITS[world.service].openapi()  # type: ignore[misc]
         self.schema = schemathesis.openapi.from_dict(self.document)
-        self.callers = {"platform operator": world.people.platform, "admin": tenant.members["admin"].token}
+        # The tenant's own operator where the fuzz could lock the world's one out (the identity
+        # service's: it may disable an operator or revoke its keys).
+        operator = tenant.values.get("fuzz_operator_token", world.people.platform)
+        self.callers = {"platform operator": operator, "admin": tenant.members["admin"].token}
         self.resources = tenant.resources
         self.loop = loop
         self.body_values = tenant.body_values

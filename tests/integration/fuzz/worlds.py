@@ -408,6 +408,8 @@ async def _money_world(
     clock = ManualClock(WORLD_START)
     topics = Topics(new_topic)
     identity = await TestIdentity.create(stack, new_topic, clock)
+    # Every service of the world consumes the identity topic: its dead letters go to its own topic.
+    await new_topic.create(dead_letter_topic(identity.topic), partitions=1)
     ledger_schema = unique("t_fuzz_ledger")
     async with AsyncExitStack() as exit_stack:
         wallet, wallet_topics = await _wallet_part(stack, topics, identity, clock, ledger_schema, exit_stack)
@@ -417,9 +419,12 @@ async def _money_world(
                                ledger_schema=ledger_schema, exit_stack=exit_stack)
             if part is not None:
                 parts[part.name] = part
-        for part in parts.values():
-            await identity.replicated(part.pool)
-        people = ReplicatedPeople(identity, [part.pool for part in parts.values()])
+        # The services that verify callers replicate the identity (the spend consumer has no API).
+        replicas = [part.pool for part in parts.values()
+                    if any(s.topic == identity.topic for s in part.runtime.subscriptions)]
+        for pool in replicas:
+            await identity.replicated(pool)
+        people = ReplicatedPeople(identity, replicas)
         world = World(service, stack, clock, parts, people, ledger_schema, _open_in_wallet)
         try:
             yield world
@@ -481,6 +486,31 @@ async def _spend_part(*, stack: Stack, topics: Topics, clock: ManualClock, walle
     return Part("spend_consumer", runtime, client)
 
 
+async def _invoicing_part(*, stack: Stack, topics: Topics, identity: TestIdentity, clock: ManualClock,
+                          wallet_topics: WalletTopics, ledger_schema: str, exit_stack: AsyncExitStack,
+                          **_: Any) -> Part:
+    from adledger_invoicing.config import Settings
+    from adledger_invoicing.inject import build
+
+    settings = Settings(
+        database_url=stack.database_url, kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
+        database_schema=unique("t_fuzz_invoicing"), ledger_schema=ledger_schema, http_port=free_port(),
+        identity_events_topic=identity.topic, wallet_events_topic=wallet_topics.events,
+        balances_topic=wallet_topics.balances, commands_topic=await topics.consumed("invoicing-commands"),
+        spend_posted_topic=await topics.consumed("spend-posted"), events_topic=wallet_topics.invoicing_events,
+        payment_webhook_secret=WEBHOOK_SECRET, kafka_consumer_group=unique("fuzz-invoicing"),
+        outbox_poll_interval_ms=100, clock_jobs_poll_interval_ms=NEVER_MS,
+        # The document fuzzed is the production one: no local provider.
+        local_provider_enabled=False,
+    )
+    runtime = build(settings, clock)
+    client = await exit_stack.enter_async_context(running(runtime, stack))
+    return Part("invoicing", runtime, client)
+
+
+WEBHOOK_SECRET = "fuzz-webhook-secret-that-is-long-enough-for-production"
+
+
 # The identity service, whose world is its own identity ------------------------------------------------------
 
 
@@ -496,7 +526,16 @@ class IdentityServicePeople:
     key: tokens.Ed25519PrivateKey
     key_id: str
     clock: ManualClock
+    #: Publishes the operator's bootstrap key again, as a restart does (`ensure_platform_operator`).
+    restore: Callable[[], Awaitable[None]] | None = None
     platform: str = IDENTITY_PLATFORM
+
+    async def restore_platform(self) -> None:
+        """The OpenAPI fuzz may revoke the operator's own key (it may: an operator revokes keys, and
+        the stateful phase follows GET /v1/users/me to its keys and to DELETE): the next part's
+        tenant starts with it valid again, as after a restart."""
+        if self.restore is not None:
+            await self.restore()
 
     async def _call(self, method: str, path: str, body: Any = None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.platform}", "Idempotency-Key": unique("key")}
@@ -575,7 +614,13 @@ async def identity_world(stack: Stack, new_topic: TopicFactory, tmp_path: Path) 
     )
     service = wire(settings, clock, signing)
     async with running(service.runtime, stack) as client:
-        people = IdentityServicePeople(client, signing.active, signing.active_key_id, clock)
+        async def restore() -> None:
+            from adledger_libs.outbox import unit_of_work
+
+            async with unit_of_work(service.runtime.pool, service.runtime.relay) as uow:
+                await service.identity.ensure_platform_operator(uow, IDENTITY_PLATFORM)
+
+        people = IdentityServicePeople(client, signing.active, signing.active_key_id, clock, restore)
         world = World(
             "identity", stack, clock, {"identity": Part("identity", service.runtime, client)}, people, None,
             _open_in_identity,
@@ -599,6 +644,10 @@ def campaign_world(stack: Stack, new_topic: TopicFactory, tmp_path: Path) -> Any
 
 def escrow_world(stack: Stack, new_topic: TopicFactory, tmp_path: Path) -> Any:
     return _money_world("order_escrow", stack, new_topic, _escrow_part)
+
+
+def invoicing_world(stack: Stack, new_topic: TopicFactory, tmp_path: Path) -> Any:
+    return _money_world("invoicing", stack, new_topic, _invoicing_part)
 
 
 def spend_world(stack: Stack, new_topic: TopicFactory, tmp_path: Path) -> Any:
@@ -680,6 +729,10 @@ async def campaign_tenant(world: World) -> Tenant:
         answer = await until(created, "the campaign service knows the ad account", timeout_s=30)
         assert answer.status_code == 201, answer.text
         campaign_ids.append(str(answer.json()["id"]))
+    capped = await campaign.client.put(
+        f"/v1/ad-accounts/{tenant.values['prepaid_account']}/budget-cap", json={"kind": "monthly", "amount_micros": 50 * USD},
+        headers={"Authorization": f"Bearer {tenant.members['admin'].token}", "Idempotency-Key": unique("key")})
+    assert capped.status_code == 200, capped.text
     tenant.resources.update(campaign_id=campaign_ids[0], ad_account_id=tenant.values["prepaid_account"])
     tenant.values.update(drawdown_campaign=campaign_ids[0], prepaid_campaign=campaign_ids[1])
     return tenant
@@ -714,15 +767,56 @@ async def escrow_tenant(world: World) -> Tenant:
     return tenant
 
 
+async def invoicing_tenant(world: World) -> Tenant:
+    """The wallet's tenant, subscribed, with an open top-up invoice and a funding source."""
+    tenant = await wallet_tenant(world)
+    invoicing = world.parts["invoicing"]
+    platform = world.people.platform
+    bc = tenant.business_center_id
+
+    async def call(method: str, path: str, token: str, body: Any = None) -> httpx.Response:
+        return await invoicing.client.request(method, path, json=body, headers={
+            "Authorization": f"Bearer {token}", "Idempotency-Key": unique("key")})
+
+    answer = await call("PUT", f"/v1/subscriptions/{bc}", platform, {"status": "active"})
+    assert answer.status_code == 200, answer.text
+
+    async def invoiced() -> httpx.Response | None:
+        found = await call("POST", "/v1/top-ups", tenant.members["finance_manager"].token,
+                           {"owner_id": bc, "currency": "USD", "amount_micros": 7 * USD})
+        return None if found.status_code in (404, 409) else found  # until invoicing learnt the owner and balance
+
+    answer = await until(invoiced, "invoicing knows the Business Center", timeout_s=30)
+    assert answer.status_code == 201, answer.text
+    source = unique("fs")
+    registered = await call("POST", "/v1/funding-sources", platform,
+                            {"id": source, "name": "Partner", "kind": "prepaid_invoice", "currency": "USD"})
+    assert registered.status_code == 201, registered.text
+    tenant.resources.update(invoice_id=str(answer.json()["invoice"]["id"]), funding_source_id=source, owner_id=bc)
+    tenant.body_values.update(owner_id=bc)
+    tenant.values.update(funding_source_id=source)
+    return tenant
+
+
 async def identity_tenant(world: World) -> Tenant:
     """The Business Center's people, a member whose roles and keys the calls act on, and an API key."""
+    people = world.people
+    assert isinstance(people, IdentityServicePeople)
+    await people.restore_platform()
     tenant = await base_tenant(world)
     target = await world.people.person("target")
     await world.people.grant(tenant.business_center_id, target.user_id, "analyst")
-    people = world.people
-    assert isinstance(people, IdentityServicePeople)
     issued = await people._call("POST", "/v1/api-keys", {"user_id": target.user_id, "name": "target's key"})  # noqa: SLF001
     assert issued.status_code == 201, issued.text
+    # An operator of the tenant's own for the OpenAPI fuzz, which may disable it or revoke its keys
+    # (the world's operator stays valid for every other part).
+    operator_id = unique("fuzz-operator")
+    made = await people._call("POST", "/v1/users", {"id": operator_id, "name": "Fuzz operator",  # noqa: SLF001
+                                                     "kind": "integration", "platform_operator": True})
+    assert made.status_code == 201, made.text
+    key = await people._call("POST", "/v1/api-keys", {"user_id": operator_id, "name": "fuzz"})  # noqa: SLF001
+    assert key.status_code == 201, key.text
+    tenant.values["fuzz_operator_token"] = str(key.json()["token"])
     tenant.resources.update(user_id=target.user_id, key_id=str(issued.json()["key_id"]))
     tenant.body_values["user_id"] = target.user_id
     tenant.values.update(target_token=target.token)
@@ -756,6 +850,7 @@ KITS: dict[str, Kit] = {
     "wallet": Kit("wallet", wallet_world, wallet_tenant, _openapi("wallet")),
     "campaign": Kit("campaign", campaign_world, campaign_tenant, _openapi("campaign")),
     "order_escrow": Kit("order_escrow", escrow_world, escrow_tenant, _openapi("order_escrow")),
+    "invoicing": Kit("invoicing", invoicing_world, invoicing_tenant, _openapi("invoicing")),
     "spend_consumer": Kit("spend_consumer", spend_world, wallet_tenant, None),
 }
 HTTP_SERVICES = [name for name, kit in KITS.items() if kit.openapi is not None]

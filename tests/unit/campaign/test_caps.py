@@ -103,3 +103,16 @@ def test_w5_budget_sync_sets_the_monthly_cap_the_wallet_computed() -> None:
     assert budget_sync_cap("monthly", 7_000_000) == Cap(CapKind.MONTHLY, 7_000_000)
     assert budget_sync_cap("unlimited", None) == Cap(CapKind.UNLIMITED, None)
     assert budget_sync_cap(None, None) is None
+
+
+def test_s5_a_budget_sync_cap_the_rules_refuse_is_a_record_fault_not_a_crash() -> None:
+    """Found by the hostile-records fuzz: the wallet's `AutomaticBalanceAllocationEnabled` may name a
+    daily cap without an amount (the contract allows null); the cap's refusal must be one the
+    consumer dead-letters (S5), not an error that stops the campaign service's consumer for good."""
+    from adledger_libs.consumer import RECORD_FAULTS
+
+    from adledger_campaign.domain.caps import budget_sync_cap
+
+    for kind, amount in (("daily", None), ("monthly", None), ("custom", 5)):
+        with pytest.raises(RECORD_FAULTS):
+            budget_sync_cap(kind, amount)

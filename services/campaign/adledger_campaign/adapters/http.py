@@ -246,7 +246,9 @@ def router(campaigns: Campaigns, commands: Commands, unit: Unit) -> APIRouter:
     async def set_cap(ad_account_id: ResourceId, body: SetCap, caller: CurrentCaller, key: IdempotencyKeyHeader,
                       request: Request) -> JSONResponse:
         async def apply(uow: UnitOfWork) -> tuple[int, BaseModel]:
-            cap = Cap(CapKind(body.kind), body.amount_micros, body.starts_on, body.ends_on)
+            def cap() -> Cap:  # made once the caller may set it (who asks is checked first)
+                return Cap(CapKind(body.kind), body.amount_micros, body.starts_on, body.ends_on)
+
             work = unit(uow)
             stored, changed = await campaigns.set_cap(work, caller, ad_account_id, cap)
             return 200, _cap_answer(ad_account_id, stored, changed, await campaigns.cap_changes_left(work, ad_account_id))

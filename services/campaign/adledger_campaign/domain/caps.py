@@ -29,6 +29,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from adledger_libs.clock import utc_day_of
+from adledger_libs.refusals import Refusal
 
 #: W10: at most this many cap changes per ad account per UTC day; the next one is rejected.
 MAXIMUM_CAP_CHANGES_PER_UTC_DAY = 10
@@ -41,8 +42,9 @@ class CapKind(StrEnum):
     UNLIMITED = "unlimited"
 
 
-class InvalidCapError(ValueError):
-    """A cap is not well formed for its kind (W10)."""
+class InvalidCapError(Refusal, ValueError):
+    """A cap is not well formed for its kind (W10). A refusal: a 422 on the API, and a record
+    that carries such a cap (a Budget Sync's) is dead-lettered with the reason, never a crash (S5)."""
 
 
 class TooManyCapChangesError(Exception):

@@ -579,7 +579,14 @@ def router(
         summary="The invoice as an HTML document for people (print to PDF from a browser)",
         responses={
             200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "The document."},
-            **reads,
+            # A refusal is the typed JSON error, not the route's HTML (found by the OpenAPI fuzz).
+            **{
+                status: {
+                    "description": answer["description"],
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+                }
+                for status, answer in reads.items()
+            },
         },
     )
     async def document(invoice_id: InvoiceId, caller: CurrentCaller) -> HTMLResponse:
