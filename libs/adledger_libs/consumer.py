@@ -78,11 +78,16 @@ class RecordRejected(Exception):
         self.reason = reason
 
 
-#: What a handler may raise because of a record's own values: dead-lettered, never a crash.
+#: What a handler may raise because of a record's own values: dead-lettered, never a crash. A check
+#: constraint is an invariant of a table that the record's values break once they decoded (a negative
+#: amount a looser contract let through); isolating the batch names the one record, so it is that
+#: record's fault, and one poison record must not stop the stream (S5). Unique and foreign-key
+#: violations stay crashes: they say more about the code or a race than about one record.
 RECORD_FAULTS: tuple[type[BaseException], ...] = (
     RecordRejected,
     Refusal,
     asyncpg.exceptions.DataError,
+    asyncpg.exceptions.CheckViolationError,
     pydantic.ValidationError,
 )
 

@@ -144,6 +144,23 @@ async def test_s5_a_value_the_database_rejects_is_dead_lettered_and_the_stream_g
     assert dead.headers["dlq-offset"] == "1" and "CharacterNotInRepertoireError" in dead.headers["dlq-reason"]
 
 
+async def test_s5_a_value_a_check_constraint_refuses_is_dead_lettered_and_the_stream_goes_on(
+    stack: Stack, pool: asyncpg.Pool, new_topic: TopicFactory
+) -> None:
+    """A table's check constraint guards an invariant the record's values break (a negative amount that
+    decoded): the record is at fault, dead-lettered with the constraint named, never a stopped stream."""
+    topic, dlq = await _topic_with_dlq(new_topic, "check")
+    await _tables(pool)
+    await pool.execute("alter table effects add constraint effects_amount_positive check (amount_micros > 0)")
+    await produce(stack.kafka_bootstrap_servers, topic, [_thing(0), _thing(1, amount_micros=-5), _thing(2)])
+    consumer = _consumer(stack, pool, topic)
+    await _run_until_applied(consumer, pool, "thing-2")
+    assert sorted(row["event_id"] for row in await pool.fetch("select event_id from effects")) == ["thing-0", "thing-2"]
+    [dead] = await _dead_letters(stack, pool, dlq, expect=1)
+    assert dead.headers["dlq-offset"] == "1"
+    assert "CheckViolationError" in dead.headers["dlq-reason"] and "effects_amount_positive" in dead.headers["dlq-reason"]
+
+
 async def test_s5_amounts_whose_sum_passes_what_the_database_holds_dead_letter_only_the_one_that_overflows(
     stack: Stack, pool: asyncpg.Pool, new_topic: TopicFactory
 ) -> None:
