@@ -55,8 +55,10 @@ test-unit: venv ## Only the tests that need no broker or database.
 test-integration: venv stack-up browser ## Only the tests against the real stack.
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
-lint: venv ## Static checks that catch real bugs: undefined names, unused imports, bug-prone patterns.
+lint: venv ## Static checks that catch real bugs: undefined names, unused imports, bug-prone patterns; mypy --strict on libs/.
 	$(VENV)/bin/ruff check --select F,E9,B --ignore B008 libs services tools clients tests deploy bench
+# The shared libraries every service stands on are held to mypy --strict (pyproject.toml [tool.mypy]).
+	$(VENV)/bin/mypy libs/adledger_libs libs/adledger_auth libs/adledger_contracts libs/adledger_ledger
 # The ad servers' client is held to ruff's full default rules and mypy --strict (it ships py.typed).
 	cd clients/python && $(abspath $(VENV))/bin/ruff check . && $(abspath $(VENV))/bin/mypy adledger_client
 

@@ -105,6 +105,10 @@ def principals(catalogue: Sequence[TopicSpec] = CATALOGUE) -> tuple[str, ...]:
     return tuple(sorted(names | {OPERATOR_PRINCIPAL, ADMIN_PRINCIPAL}))
 
 
+_PRODUCE: tuple[Operation, ...] = ("Write", "Describe")
+_CONSUME: tuple[Operation, ...] = ("Read", "Describe")
+
+
 def acl_bindings(catalogue: Sequence[TopicSpec] = CATALOGUE) -> list[AclBinding]:
     """The ACLs of the platform, from the catalogue alone: a producer of a topic may Write (and
     Describe) it, a consumer may Read (and Describe) it, a service may Read its consumer group,
@@ -112,10 +116,10 @@ def acl_bindings(catalogue: Sequence[TopicSpec] = CATALOGUE) -> list[AclBinding]
     rules: set[AclBinding] = set()
     for spec in catalogue:
         for party in spec.producers:
-            for operation in ("Write", "Describe"):
+            for operation in _PRODUCE:
                 rules.add(AclBinding(principal_of(party), "topic", spec.name, operation))
         for party in spec.consumers:
-            for operation in ("Read", "Describe"):
+            for operation in _CONSUME:
                 rules.add(AclBinding(principal_of(party), "topic", spec.name, operation))
             if _is_service(party):
                 rules.add(AclBinding(party, "group", consumer_group_of(party), "Read"))
@@ -138,7 +142,7 @@ def writers(topic: str, bindings: Iterable[AclBinding] | None = None) -> set[str
     }
 
 
-class _CreateAcls(Request[CreateAclsRequest_v1]):
+class _CreateAcls(Request[CreateAclsRequest_v1]):  # type: ignore[misc]  # aiokafka ships no types
     """CreateAcls (API 30) with many creations in one request (aiokafka's own sends one)."""
 
     API_KEY = 30
@@ -150,14 +154,14 @@ class _CreateAcls(Request[CreateAclsRequest_v1]):
         return request_struct_class([rule.raw() for rule in self._bindings])
 
 
-class _DescribeAllAcls(Request[DescribeAclsRequest_v1]):
+class _DescribeAllAcls(Request[DescribeAclsRequest_v1]):  # type: ignore[misc]  # aiokafka ships no types
     API_KEY = 29
 
     def build(self, request_struct_class: type[DescribeAclsRequest_v1]) -> DescribeAclsRequest_v1:
         return request_struct_class(_ANY, None, _ANY, None, None, _ANY, _ANY)
 
 
-class _DeleteAcls(Request[DeleteAclsRequest_v1]):
+class _DeleteAcls(Request[DeleteAclsRequest_v1]):  # type: ignore[misc]  # aiokafka ships no types
     """DeleteAcls (API 31), one exact filter per ACL to delete."""
 
     API_KEY = 31

@@ -104,8 +104,10 @@ class ServiceSettings(BaseSettings):
     #: How long an advance waits for every service to catch up with one hop before it answers an error.
     sandbox_clock_hop_timeout_s: float = 60.0
 
+    # The name shadows pydantic's deprecated v1 classmethod `BaseModel.schema` (use model_json_schema):
+    # every service reads its schema here, and settings are never asked for a JSON schema.
     @property
-    def schema(self) -> str:
+    def schema(self) -> str:  # type: ignore[override]
         return self.database_schema or self.service_name
 
     @property
