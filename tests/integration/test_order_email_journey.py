@@ -44,7 +44,7 @@ def sink_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     directory = tmp_path / "emails"
     monkeypatch.setenv("ADLEDGER_EMAIL_SINK", "file")
     monkeypatch.setenv("ADLEDGER_EMAIL_SINK_DIR", str(directory))
-    monkeypatch.delenv("ADLEDGER_EMAIL_ORDERS_TOPIC", raising=False)
+    monkeypatch.delenv("ADLEDGER_ORDERS_EVENTS_TOPIC", raising=False)
     monkeypatch.delenv("ADLEDGER_EMAIL_INVOICING_EVENTS_TOPIC", raising=False)
     return directory
 

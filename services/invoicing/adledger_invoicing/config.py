@@ -34,6 +34,8 @@ class Settings(ServiceSettings):
     commands_topic: str = "invoicing.commands.v1"
     spend_posted_topic: str = "spend.posted.v1"
     events_topic: str = "invoicing.events.v1"
+    #: Where the escrowed orders ask for their e-mails (O4), which the e-mail adapter renders and sends.
+    orders_events_topic: str = "orders.events.v1"
 
     @property
     def local_provider_on(self) -> bool:

@@ -87,7 +87,7 @@ def wire(
             spend_posted_topic=settings.spend_posted_topic,
         )
     )
-    register_email_adapter(runtime, clock, events_topic=settings.events_topic)
+    register_email_adapter(runtime, clock, events_topic=settings.events_topic, orders_topic=settings.orders_events_topic)
     transactions = PostgresTransactions(lambda: runtime.pool, lambda: runtime.relay, lock_namespace=settings.schema)
     jobs = ClockJobs(
         transactions,

@@ -52,7 +52,7 @@ class Adapter:
     async def start(self, sender: EmailSender | None = None) -> None:
         """Start the adapter on a test runtime of the invoicing service (its migrations, its consumer)."""
         runtime = ServiceRuntime(self.settings, migrations=files("adledger_invoicing") / "migrations", clock=ManualClock(T0))
-        registered = register_email_adapter(runtime, settings=self.email_settings, sender=sender or self.sink)
+        registered = register_email_adapter(runtime, settings=self.email_settings, orders_topic=self.orders_topic, sender=sender or self.sink)
         assert registered.sender is (sender or self.sink)
         await runtime.start()
         self.runtime, self.stopping = runtime, asyncio.Event()
@@ -125,7 +125,7 @@ async def adapter(stack: Stack, schema: str, new_topic: TopicFactory, tmp_path: 
         http_port=_free_port(),
         outbox_poll_interval_ms=100,
     )
-    email_settings = EmailSettings(sink="file", sink_dir=tmp_path / "sink", orders_topic=orders_topic, invoicing_events_topic=events_topic)
+    email_settings = EmailSettings(sink="file", sink_dir=tmp_path / "sink", invoicing_events_topic=events_topic)
     running = Adapter(stack, settings, email_settings, FileSink(email_settings.resolved_sink_dir()), orders_topic, events_topic, schema)
     try:
         yield running

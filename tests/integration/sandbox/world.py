@@ -194,6 +194,7 @@ def _settings(stack: Stack, world: str, clock_schema: str, topics: dict[str, str
             **common, "ledger_schema": ledger, "wallet_events_topic": topics["wallet.events.v1"],
             "balances_topic": topics["balances.v1"], "commands_topic": topics["invoicing.commands.v1"],
             "spend_posted_topic": topics["spend.posted.v1"], "events_topic": topics["invoicing.events.v1"],
+            "orders_events_topic": topics["orders.events.v1"],
         },
         "order_escrow": {
             **common, "wallet_events_topic": topics["wallet.events.v1"], "wallet_commands_topic": topics["wallet.commands.v1"],
@@ -262,8 +263,7 @@ async def sandbox_world(
         builders[name] = _builder(name, settings[name])
     sandbox = SandboxWorld(stack, clock_schema, topics, builders, ports)
     sandbox.clients = {name: httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30.0) for name, port in ports.items()}
-    previous = {k: os.environ.get(k) for k in ("ADLEDGER_EMAIL_ORDERS_TOPIC", "ADLEDGER_EMAIL_SINK_DIR")}
-    os.environ["ADLEDGER_EMAIL_ORDERS_TOPIC"] = topics["orders.events.v1"]
+    previous = {k: os.environ.get(k) for k in ("ADLEDGER_EMAIL_SINK_DIR",)}
     os.environ["ADLEDGER_EMAIL_SINK_DIR"] = str(tmp / "emails")
     try:
         for name in services:

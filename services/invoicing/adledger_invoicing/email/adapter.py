@@ -99,12 +99,14 @@ def register_email_adapter(
     *,
     settings: EmailSettings | None = None,
     events_topic: str | None = None,
+    orders_topic: str = "orders.events.v1",
     sender: EmailSender | None = None,
 ) -> EmailAdapter:
     """Wire the adapter's subscriptions on the invoicing service's runtime (one call in inject.py).
 
     `settings` default to the ADLEDGER_EMAIL_* environment; `events_topic`, when given, is the
-    service's own events topic (read for EmailRequested, written with EmailSent).
+    service's own events topic (read for EmailRequested, written with EmailSent); `orders_topic` is
+    where the escrowed orders ask for their e-mails (O4).
     """
     settings = settings or EmailSettings()
     if events_topic is not None:
@@ -114,5 +116,5 @@ def register_email_adapter(
         clock or runtime.clock,
         events_topic=settings.invoicing_events_topic,
     )
-    runtime.subscribe(*adapter.subscriptions(settings.orders_topic, settings.invoicing_events_topic))
+    runtime.subscribe(*adapter.subscriptions(orders_topic, settings.invoicing_events_topic))
     return adapter

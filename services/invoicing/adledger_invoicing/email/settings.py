@@ -22,8 +22,8 @@ class EmailSettings(BaseSettings):
     sink: Literal["file", "log"] = "file"
     #: Where the file sink writes: $ADLEDGER_HOME/emails, or <temp dir>/adledger-emails.
     sink_dir: Path = Path()
-    #: The topics whose EmailRequested events are rendered and sent (tests use their own).
-    orders_topic: str = "orders.events.v1"
+    #: The invoicing service's own events topic, read for EmailRequested and written with EmailSent (the
+    #: orders' topic is the service's `orders_events_topic` setting, given to `register_email_adapter`).
     invoicing_events_topic: str = "invoicing.events.v1"
 
     def resolved_sink_dir(self) -> Path:
