@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-SERVICES = ("identity", "wallet", "campaign", "invoicing", "escrow")
+SERVICES = ("identity", "wallet", "campaign", "invoicing", "escrow", "sends")
 
 
 class Refusal(Exception):
