@@ -31,6 +31,7 @@ from adledger_console.apis import Apis, Refusal
 from adledger_console.config import Settings
 from adledger_console.delivery import DeliveryStates
 from adledger_console.sessions import COOKIE, Session, Signer, new_session
+from adledger_console.today import ConsoleTime
 from adledger_libs.clock import Clock, SystemClock
 from adledger_libs.logs import get_logger
 
@@ -73,6 +74,7 @@ def create_app(
         settings.api_timeout_s,
     )
     states = states or DeliveryStates(settings.kafka_connection(), settings.delivery_state_topic)
+    time = ConsoleTime(clock, apis, sandbox=settings.clock == "sandbox")
     here = files("adledger_console")
     templates = Environment(loader=FileSystemLoader(str(here / "templates")), autoescape=select_autoescape(["html"]))
     templates.filters["money"] = money
@@ -300,7 +302,7 @@ def create_app(
     async def business_center(request: Request, business_center_id: str) -> Response:
         async def render(session: Session, context: dict[str, Any]) -> Response:
             path = quote(business_center_id, safe="")
-            today = clock.now().date()
+            today = (await time.now()).date()
             since = (today - timedelta(days=30)).isoformat()
             balance = await apis.get("wallet", f"/v1/balances/{path}", session.token)
             billing = await apis.get("invoicing", f"/v1/owners/{path}/billing", session.token)
@@ -335,6 +337,8 @@ def create_app(
                 total_available=available,
                 runway=overview.runway_days(available, spend, today),
                 currency=currency,
+                today=today,
+                sandbox=time.sandbox,
             )
 
         return await guarded(request, business_center_id, render)
@@ -537,7 +541,7 @@ def create_app(
             "funding_mode": "prepaid",
             "budget_kind": "lifetime",
             "budget_micros": parse_micros(required(fields, "amount", "a budget")),
-            "ends_at": (clock.now() + timedelta(days=int(days))).isoformat(),
+            "ends_at": ((await time.now()) + timedelta(days=int(days))).isoformat(),
         }
         answer = await apis.command("campaign", "POST", "/v1/campaigns", session.token, fields["idempotency_key"], body)
         return f"Campaign {answer['id']} created as a draft with a budget of {money(answer['budget_micros'])}."
