@@ -6,7 +6,8 @@ repository may hold:
 - `kafka/<principal>.password`: a random SCRAM-SHA-512 password for every Kafka principal of the topic
   catalogue (`python -m adledger_libs.kafka_security principals`: each service, adserver, operator, admin);
 - `postgres.password`, and `database-url` (the services' ADLEDGER_DATABASE_URL with that password);
-- `platform-token` (the identity's bootstrap operator key) and `payment-webhook-secret` (invoicing);
+- `platform-token` (the identity's bootstrap operator key), `payment-webhook-secret` (invoicing) and
+  `console-session-secret` (signs the finance console's session cookies);
 - `keys/<service>/services/`: every signing service's public key, and the service's own private key if it
   signs records (every service a message type's `SIGNED_BY` names); `keys/identity/identity/<id>.pem`: the key that signs
   session tokens. Each service mounts only its own `keys/<service>`.
@@ -62,7 +63,7 @@ def main(target: Path) -> list[str]:
     password = (target / "postgres.password").read_text().strip()
     if _write(target / "database-url", f"postgresql://adledger:{password}@postgres:5432/adledger"):
         made.append("database-url")
-    for name in ("platform-token", "payment-webhook-secret"):
+    for name in ("platform-token", "payment-webhook-secret", "console-session-secret"):
         if _write(target / name, secrets.token_urlsafe(36)):
             made.append(name)
     # Record-signing keys: made once in a private place, then each service's directory gets the public

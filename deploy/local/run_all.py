@@ -58,8 +58,9 @@ def _healthy(port: int) -> bool:
 
 
 #: Services with no Kafka principal of the secure broker yet (its ACLs come from the catalogue's
-#: producers and consumers): left out on it, like the alerts worker.
-NO_PRINCIPAL = frozenset({"console"})
+#: producers, consumers and viewers): left out on it, like the alerts worker. The console has one now
+#: (a viewer of delivery.state.v1).
+NO_PRINCIPAL: frozenset[str] = frozenset()
 
 
 def served(environ: Mapping[str, str]) -> dict[str, int]:
@@ -124,8 +125,8 @@ async def main() -> int:
     # ADLEDGER_CLOCK=system make run runs on the wall clock instead.
     env.setdefault("ADLEDGER_CLOCK", "sandbox")
     if secure(env):
-        print("Kafka: the secure broker (SASL/SCRAM, ACLs from the catalogue); the alerts worker and the console "
-              "are left out.",
+        print("Kafka: the secure broker (SASL/SCRAM, ACLs from the catalogue); the alerts worker is "
+              "left out.",
               flush=True)
     supervisor = Supervisor(children(env), base_env=env, output=_output)
     loop = asyncio.get_running_loop()

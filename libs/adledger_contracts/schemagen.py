@@ -70,7 +70,8 @@ def _readme() -> str:
         )
         lines.append(
             f"| `{spec.name}` | {spec.key} | {spec.partitions} | {spec.cleanup_policy} | "
-            f"{', '.join(spec.producers)} | {', '.join(spec.consumers)} | {types} |"
+            f"{', '.join(spec.producers)} | {', '.join((*spec.consumers, *(f'{v} (viewer)' for v in spec.viewers)))} | "
+            f"{types} |"
         )
     lines += ["", "## Topics", ""]
     for spec in CATALOGUE:

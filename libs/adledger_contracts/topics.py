@@ -24,6 +24,9 @@ class TopicSpec:
     message_types: tuple[str, ...]
     description: str
     configs: dict[str, str] = field(default_factory=dict)
+    #: Services that read the topic from the beginning without a consumer group into memory and write
+    #: nothing (no dead letters, no offsets): the finance console's view of the serving states.
+    viewers: tuple[str, ...] = ()
 
     def topic_configs(self) -> dict[str, str]:
         return {"cleanup.policy": self.cleanup_policy, **self.configs}
@@ -63,6 +66,7 @@ _BASE: tuple[TopicSpec, ...] = (
         consumers=("ad servers (external)",),
         message_types=("DeliveryStateChanged",),
         description="The latest serving state per ad account and campaign; read from the beginning at a cold start.",
+        viewers=("console",),
         configs={"min.cleanable.dirty.ratio": "0.1", "segment.ms": "3600000"},
     ),
     TopicSpec(
@@ -104,7 +108,7 @@ _BASE: tuple[TopicSpec, ...] = (
         partitions=3,
         cleanup_policy="compact",
         producers=("identity",),
-        consumers=("wallet", "campaign", "invoicing", "order_escrow", "sends", "console"),
+        consumers=("wallet", "campaign", "invoicing", "order_escrow", "sends"),
         message_types=("UserChanged", "MembershipChanged", "ApiKeyChanged", "SessionRevoked", "SigningKeyPublished"),
         description="The platform's one identity (issue 13): users, Business Center roles (W9), API keys (by "
         "SHA-256), revoked sessions and the public keys that sign session tokens, each the newest snapshot per "

@@ -5,6 +5,7 @@ client with SASL/SCRAM-SHA-512 and authorises it with Kafka's StandardAuthorizer
 ACL allows. The ACLs are not written by hand: `acl_bindings()` derives them from the catalogue's
 producers and consumers (`adledger_contracts.topics`), one principal per service plus:
 
+- a viewer (the finance console): Read and Describe of the topics it views, no group, no writes;
 - `adserver`: the ad servers (CONTRACT.md): write `ads.spend.v1`, read `delivery.*` and `balances.v1`;
 - `operator`: `adledger` (the CLI): read every topic, describe every group (lag), write what operators
   produce (`invoicing.alert-thresholds.v1`). A dead letter of a topic that only a service may write
@@ -101,7 +102,9 @@ def _is_service(party: str) -> bool:
 def principals(catalogue: Sequence[TopicSpec] = CATALOGUE) -> tuple[str, ...]:
     """Every principal that needs credentials: each service named in the catalogue, the external
     parties' principals, the operator and the admin."""
-    names = {principal_of(party) for spec in catalogue for party in (*spec.producers, *spec.consumers)}
+    names = {
+        principal_of(party) for spec in catalogue for party in (*spec.producers, *spec.consumers, *spec.viewers)
+    }
     return tuple(sorted(names | {OPERATOR_PRINCIPAL, ADMIN_PRINCIPAL}))
 
 
@@ -123,6 +126,9 @@ def acl_bindings(catalogue: Sequence[TopicSpec] = CATALOGUE) -> list[AclBinding]
                 rules.add(AclBinding(principal_of(party), "topic", spec.name, operation))
             if _is_service(party):
                 rules.add(AclBinding(party, "group", consumer_group_of(party), "Read"))
+        for party in spec.viewers:  # read without a group: no group, no dead letters
+            for operation in ("Read", "Describe"):
+                rules.add(AclBinding(party, "topic", spec.name, operation))
     # The operator looks at every topic (dead letters, delivery state, balances) without a group and
     # at every group's offsets (lag); it writes only what the catalogue says operators produce.
     rules |= {

@@ -149,8 +149,9 @@ class Platform:
 
 
 @asynccontextmanager
-async def platform_world(stack: Stack) -> AsyncIterator[Platform]:
-    async with billing_world(stack, own_delivery_topics=True) as billing:
+async def platform_world(stack: Stack, *, own_commands_topic: bool = False) -> AsyncIterator[Platform]:
+    """`own_commands_topic`: invoicing reads its commands (the sends service's charges) from a topic of the world's."""
+    async with billing_world(stack, own_delivery_topics=True, own_commands_topic=own_commands_topic) as billing:
         assert billing.wallet_runtime is not None
         assert billing.identity is not None
         wallet = RunningWallet(

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
+from aiokafka.errors import ClusterAuthorizationFailedError, KafkaError, TopicAuthorizationFailedError
 
 from adledger_client import sasl_scram_options
 from adledger_contracts.topics import topic as catalogue_topic
@@ -239,3 +239,31 @@ async def test_every_service_starts_and_is_healthy_as_its_own_principal(
     runtime = importlib.import_module(f"adledger_{service}.inject").build(settings)
     async with running(runtime, stack, drop_schemas=list(own_ledger.values())) as client:
         assert (await client.get("/health")).status_code == 200
+
+
+async def test_the_console_views_the_delivery_states_as_its_own_principal_and_may_do_nothing_else(
+    secure_kafka: SecureKafka,
+) -> None:
+    """The console is a viewer of delivery.state.v1 (the catalogue's `viewers`): it reads it from the
+    beginning without a group, sees no other topic and writes nothing."""
+    from adledger_console.delivery import DeliveryStates
+
+    connection = secure_kafka.connection("console")
+    states = DeliveryStates(connection, "delivery.state.v1")
+    reading = asyncio.ensure_future(states.run())
+    try:
+        await asyncio.wait_for(states.caught_up.wait(), timeout=30)
+    finally:
+        reading.cancel()
+        await asyncio.gather(reading, return_exceptions=True)
+    reader = AIOKafkaConsumer(**client_options(connection), enable_auto_commit=False)
+    await reader.start()
+    try:
+        assert await reader.topics() == {"delivery.state.v1"}
+    finally:
+        await reader.stop()
+    before = await _end_offset(secure_kafka, "delivery.state.v1")
+    # Refused before a record is written: the idempotent producer's id (a cluster grant) or the topic's Write.
+    with pytest.raises((TopicAuthorizationFailedError, ClusterAuthorizationFailedError)):
+        await _send(connection, "delivery.state.v1")
+    assert await _end_offset(secure_kafka, "delivery.state.v1") == before

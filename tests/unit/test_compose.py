@@ -32,6 +32,15 @@ def _makefile_services() -> list[str]:
 SERVICES = _makefile_services()
 
 
+def _makefile_frontends() -> list[str]:
+    match = re.search(r"^FRONTENDS := (.+)$", (ROOT / "Makefile").read_text(), re.M)
+    assert match
+    return match.group(1).split()
+
+
+FRONTENDS = _makefile_frontends()
+
+
 def _compose() -> dict[str, Any]:
     return dict(yaml.safe_load((ROOT / "docker-compose.yml").read_text()))
 
@@ -54,7 +63,7 @@ def _settings_class(name: str) -> Any:
 
 def test_compose_runs_kafka_its_acl_setup_postgres_the_init_and_every_service_of_the_makefile() -> None:
     services = _compose()["services"]
-    assert set(services) == {"init", "kafka", "kafka-setup", "postgres", *SERVICES}
+    assert set(services) == {"init", "kafka", "kafka-setup", "postgres", *SERVICES, *FRONTENDS}
     assert "identity" in services
     assert services["kafka"]["image"].startswith("apache/kafka:4.")
     assert services["postgres"]["image"].startswith("postgres:")
@@ -145,6 +154,57 @@ def test_every_secret_is_a_file_the_init_makes_and_the_file_holds_no_secret(tmp_
         assert value not in KNOWN_DEFAULT_SECRETS, value
     assert "adledger:adledger@" not in text and "POSTGRES_PASSWORD:" not in text
     assert "local-platform-token" not in text and "local-webhook-secret" not in text
+
+
+def test_the_console_runs_in_production_its_secret_from_the_init_its_port_local_its_principal_a_viewer(
+    tmp_path: Path,
+) -> None:
+    """The finance console: production profile, its own Kafka principal over SASL, its session secret
+    a file the init makes (refused without it), port 8088 on 127.0.0.1 only, no database, every service
+    URL it calls a service of the compose file; the ACLs let its principal read delivery.state.v1 (no
+    group, no writes) and nothing else."""
+    from adledger_console.config import Settings as ConsoleSettings
+    from adledger_libs.kafka_security import acl_bindings
+
+    compose = _compose()
+    spec = compose["services"]["console"]
+    assert spec["command"] == ["python", "-m", "adledger_console"]
+    assert (ROOT / spec["build"]["context"] / spec["build"]["dockerfile"]).is_file()
+    assert spec["depends_on"] == {"kafka-setup": {"condition": "service_completed_successfully"}}
+    environment = spec["environment"]
+    fields = set(ConsoleSettings.model_fields)
+    for variable in environment:
+        assert variable.removeprefix("ADLEDGER_").lower() in fields, variable
+    assert environment["ADLEDGER_PROFILE"] == "production"
+    assert environment["ADLEDGER_KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT"
+    assert spec["ports"] == ["127.0.0.1:8088:8088"] and environment["ADLEDGER_HTTP_PORT"] == "8088"
+    for variable, url in environment.items():
+        if variable.endswith("_URL"):
+            host, port = url.removeprefix("http://").split(":")
+            assert compose["services"][host]["environment"]["ADLEDGER_HTTP_PORT"] == port, variable
+    targets = {secret["target"]: secret["source"] for secret in spec["secrets"]}
+    assert targets == {"adledger_kafka_sasl_password": "kafka-console",
+                       "adledger_console_session_secret": "console-session-secret"}
+    made = tmp_path / "secrets"
+    runpy.run_path(str(ROOT / "deploy" / "compose" / "init_secrets.py"))["main"](made)
+    settings = {key.removeprefix("ADLEDGER_").lower(): value for key, value in environment.items()}
+    files = {
+        target.removeprefix("adledger_"): (made / compose["secrets"][source]["file"].removeprefix(SECRETS))
+        .read_text().strip()
+        for target, source in targets.items()
+    }
+    ConsoleSettings(**settings, **files).check_safe()
+    for missing in files:
+        try:
+            ConsoleSettings(**settings, **{k: v for k, v in files.items() if k != missing}).check_safe()
+        except UnsafeSettingsError:
+            pass
+        else:
+            raise AssertionError(f"the console would start in production without {missing}")
+    granted = {(rule.resource_type, rule.resource_name, rule.operation)
+               for rule in acl_bindings() if rule.principal == "console"}
+    assert granted == {("topic", "delivery.state.v1", "Read"), ("topic", "delivery.state.v1", "Describe")}
+    assert ConsoleSettings().delivery_state_topic == "delivery.state.v1"
 
 
 def test_the_local_payment_provider_is_off() -> None:

@@ -136,3 +136,16 @@ def test_forms_without_the_sessions_csrf_token_are_refused_before_any_api_call()
     # Signed out: pages send you to sign in.
     client.cookies.clear()
     assert client.get("/bc/bc1").headers["location"] == "/sign-in"
+
+
+def test_t1_the_sandbox_time_is_read_from_a_health_answer_only_when_it_is_a_well_formed_aware_time() -> None:
+    from datetime import UTC, datetime
+
+    from adledger_console.today import sandbox_now
+
+    assert sandbox_now({"sandbox_clock": {"now": "2030-03-10T06:00:00+00:00"}}) == datetime(2030, 3, 10, 6, tzinfo=UTC)
+    assert sandbox_now({"sandbox_clock": {"now": "2030-03-10T08:00:00+02:00"}}) == datetime(2030, 3, 10, 6, tzinfo=UTC)
+    for health in ({}, {"status": "ok"}, {"sandbox_clock": None}, {"sandbox_clock": {"now": None}},
+                   {"sandbox_clock": {"now": "2030-03-10T06:00:00"}}, {"sandbox_clock": {"now": "yesterday"}},
+                   {"sandbox_clock": {"now": "2030-03-10T06:00:00+00:00" + " " * 100}}, [], "x"):
+        assert sandbox_now(health) is None, health

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-SERVICES = ("identity", "wallet", "campaign", "invoicing", "escrow")
+SERVICES = ("identity", "wallet", "campaign", "invoicing", "escrow", "sends")
 
 
 class Refusal(Exception):
@@ -60,6 +60,13 @@ class Apis:
 
     async def get(self, service: str, path: str, token: str, params: Mapping[str, str] | None = None) -> Any:
         return (await self._send(service, "GET", path, token, params=params)).json()
+
+    async def public(self, service: str, path: str) -> Any:
+        """A read that needs no caller (a service's /health)."""
+        try:
+            return (await self._send(service, "GET", path, None)).json()
+        except ValueError:
+            raise Refusal(502, "malformed", f"the {service} service answered {path} with no JSON") from None
 
     async def text(self, service: str, path: str, token: str) -> str:
         return (await self._send(service, "GET", path, token)).text

@@ -31,6 +31,7 @@ from adledger_console.apis import Apis, Refusal
 from adledger_console.config import Settings
 from adledger_console.delivery import DeliveryStates
 from adledger_console.sessions import COOKIE, Session, Signer, new_session
+from adledger_console.today import ConsoleTime
 from adledger_libs.clock import Clock, SystemClock
 from adledger_libs.logs import get_logger
 
@@ -68,10 +69,12 @@ def create_app(
             "campaign": settings.campaign_url,
             "invoicing": settings.invoicing_url,
             "escrow": settings.escrow_url,
+            "sends": settings.sends_url,
         },
         settings.api_timeout_s,
     )
     states = states or DeliveryStates(settings.kafka_connection(), settings.delivery_state_topic)
+    time = ConsoleTime(clock, apis, sandbox=settings.clock == "sandbox")
     here = files("adledger_console")
     templates = Environment(loader=FileSystemLoader(str(here / "templates")), autoescape=select_autoescape(["html"]))
     templates.filters["money"] = money
@@ -299,7 +302,7 @@ def create_app(
     async def business_center(request: Request, business_center_id: str) -> Response:
         async def render(session: Session, context: dict[str, Any]) -> Response:
             path = quote(business_center_id, safe="")
-            today = clock.now().date()
+            today = (await time.now()).date()
             since = (today - timedelta(days=30)).isoformat()
             balance = await apis.get("wallet", f"/v1/balances/{path}", session.token)
             billing = await apis.get("invoicing", f"/v1/owners/{path}/billing", session.token)
@@ -334,6 +337,8 @@ def create_app(
                 total_available=available,
                 runway=overview.runway_days(available, spend, today),
                 currency=currency,
+                today=today,
+                sandbox=time.sandbox,
             )
 
         return await guarded(request, business_center_id, render)
@@ -393,6 +398,37 @@ def create_app(
             balance = await apis.get("wallet", f"/v1/balances/{path}", session.token)
             billing = await apis.get("invoicing", f"/v1/owners/{path}/billing", session.token)
             return page("_summary.html", session, **context, balance=balance, billing=billing)
+
+        return await guarded(request, business_center_id, render)
+
+    @app.get("/bc/{business_center_id}/sends", response_class=HTMLResponse)
+    async def sends_page(request: Request, business_center_id: str) -> Response:
+        """Teams, user balances and sends awaiting approval (U1, U4, U6), from the sends service's lists."""
+
+        async def render(session: Session, context: dict[str, Any]) -> Response:
+            base = f"/v1/business-centers/{quote(business_center_id, safe='')}"
+            teams = await apis.get("sends", f"{base}/teams", session.token)
+            balances: list[dict[str, Any]] | None
+            balances_refusal: Refusal | None = None
+            try:
+                balances = await apis.get("sends", f"{base}/user-balances", session.token)
+            except Refusal as refusal:
+                if refusal.status != 403:
+                    raise
+                # Other users' balances are the Admins' (W9): said so, the rest of the page still shown.
+                balances, balances_refusal = None, refusal
+            waiting = await apis.get("sends", f"{base}/sends", session.token, {"state": "awaiting_approval"})
+            recent = await apis.get("sends", f"{base}/sends", session.token, {"limit": "20"})
+            return page(
+                "sends.html",
+                session,
+                **context,
+                teams=teams,
+                balances=balances,
+                balances_refusal=balances_refusal,
+                waiting=waiting,
+                recent=[send for send in recent if send["state"] != "awaiting_approval"],
+            )
 
         return await guarded(request, business_center_id, render)
 
@@ -505,7 +541,7 @@ def create_app(
             "funding_mode": "prepaid",
             "budget_kind": "lifetime",
             "budget_micros": parse_micros(required(fields, "amount", "a budget")),
-            "ends_at": (clock.now() + timedelta(days=int(days))).isoformat(),
+            "ends_at": ((await time.now()) + timedelta(days=int(days))).isoformat(),
         }
         answer = await apis.command("campaign", "POST", "/v1/campaigns", session.token, fields["idempotency_key"], body)
         return f"Campaign {answer['id']} created as a draft with a budget of {money(answer['budget_micros'])}."
@@ -571,6 +607,58 @@ def create_app(
         )
         return f"The local provider paid the invoice ({effects})."
 
+    async def create_team(session: Session, bc: str, fields: dict[str, str]) -> str:
+        body = {
+            "id": required(fields, "team_id", "a team id"),
+            "business_center_id": bc,
+            "name": required(fields, "name", "a name"),
+            "funding_source_id": required(fields, "funding_source_id", "a funding source"),
+        }
+        answer = await apis.command("sends", "POST", "/v1/teams", session.token, fields["idempotency_key"], body)
+        return f"Team {answer['name']} ({answer['id']}) created, funded from {answer['funding_source_id']}."
+
+    async def set_user_balance(session: Session, bc: str, fields: dict[str, str]) -> str:
+        user = required(fields, "user_id", "a user id")
+        mode, schedule = fields.get("mode", ""), fields.get("schedule", "")
+        if mode not in ("refresh", "rollover") or schedule not in ("daily", "weekly", "monthly"):
+            raise FormError("choose refresh or rollover and a schedule")
+        body = {
+            "team_id": fields.get("team_id", "").strip() or None,
+            "budget_micros": parse_micros(required(fields, "amount", "a budget"), allow_zero=True),
+            "mode": mode,
+            "schedule": schedule,
+        }
+        answer = await apis.command(
+            "sends",
+            "PUT",
+            f"/v1/business-centers/{quote(bc, safe='')}/user-balances/{quote(user, safe='')}",
+            session.token,
+            fields["idempotency_key"],
+            body,
+        )
+        return (
+            f"The budget of {user} is {money(answer['budget_micros'], answer['currency'])} ({mode}, {schedule}); "
+            f"{money(answer['balance_micros'], answer['currency'])} left to send."
+        )
+
+    async def decide_send(session: Session, bc: str, fields: dict[str, str]) -> str:
+        send = required(fields, "send_id", "a send")
+        what = fields.get("command", "")
+        if what not in ("approve", "reject"):
+            raise FormError("choose approve or reject")
+        answer = await apis.command(
+            "sends", "POST", f"/v1/sends/{quote(send, safe='')}/{what}", session.token, fields["idempotency_key"]
+        )
+        charged = (
+            f": {money(answer['charged_micros'], answer['currency'])} charged to {answer['charged_to'].replace('_', ' ')}"
+            if answer["state"] == "charged"
+            else ""
+        )
+        return f"Send {answer['id']} is {answer['state'].replace('_', ' ')}{charged}."
+
+    action("teams", create_team, "team")
+    action("user-balances", set_user_balance, "user-balance")
+    action("send-decisions", decide_send, "decide")
     action("top-ups", top_up, "top-up")
     action("aba", enable_aba, "aba")
     action("allocations", allocate, "allocate")

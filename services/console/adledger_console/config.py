@@ -18,6 +18,7 @@ class Settings(ServiceSettings):
     campaign_url: str = "http://127.0.0.1:8082"
     invoicing_url: str = "http://127.0.0.1:8083"
     escrow_url: str = "http://127.0.0.1:8084"
+    sends_url: str = "http://127.0.0.1:8087"
     #: Signs the session cookie (HMAC-SHA256). Local profile: a random one per start when empty
     #: (a restart signs everyone out); production refuses an empty, default or short one.
     console_session_secret: str = ""

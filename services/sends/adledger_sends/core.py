@@ -127,6 +127,14 @@ class Sends:
         return {"id": team_id, "business_center_id": business_center_id, "name": name,
                 "funding_source_id": source_id}
 
+    async def list_teams(self, work: SendsWork, caller: Caller, business_center_id: str,
+                         limit: int) -> list[dict[str, Any]]:
+        """An account's teams with their funding sources (any role of the account, W9)."""
+        await self._require(work, caller, business_center_id, Action.READ, f"account {business_center_id}")
+        return [{"id": row["id"], "business_center_id": row["business_center_id"], "name": row["name"],
+                 "funding_source_id": row["funding_source_id"]}
+                for row in await work.store.teams(business_center_id, limit)]
+
     async def _paying_source(self, work: SendsWork, business_center_id: str, team_id: str | None) -> Any:
         """U1, U5: the user's team's funding source, or the account's default one without a team."""
         source_id = None
@@ -251,6 +259,13 @@ class Sends:
         elif not caller.is_member_of(business_center_id) and not caller.platform_operator:
             raise UnknownError(f"user balance of {user_id} does not exist")
         return await self._view(work, business_center_id, user_id)
+
+    async def list_user_balances(self, work: SendsWork, caller: Caller, business_center_id: str,
+                                 limit: int) -> list[UserBalanceView]:
+        """Every user balance of an account (its Admins, as for reading another user's balance)."""
+        await self._require(work, caller, business_center_id, Action.MANAGE_SENDS, f"account {business_center_id}")
+        return [await self._view(work, business_center_id, user_id)
+                for user_id in await work.store.user_balance_ids(business_center_id, limit)]
 
     async def _view(self, work: SendsWork, business_center_id: str, user_id: str) -> UserBalanceView:
         row = await work.store.user_balance(business_center_id, user_id)
@@ -392,6 +407,12 @@ class Sends:
 
     async def read_send(self, work: SendsWork, caller: Caller, send_id: str) -> Send:
         return await self._load_send(work, caller, send_id, Action.READ)
+
+    async def list_sends(self, work: SendsWork, caller: Caller, business_center_id: str, state: str | None,
+                         limit: int) -> list[Send]:
+        """An account's sends, newest first, optionally in one state (any role of the account, W9)."""
+        await self._require(work, caller, business_center_id, Action.READ, f"account {business_center_id}")
+        return await work.store.sends_of(business_center_id, state, limit)
 
     async def decide(self, work: SendsWork, caller: Caller, send_id: str, *, approve: bool) -> Send:
         """U4: an Admin approves a waiting send (charged now) or rejects it (never charged)."""

@@ -37,6 +37,8 @@ from adledger_identity.config import Settings as IdentitySettings
 from adledger_order_escrow.config import Settings as EscrowSettings
 from adledger_order_escrow.inject import wire as wire_escrow
 from adledger_identity.inject import wire as wire_identity
+from adledger_sends.config import Settings as SendsSettings
+from adledger_sends.inject import wire as wire_sends
 
 from ..conftest import Stack, unique
 from ..identity_world import PLATFORM, _replicated
@@ -59,6 +61,8 @@ class ConsoleWorld:
     browser: Browser
     escrow: httpx.AsyncClient
     escrow_pool: Any
+    sends: httpx.AsyncClient
+    sends_pool: Any
 
     @property
     def replicas(self) -> list[Any]:
@@ -69,6 +73,7 @@ class ConsoleWorld:
             billing.service.runtime.pool,
             self.platform.campaigns.instance.service.runtime.pool,
             self.escrow_pool,
+            self.sends_pool,
         ]
 
     async def person(self, name: str) -> str:
@@ -159,6 +164,45 @@ class ConsoleWorld:
             headers["Idempotency-Key"] = unique("k")
         return await self.escrow.request(method, path, json=body, headers=headers)
 
+    async def sends_call(self, method: str, path: str, token: str, body: Any = None) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {token}"}
+        if method != "GET":
+            headers["Idempotency-Key"] = unique("k")
+        answer = await self.sends.request(method, path, json=body, headers=headers)
+        assert answer.status_code < 300, answer.text
+        return dict(answer.json())
+
+    async def funding_source(self, business_center_id: str) -> str:
+        """A prepaid funding source registered with invoicing (I6) and attached to the account for its sends."""
+        source = unique("fs")[:40]
+        billing = self.platform.billing
+        answer = await billing.call(
+            billing.invoicing,
+            "POST",
+            "/v1/funding-sources",
+            PLATFORM,
+            {"id": source, "name": "Team budget", "kind": "prepaid_invoice", "currency": "USD",
+             "low_balance_contacts": ["ops@acme.example"], "accounts_payable_contact": "ap@acme.example"},
+        )
+        assert answer.status_code == 201, answer.text
+        await self.sends_call(
+            "POST",
+            "/v1/funding-sources",
+            PLATFORM,
+            {"id": source, "business_center_id": business_center_id, "kind": "prepaid_invoice", "currency": "USD"},
+        )
+        return source
+
+    async def source_balance_until(self, source: str, expected: int) -> None:
+        billing = self.platform.billing
+
+        async def check() -> bool:
+            answer = await billing.call(billing.invoicing, "GET", f"/v1/funding-sources/{source}", PLATFORM)
+            assert answer.status_code == 200, answer.text
+            return int(answer.json()["balance_micros"]) == expected
+
+        await until(check, f"funding source {source} at {expected}")
+
     async def order_until(self, order_id: str, token: str, status: str) -> dict[str, Any]:
         async def check() -> dict[str, Any] | None:
             answer = await self.escrow_call("GET", f"/v1/orders/{order_id}", token)
@@ -217,7 +261,7 @@ async def _serve_console(settings: ConsoleSettings, platform: Platform) -> Async
 async def console(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ConsoleWorld]:
     mine: set[str] = set()
     take_world_tags()  # the world's consumer groups are this fixture's to delete, not the first test's
-    async with platform_world(stack) as platform:
+    async with platform_world(stack, own_commands_topic=True) as platform:
         billing = platform.billing
         assert billing.identity is not None
         identity_settings = IdentitySettings(
@@ -248,12 +292,28 @@ async def console(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Asy
             deadline_poll_interval_ms=3_600_000,
         )
         escrow_runtime = wire_escrow(escrow_settings, platform.clock).runtime
+        sends_settings = SendsSettings(
+            profile="local",
+            database_url=stack.database_url,
+            kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
+            database_schema=unique("t_sends"),
+            ledger_schema=billing.ledger_schema,
+            http_port=free_port(),
+            identity_events_topic=billing.identity.topic,
+            kafka_consumer_group=unique("sends-group"),
+            invoicing_commands_topic=billing.invoicing_commands_topic,
+            outbox_poll_interval_ms=100,
+            schedule_poll_interval_ms=3_600_000,
+        )
+        sends_runtime = wire_sends(sends_settings, platform.clock).runtime
         async with (
             running(wire_identity(identity_settings, platform.clock).runtime, stack) as identity,
             running(escrow_runtime, stack) as escrow,
+            running(sends_runtime, stack) as sends,
         ):
             world_pools = [
                 escrow_runtime.pool,
+                sends_runtime.pool,
                 billing.wallet_runtime.pool,
                 billing.service.runtime.pool,  # type: ignore[union-attr]
                 platform.campaigns.instance.service.runtime.pool,
@@ -269,6 +329,7 @@ async def console(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Asy
                 campaign_url=str(platform.campaigns.client.base_url),
                 invoicing_url=str(billing.invoicing.base_url),
                 escrow_url=str(escrow.base_url),
+                sends_url=str(sends.base_url),
                 delivery_state_topic=billing.state_topic,
                 local_provider_token=PLATFORM,
                 live_refresh_ms=500,
@@ -279,7 +340,9 @@ async def console(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Asy
                     screenshots = Path(tempfile.mkdtemp(prefix="console-screens-"))
                     browser = Browser(driver, url, screenshots)
                     mine = take_world_tags()
-                    yield ConsoleWorld(platform, identity, url, states, browser, escrow, escrow_runtime.pool)
+                    yield ConsoleWorld(
+                        platform, identity, url, states, browser, escrow, escrow_runtime.pool, sends, sends_runtime.pool
+                    )
                 finally:
                     await asyncio.to_thread(driver.quit)
     try:

@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 
 from .browser import PHONE, Browser
+from ..conftest import unique
 from ..identity_world import PLATFORM
 from .conftest import USD, ConsoleWorld, overview_screenshot_target
 
@@ -421,4 +422,84 @@ async def test_w13_overview_charts_the_day_closes_and_spend_per_day_and_shows_th
     runway = await browser.text('[data-figure="runway"]')
     assert "Runway: 9 days" in runway, runway
     await browser.screenshot("overview", also=overview_screenshot_target())
+    await no_console_errors(browser)
+
+
+async def test_u1_u4_u6_w9_teams_user_balances_and_a_send_approved_from_the_page_an_analyst_refused(
+    console: ConsoleWorld, browser: Browser
+) -> None:
+    from .conftest import PASSWORD
+
+    fiona = await console.person("Fiona Admin")
+    business_center = await console.business_center(fiona, name="Gifting Co")
+    ann = await console.person("Ann Analyst")
+    await console.grant(business_center, ann, "analyst")
+    source = await console.funding_source(business_center)
+    identity = console.platform.billing.identity
+    assert identity is not None
+    crm = await identity.integration("crm", scopes=("sends",), replicas=console.replicas)
+    await identity.grant(business_center, crm.user_id, "operator", replicas=console.replicas)
+    fiona_token = await console.sign_in(fiona)
+    campaign = unique("camp")
+    await console.sends_call(
+        "POST",
+        "/v1/send-campaigns",
+        fiona_token,
+        {"id": campaign, "business_center_id": business_center, "name": "Thank-you gifts",
+         "charge_to": "funding_source", "funding_source_id": source, "require_approval": True},
+    )
+    gift = {"campaign_id": campaign, "item_kind": "egift", "description": "Coffee card", "price_micros": 12 * USD}
+    waiting = await console.sends_call("POST", "/v1/sends", crm.token, gift)
+    assert waiting["state"] == "awaiting_approval"
+
+    # The Admin creates a team and sets a user's budget from the page (U1, U6), and sees both.
+    await sign_in(browser, fiona, PASSWORD)
+    await browser.until_text("h1", "Gifting Co")
+    await browser.press("Sends")
+    await browser.until_text("h1", "Sends")
+    team = unique("team")
+    await browser.fill("Team id", team)
+    await browser.fill("Name", "Sales")
+    await browser.fill("Funding source id", source)
+    await browser.press("Create team")
+    await browser.until_text("#outcome-team", "created")
+    await browser.open(f"/bc/{business_center}/sends")
+    await browser.fill("User id", ann)
+    await browser.choose("Team", "Sales")
+    await browser.fill("Budget (USD)", "25")
+    await browser.choose("At each period", "rollover")
+    await browser.press("Set budget")
+    await browser.until_text("#outcome-user-balance", "left to send")
+    await console.source_balance_until(source, -25 * USD)  # the initial budget, charged to the team's source (U6)
+    await browser.open(f"/bc/{business_center}/sends")
+    await browser.until_text(f'tr[data-team="{team}"]', source)
+    row = await browser.text(f'tr[data-user-balance="{ann}"]')
+    assert all(part in row for part in (team, "25.00", "rollover monthly")), row
+    assert "25.00" in await browser.text(f'tr[data-user-balance="{ann}"] [data-figure="left"]')
+
+    # The integration's send waits for approval; the Admin approves it and it is charged (U4).
+    assert "Coffee card" in await browser.text(f'tr[data-send="{waiting["id"]}"]')
+    await browser.press(f"Approve send {waiting['id']}")
+    await browser.until_text("#outcome-decide", "charged")
+    assert "12.00" in await browser.text("#outcome-decide")
+    await console.source_balance_until(source, -37 * USD)
+    await browser.open(f"/bc/{business_center}/sends")
+    await browser.until_text(f'tr[data-send="{waiting["id"]}"] [data-state]', "charged")
+    assert "No sends are waiting for approval" in await browser.text('section[aria-label="Sends awaiting approval"]')
+    await browser.screenshot("sends-approved")
+    await no_console_errors(browser)
+
+    # An analyst sees the teams and the waiting send, but not others' balances; the approval is refused in words.
+    second = await console.sends_call("POST", "/v1/sends", crm.token, gift)
+    await sign_in(browser, ann, PASSWORD)
+    await browser.until_text("h1", "Gifting Co")
+    await browser.open(f"/bc/{business_center}/sends")
+    await browser.until_text(f'tr[data-team="{team}"]', "Sales")
+    assert "permission_denied" in await browser.text('section[aria-label="User balances"]')
+    await browser.press(f"Approve send {second['id']}")
+    await browser.until_text("#outcome-decide", "Refused")
+    refusal = await browser.text("#outcome-decide")
+    assert "permission_denied" in refusal, refusal
+    assert (await console.sends_call("GET", f"/v1/sends/{second['id']}", fiona_token))["state"] == "awaiting_approval"
+    await browser.screenshot("sends-analyst-refused")
     await no_console_errors(browser)

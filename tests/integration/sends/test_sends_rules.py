@@ -302,3 +302,44 @@ async def test_every_sends_edge_is_bounded_and_typed_and_moves_no_money(world: S
                                                                  "name": "x", "funding_source_id": "not-attached"})
     assert foreign.status_code == 404
     assert (await world.balance(business_center, ann.user_id, ann.token))["balance_micros"] == 9 * USD
+
+
+async def test_u1_u4_w9_an_accounts_teams_user_balances_and_waiting_sends_are_listed_to_its_people_only(
+    world: SendsWorld,
+) -> None:
+    business_center, admin = await world.account()
+    source = await world.funding_source(business_center, "prepaid_invoice", prepaid_micros=100 * USD)
+    team = unique("team")
+    await world.ok("POST", "/v1/teams", admin.token,
+                   {"id": team, "business_center_id": business_center, "name": "Sales", "funding_source_id": source})
+    analyst = await world.member(business_center, "ann", role="analyst")
+    await _user_balance(world, business_center, admin.token, analyst.user_id, team_id=team, budget_micros=7 * USD,
+                        mode="rollover", schedule="weekly")
+    crm = await world.integration(business_center)
+    campaign = await _campaign(world, business_center, admin.token, charge_to="funding_source",
+                               funding_source_id=source, require_approval=True)
+    first, second = [(await world.ok("POST", "/v1/sends", crm.token, _send(campaign, p)))["id"] for p in (USD, 2 * USD)]
+    await world.ok("POST", f"/v1/sends/{first}/approve", admin.token)
+    base = f"/v1/business-centers/{business_center}"
+
+    teams = await world.call("GET", f"{base}/teams", analyst.token)
+    assert [(t["id"], t["name"], t["funding_source_id"]) for t in teams.json()] == [(team, "Sales", source)]
+    balances = (await world.call("GET", f"{base}/user-balances", admin.token)).json()
+    assert [(b["user_id"], b["team_id"], b["budget_micros"], b["mode"], b["schedule"], b["balance_micros"])
+            for b in balances] == [(analyst.user_id, team, 7 * USD, "rollover", "weekly", 7 * USD)]
+    waiting = (await world.call("GET", f"{base}/sends?state=awaiting_approval", analyst.token)).json()
+    assert [(s["id"], s["state"], s["price_micros"]) for s in waiting] == [(second, "awaiting_approval", 2 * USD)]
+    every = (await world.call("GET", f"{base}/sends", admin.token)).json()
+    assert sorted((s["id"], s["state"]) for s in every) == sorted([(first, "charged"), (second, "awaiting_approval")])
+    one = (await world.call("GET", f"{base}/sends?limit=1", admin.token)).json()
+    assert len(one) == 1 and one[0]["id"] in (first, second)
+    # W9: other users' balances are the Admins'; another account's people see nothing of it; bounded, typed.
+    refused = await world.call("GET", f"{base}/user-balances", analyst.token)
+    assert (refused.status_code, refused.json()["error"]) == (403, "permission_denied"), refused.text
+    _, stranger = await world.account()
+    for path in ("teams", "user-balances", "sends"):
+        hidden = await world.call("GET", f"{base}/{path}", stranger.token)
+        assert (hidden.status_code, hidden.json()["error"]) == (404, "not_found"), hidden.text
+    for query in ("state=paid", "limit=0", "limit=201"):
+        bad = await world.call("GET", f"{base}/sends?{query}", admin.token)
+        assert bad.status_code == 422 and "error" in bad.json(), bad.text

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from adledger_auth.http import CurrentCaller
 from adledger_auth.roles import PermissionDeniedError
@@ -29,7 +29,7 @@ from adledger_libs.web import (
     RejectionTable,
     responses,
 )
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -162,6 +162,13 @@ class SendAnswer(_Model):
     version: int
 
 
+ListLimit = Annotated[int, Query(ge=1, le=200, description="At most this many (1-200).")]
+SendStateFilter = Annotated[
+    Literal["awaiting_approval", "charged", "rejected", "adjusted"] | None,
+    Query(description="Only sends in this state."),
+]
+
+
 class InsufficientUserBalance(ApiError):
     status_code, code = 409, "insufficient_user_balance"
 
@@ -251,6 +258,36 @@ def router(sends: Sends, commands: Commands, unit: Unit) -> APIRouter:
             return 201, TeamAnswer(**team)
 
         return await commands.run(request, caller_id=caller.user_id, key=key, body=body, apply=apply)
+
+    reads = responses(*AUTHENTICATED_ERRORS, PermissionDenied, NotFound)
+    account_path = "/v1/business-centers/{business_center_id}"
+
+    @api.get(f"{account_path}/teams", response_model=list[TeamAnswer], tags=["teams"],
+             summary="List an account's teams and their funding sources (any role of the account; U1)",
+             responses=reads)
+    async def list_teams(business_center_id: ResourceId, caller: CurrentCaller,
+                         limit: ListLimit = 100) -> list[TeamAnswer]:
+        teams = await commands.read(lambda uow: sends.list_teams(unit(uow), caller, business_center_id, limit))
+        return [TeamAnswer(**team) for team in teams]
+
+    @api.get(f"{account_path}/user-balances", response_model=list[UserBalanceAnswer], tags=["user-balances"],
+             summary="List an account's user balances (its Admins; U1, U6)", responses=reads)
+    async def list_balances(business_center_id: ResourceId, caller: CurrentCaller,
+                            limit: ListLimit = 100) -> list[UserBalanceAnswer]:
+        views = await commands.read(
+            lambda uow: sends.list_user_balances(unit(uow), caller, business_center_id, limit)
+        )
+        return [_balance_answer(view) for view in views]
+
+    @api.get(f"{account_path}/sends", response_model=list[SendAnswer], tags=["sends"],
+             summary="List an account's sends, newest first, optionally in one state (any role of the account; U4)",
+             responses=reads)
+    async def list_sends(business_center_id: ResourceId, caller: CurrentCaller, state: SendStateFilter = None,
+                         limit: ListLimit = 100) -> list[SendAnswer]:
+        found = await commands.read(
+            lambda uow: sends.list_sends(unit(uow), caller, business_center_id, state, limit)
+        )
+        return [_send_answer(send) for send in found]
 
     balance_path = "/v1/business-centers/{business_center_id}/user-balances/{user_id}"
 

@@ -61,7 +61,19 @@ class PostgresSendsStore:
     async def team(self, team_id: str) -> asyncpg.Record | None:
         return await self._conn.fetchrow("select * from teams where id = $1", team_id)
 
+    async def teams(self, business_center_id: str, limit: int) -> list[asyncpg.Record]:
+        return list(await self._conn.fetch(
+            "select * from teams where business_center_id = $1 order by id limit $2", business_center_id, limit
+        ))
+
     # User balances (U1, U6) ------------------------------------------------------------------------
+
+    async def user_balance_ids(self, business_center_id: str, limit: int) -> list[str]:
+        rows = await self._conn.fetch(
+            "select user_id from user_balances where business_center_id = $1 order by user_id limit $2",
+            business_center_id, limit,
+        )
+        return [row["user_id"] for row in rows]
 
     async def user_balance(self, business_center_id: str, user_id: str, *, for_update: bool = False
                            ) -> asyncpg.Record | None:
@@ -151,6 +163,14 @@ class PostgresSendsStore:
         if row is None:
             return None
         return Send(**{name: row[name] for name in Send.__dataclass_fields__})
+
+    async def sends_of(self, business_center_id: str, state: str | None, limit: int) -> list[Send]:
+        rows = await self._conn.fetch(
+            "select * from sends where business_center_id = $1 and ($2::text is null or state = $2)"
+            " order by created_at desc, id limit $3",
+            business_center_id, state, limit,
+        )
+        return [Send(**{name: row[name] for name in Send.__dataclass_fields__}) for row in rows]
 
     # Charges asked of the invoicing service ------------------------------------------------------------
 
