@@ -80,7 +80,6 @@ async def test_s2_w8_an_early_pause_of_a_crashed_attempt_the_retry_does_not_repe
 
     process = world.start()
     await world.wait_done(process)
-    assert process.log_events("announced_pauses_found"), process.tail()
 
     # The database: the spend taken, the account serving, nothing left announced.
     assert await world.fetch(f"select * from {world.schema}.pauses") == []
@@ -105,4 +104,5 @@ async def test_s2_w8_an_early_pause_of_a_crashed_attempt_the_retry_does_not_repe
     ]
     assert state_records, "the key's state was not re-published from the database"
     assert json.loads(state_records[-1].value or b"{}")["serving"] is True
+    assert process.log_events("announced_pauses_found"), "the restart did not find the crashed attempt's pause"
     assert process.terminate() == 0, process.tail()
