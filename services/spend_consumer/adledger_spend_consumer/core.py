@@ -276,8 +276,9 @@ class SpendConsumer:
     async def apply_spends(self, uow: UnitOfWork, batch: list[Inbound[SpendMessage]]) -> None:
         rejections: list[str] = []
         partitions = {(inbound.topic, inbound.partition) for inbound in batch}
-        if self._early_producer is not None:
-            # Registered before the handler runs, so a pause it announces is settled too.
+        if self._pool is not None:
+            # Registered before the handler runs, so a pause it announces is settled too; also with
+            # early pauses turned off, for rows an earlier run left (no statement when there are none).
             uow.before_commit(lambda: self._settle_announced(uow, partitions))
         await self._apply_spends(uow, batch, rejections)
         if rejections:
