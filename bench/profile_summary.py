@@ -17,7 +17,7 @@ STEPS = (
     "_decode", "decode_spend", "model_validate_json", "_drop_applied", "_lock_positions", "_apply_spends",
     "account_profiles", "aba_members", "lock_states", "budgets", "_locked_funds", "charges", "decide_batch",
     "_announce", "create_transfers", "store_charges", "store_campaign_spend", "add_account_spend",
-    "_decide", "publish_balances", "_publish_posted", "_forget_dead_lettered", "flush", "_withdraw_stale",
+    "_decide", "publish_balances", "_publish_posted", "_forget_dead_lettered", "flush", "_settle_announced",
 )
 
 

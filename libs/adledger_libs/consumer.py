@@ -175,6 +175,10 @@ class Subscription:
     #: with the same values, and the reasons of the dead-letter path never change.
     fast_decode: Callable[[bytes], Any] | None = None
     fast_type: type | None = None
+    #: Run when partitions of `topic` are assigned, before any of their records is read, in its own
+    #: unit of work, with those partitions (issue 14: the spend consumer re-publishes from the
+    #: database what an attempt that crashed before its commit announced early).
+    on_assigned: Callable[[UnitOfWork, list[TopicPartition]], Awaitable[None]] | None = None
 
     @property
     def dlq(self) -> str:
@@ -603,6 +607,15 @@ class TransactionalConsumer:
     def seek(self, tp: TopicPartition, offset: int) -> None:
         self._consumer.seek(tp, offset)
 
+    async def assigned(self, assigned: list[TopicPartition]) -> None:
+        """Run the subscriptions' `on_assigned` callbacks for the partitions of their topic."""
+        for topic, subscriptions in sorted(self._subscriptions.items()):
+            partitions = sorted((tp for tp in assigned if tp.topic == topic), key=lambda tp: tp.partition)
+            for subscription in subscriptions:
+                if subscription.on_assigned is not None and partitions:
+                    async with unit_of_work(self._pool, self._relay) as uow:
+                        await subscription.on_assigned(uow, partitions)
+
 
 def next_batch_records(current: int, records: int, elapsed_s: float, max_seconds: float, max_records: int) -> int:
     """How many records the next batch may read: a batch of `records` took `elapsed_s` to apply.
@@ -634,6 +647,7 @@ class _SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         if not assigned:
             return
+        await self._owner.assigned(list(assigned))
         positions = await self._owner.stored_positions(list(assigned))
         for tp, offset in positions.items():
             self._owner.seek(tp, offset)

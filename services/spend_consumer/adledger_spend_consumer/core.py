@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,7 +39,7 @@ from adledger_libs.consumer import Inbound, prune_processed_events, reject
 from adledger_libs.events import encode
 from adledger_libs.logs import get_logger
 from adledger_libs.outbox import OutboxRelay, UnitOfWork, unit_of_work
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from prometheus_client import Counter, Histogram
 
 from adledger_spend_consumer.adapters import postgres
@@ -113,20 +112,20 @@ class SpendConsumer:
     def __init__(
         self, ledger: PostgresLedger, clock: Clock, group_id: str, topics: Topics | None = None,
         early_producer: Callable[[], AIOKafkaProducer | None] | None = None,
+        pool: Callable[[], asyncpg.Pool] | None = None,
     ) -> None:
         """`early_producer` gives the producer that sends a spend's pause the moment it is decided,
-        before the commit (issue 14, lever 4); None keeps every decision on the outbox path."""
+        before the commit (issue 14, lever 4), and `pool` the connections that write each down in
+        `announced_pauses` first; None keeps every decision on the outbox path."""
         self._ledger = ledger
         self._clock = clock
         self._group_id = group_id
         self._topics = topics or Topics()
-        self._early_producer = early_producer
-        #: Pauses sent early whose transaction has not committed yet: (state key, cause) -> (event
-        #: id, cause, the handler call that sent it). A call's entries leave when its unit of work
-        #: commits; what is left belongs to an attempt that rolled back.
-        self._unconfirmed: dict[tuple[str, str], tuple[str, str, object]] = {}
-        #: The handler calls of each unit of work that survived to its commit (savepoints).
-        self._surviving: weakref.WeakKeyDictionary[UnitOfWork, set[object]] = weakref.WeakKeyDictionary()
+        self._early_producer = early_producer if pool is not None else None
+        self._pool = pool
+        #: The spend partitions that may have rows in `announced_pauses` (written by this process,
+        #: or found at assignment): their next batch settles them before it commits.
+        self._announced_partitions: set[tuple[str, int]] = set()
 
     # ------------------------------------------------------------------------------------------
     # Local state from the wallet
@@ -276,19 +275,19 @@ class SpendConsumer:
 
     async def apply_spends(self, uow: UnitOfWork, batch: list[Inbound[SpendMessage]]) -> None:
         rejections: list[str] = []
-        call = object()
-        if self._early_producer is not None:
-            self._watch_early(uow, call)
-        await self._apply_spends(uow, batch, rejections, call)
+        partitions = {(inbound.topic, inbound.partition) for inbound in batch}
+        if self._pool is not None:
+            # Registered before the handler runs, so a pause it announces is settled too; also with
+            # early pauses turned off, for rows an earlier run left (no statement when there are none).
+            uow.before_commit(lambda: self._settle_announced(uow, partitions))
+        await self._apply_spends(uow, batch, rejections)
         if rejections:
             # One line per batch, not one per record: a backlog of bad records must not flood the
             # log; each record keeps its reason in its `dlq-reason` header.
             log.warning("spends_dead_lettered", count=len(rejections), batch_records=len(batch), first_reason=rejections[0])
             MESSAGES_DEAD_LETTERED.inc(len(rejections))
 
-    async def _apply_spends(
-        self, uow: UnitOfWork, batch: list[Inbound[SpendMessage]], rejections: list[str], call: object
-    ) -> None:
+    async def _apply_spends(self, uow: UnitOfWork, batch: list[Inbound[SpendMessage]], rejections: list[str]) -> None:
         now = self._clock.now()
         today = now.date()
         conn = uow.conn
@@ -377,7 +376,7 @@ class SpendConsumer:
         ]
         if changes and self._early_producer is not None:
             # The pauses leave now, before the batch's writes and its commit (see `_announce`).
-            await self._announce(delivery.resolve(states, changes)[0], now, call, accepted)
+            await self._announce(delivery.resolve(states, changes)[0], now, accepted)
 
         currency_of_owner = _currency_of_owners(everyone.values())
         requests = _transfer_requests(decision.movements, currency_of_owner, _batch_tag(accepted))
@@ -515,88 +514,101 @@ class SpendConsumer:
     # ------------------------------------------------------------------------------------------
 
     async def _announce(
-        self, transitions: Sequence[Transition], now: datetime, call: object, accepted: Sequence[Inbound[SpendMessage]]
+        self, transitions: Sequence[Transition], now: datetime, accepted: Sequence[Inbound[SpendMessage]]
     ) -> None:
         """Send each pause a spend caused on delivery.control.v1 now, before the commit, under the
         event id its outbox row carries (`pause_event_id`): the relay's copy after the commit is a
-        duplicate subscribers drop. An early pause is always safe (it only stops serving sooner);
-        an attempt that rolls back and is applied again decides the same pause with the same id,
-        and one that decides otherwise withdraws it (`_withdraw_stale`)."""
+        duplicate subscribers drop. An early pause is always safe (it only stops serving sooner).
+
+        Each is first written down in `announced_pauses`, in its own committed statement (one round
+        trip, only for a batch that pauses), with the spend partition of its cause: whatever happens
+        to this attempt (a rollback, a crash of the process), the next batch of that partition to
+        commit settles it against the database (`_settle_announced`)."""
         producer = self._early_producer() if self._early_producer is not None else None
-        if producer is None:
+        if producer is None or self._pool is None:
             return
-        trace_of_event: dict[str, str] | None = None
+        inbound_of_event = {inbound.event_id: inbound for inbound in accepted}
+        pauses: list[tuple[Transition, Inbound[SpendMessage]]] = []
         for transition in transitions:
             change = transition.change
-            if transition.action != "pause" or change.cause_event_id is None:
-                continue
-            if trace_of_event is None:
-                trace_of_event = {inbound.event_id: inbound.trace_id for inbound in accepted}
-            message = _decision(transition, now, change.overspend_micros)
-            envelope = encode(
-                message, key=change.ad_account_id, trace_id=trace_of_event.get(change.cause_event_id) or "spend",
-            )
+            if transition.action == "pause" and change.cause_event_id in inbound_of_event:
+                pauses.append((transition, inbound_of_event[change.cause_event_id]))
+        if not pauses:
+            return
+        envelopes = [
+            (encode(_decision(transition, now, transition.change.overspend_micros),
+                    key=transition.change.ad_account_id, trace_id=cause.trace_id or "spend"), transition, cause)
+            for transition, cause in pauses
+        ]
+        async with self._pool().acquire() as conn:
+            await postgres.record_announced_pauses(conn, [
+                (cause.topic, cause.partition, transition.change.key, transition.change.cause, envelope.event_id)
+                for envelope, transition, cause in envelopes
+            ], now)
+        self._announced_partitions.update((cause.topic, cause.partition) for _, _, cause in envelopes)
+        for envelope, _, _ in envelopes:
             sent = await producer.send(
                 self._topics.delivery_control, envelope.value, key=envelope.key, headers=list(envelope.headers)
             )
             sent.add_done_callback(_log_early_failure)
-            self._unconfirmed[(change.key, change.cause)] = (envelope.event_id, change.cause, call)
             EARLY_PAUSES.labels("sent").inc()
 
-    def _watch_early(self, uow: UnitOfWork, call: object) -> None:
-        """Count this handler call as surviving when its unit of work reaches its commit (a call
-        in a savepoint that rolled back never does), then withdraw, before that commit, what an
-        attempt that never committed announced; once committed, forget what was announced."""
+    async def find_announced(self, uow: UnitOfWork, assigned: Sequence[TopicPartition]) -> None:
+        """On assignment of spend partitions, before any record is read: the ones with pauses
+        announced by an attempt that never committed (the process crashed, here or in another
+        instance) are settled by their next batch. That batch is the crashed attempt's records read
+        again (its position never moved): it decides the pause again under the same id, or it
+        withdraws it, in the transaction that commits the outcome."""
+        rows = await uow.conn.fetch(
+            """select distinct a.topic, a.partition from announced_pauses a
+               join unnest($1::text[], $2::int[]) as v(topic, partition) on a.topic = v.topic and a.partition = v.partition""",
+            [tp.topic for tp in assigned], [tp.partition for tp in assigned],
+        )
+        found = {(row["topic"], row["partition"]) for row in rows}
+        if found:
+            log.warning("announced_pauses_found", partitions=sorted(f"{topic}:{partition}" for topic, partition in found))
+        self._announced_partitions.update(found)
 
-        async def survived() -> None:
-            surviving = self._surviving.get(uow)
-            if surviving is None:
-                surviving = self._surviving[uow] = set()
-                # Registered while the unit of work flushes: runs after every call's `survived`.
-                uow.before_commit(lambda: self._withdraw_stale(uow))
-            surviving.add(call)
-
-        uow.before_commit(survived)
-
-    async def _withdraw_stale(self, uow: UnitOfWork) -> None:
-        surviving = self._surviving.get(uow, set())
-        stale = {key: entry for key, entry in self._unconfirmed.items() if entry[2] not in surviving}
-        if stale:
-            rows = await postgres.delivery_states(uow.conn, sorted({key for key, _ in stale}))
-            now = self._clock.now()
-            for (key, _), (_, cause, _) in sorted(stale.items()):
-                row = rows.get(key)
-                ad_account_id, _, campaign_id = key.partition("/")
-                causes = row[2] if row is not None else ()
-                if cause in causes:
-                    continue  # paused for that cause in the database too: the early pause stands
-                serving = not causes
-                reason = REASON_PAUSE_WITHDRAWN if serving else causes[-1]
-                if serving:
-                    uow.publish(
-                        DeliveryDecided(
-                            ad_account_id=ad_account_id, campaign_id=campaign_id or None, action="resume",
-                            reason=REASON_PAUSE_WITHDRAWN, business_center_id=None, decided_at=now,
-                            cause_event_id=None, overspend_micros=0 if cause == REASON_INSUFFICIENT_FUNDS else None,
-                        ),
-                        topic=self._topics.delivery_control, key=ad_account_id,
-                    )
-                    EARLY_PAUSES.labels("withdrawn").inc()
+    async def _settle_announced(self, uow: UnitOfWork, partitions: set[tuple[str, int]]) -> None:
+        """Before the batch commits: take the announced pauses of its partitions (rows of this
+        attempt, of a rolled-back one, of one that crashed) and withdraw each that the database
+        does not hold paused for its cause: a `resume` with reason `pause_withdrawn` and the key's
+        state from the database. The deletes commit with the batch; a rollback keeps the rows."""
+        flagged = sorted(partitions & self._announced_partitions)
+        if not flagged:
+            return
+        taken = await postgres.take_announced_pauses(uow.conn, flagged)
+        uow.after_commit(lambda: self._announced_partitions.difference_update(flagged))
+        if not taken:
+            return
+        rows = await postgres.delivery_states(uow.conn, sorted({key for key, _ in taken}))
+        now = self._clock.now()
+        for key, cause in taken:
+            row = rows.get(key)
+            ad_account_id, _, campaign_id = key.partition("/")
+            causes = row[2] if row is not None else ()
+            if cause in causes:
+                continue  # paused for that cause in the database too: the early pause stands
+            serving = not causes
+            reason = REASON_PAUSE_WITHDRAWN if serving else causes[-1]
+            if serving:
                 uow.publish(
-                    DeliveryStateChanged(
-                        ad_account_id=ad_account_id, campaign_id=campaign_id or None, serving=serving, reason=reason,
-                        updated_at=now,
+                    DeliveryDecided(
+                        ad_account_id=ad_account_id, campaign_id=campaign_id or None, action="resume",
+                        reason=REASON_PAUSE_WITHDRAWN, business_center_id=None, decided_at=now,
+                        cause_event_id=None, overspend_micros=0 if cause == REASON_INSUFFICIENT_FUNDS else None,
                     ),
-                    topic=self._topics.delivery_state, key=key,
+                    topic=self._topics.delivery_control, key=ad_account_id,
                 )
-                log.warning("early_pause_withdrawn", key=key, cause=cause, serving=serving)
-
-        def forget() -> None:
-            for key, entry in list(self._unconfirmed.items()):
-                if entry[2] in surviving or stale.get(key) == entry:
-                    del self._unconfirmed[key]
-
-        uow.after_commit(forget)
+                EARLY_PAUSES.labels("withdrawn").inc()
+            uow.publish(
+                DeliveryStateChanged(
+                    ad_account_id=ad_account_id, campaign_id=campaign_id or None, serving=serving, reason=reason,
+                    updated_at=now,
+                ),
+                topic=self._topics.delivery_state, key=key,
+            )
+            log.warning("early_pause_withdrawn", key=key, cause=cause, serving=serving)
 
     async def _locked_funds(self, uow: UnitOfWork, owners: list[Owner], currencies: set[str]) -> dict[Owner, OwnerFunds]:
         """Lock every account the batch may move, sorted by id as the ledger does, and read them,

@@ -40,7 +40,7 @@ def wire(settings: Settings | None = None, clock: Clock | None = None) -> Servic
     )
     consumer = SpendConsumer(
         PostgresLedger(settings.ledger_schema), clock, settings.consumer_group, topics,
-        early_producer=(lambda: runtime.producer) if settings.early_pauses else None,
+        early_producer=(lambda: runtime.producer) if settings.early_pauses else None, pool=lambda: runtime.pool,
     )
     runtime.subscribe(*kafka.subscriptions(consumer, settings))
     budget_periods = BudgetPeriods(lambda: runtime.pool, lambda: runtime.relay, consumer)

@@ -6,6 +6,8 @@ Run as a script by the resilience tests, never imported by the service. Settings
   transaction committed and before the offsets are committed to Kafka (Kafka never hears of it).
 - ADLEDGER_TEST_CRASH_POINT=outbox_published: SIGKILL itself at the Nth relay round, after Kafka
   acknowledged the outbox rows and before they are deleted (they are published again).
+- ADLEDGER_TEST_CRASH_POINT=early_pause_sent: SIGKILL itself at the Nth batch that announced a
+  pause early (issue 14), once the broker has it and before the batch's transaction commits.
 - ADLEDGER_TEST_CRASH_AFTER=N: which occurrence (default 1).
 - ADLEDGER_TEST_REWIND=1: on every assignment, read the partitions from offset 0 again, as a broker
   redelivering everything would; only the stored positions then stand between it and doubles.
@@ -53,6 +55,19 @@ elif POINT == "outbox_published":
         original_init(self, *args, **{**kwargs, "after_publish": _after_publish})
 
     outbox_module.OutboxRelay.__init__ = _init  # type: ignore[method-assign]
+elif POINT == "early_pause_sent":
+    from adledger_spend_consumer import core as core_module
+
+    original_announce = core_module.SpendConsumer._announce
+
+    async def _announce(self: Any, transitions: Any, *args: Any) -> None:
+        await original_announce(self, transitions, *args)
+        producer = self._early_producer() if self._early_producer is not None else None
+        if producer is not None and any(transition.action == "pause" for transition in transitions):
+            await producer.flush()
+            _occurrence()
+
+    core_module.SpendConsumer._announce = _announce  # type: ignore[method-assign]
 elif POINT:
     raise SystemExit(f"unknown ADLEDGER_TEST_CRASH_POINT {POINT!r}")
 

@@ -33,7 +33,7 @@ def subscriptions(consumer: SpendConsumer, settings: Settings) -> list[Subscript
         Subscription(topic=settings.campaign_events_topic, model=AdAccountBudgetCapChanged, handler=consumer.apply_caps),
         Subscription(
             topic=settings.spend_topic, model=SpendReported, handler=consumer.apply_spends,
-            fast_decode=decode_spend, fast_type=SpendRecord,
+            fast_decode=decode_spend, fast_type=SpendRecord, on_assigned=consumer.find_announced,
         ),
         Subscription(topic=settings.balances_topic, model=BalanceChanged, handler=consumer.apply_balances),
     ]

@@ -468,3 +468,31 @@ async def add_account_spend(conn: asyncpg.Connection, spend_micros_by_account: M
         [micros for _, micros in items],
         today,
     )
+
+
+async def record_announced_pauses(
+    conn: asyncpg.Connection, rows: Sequence[tuple[str, int, str, str, str]], now: datetime
+) -> None:
+    """Write down (topic, partition, key, cause, event id) of pauses about to be sent early, in
+    the caller's own committed statement (issue 14). The same pause announced again keeps its row."""
+    await conn.execute(
+        """insert into announced_pauses (topic, partition, key, cause, event_id, announced_at)
+           select v.topic, v.partition, v.key, v.cause, v.event_id, $6
+           from unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[]) as v(topic, partition, key, cause, event_id)
+           on conflict (topic, partition, key, cause) do update set event_id = excluded.event_id""",
+        [row[0] for row in rows], [row[1] for row in rows], [row[2] for row in rows],
+        [row[3] for row in rows], [row[4] for row in rows], now,
+    )
+
+
+async def take_announced_pauses(
+    conn: asyncpg.Connection, partitions: Sequence[tuple[str, int]]
+) -> list[tuple[str, str]]:
+    """Delete the announced pauses of these partitions in the caller's transaction and return
+    their (key, cause), sorted: the transaction that commits them owns their outcome."""
+    rows = await conn.fetch(
+        """delete from announced_pauses a using unnest($1::text[], $2::int[]) as v(topic, partition)
+           where a.topic = v.topic and a.partition = v.partition returning a.key, a.cause""",
+        [topic for topic, _ in partitions], [partition for _, partition in partitions],
+    )
+    return sorted({(row["key"], row["cause"]) for row in rows})
