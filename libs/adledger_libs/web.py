@@ -26,6 +26,7 @@ import hashlib
 import json
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Annotated, Any
 
 import asyncpg
@@ -484,6 +485,32 @@ def _document_security(app: FastAPI, *, authenticated: bool, public: Sequence[st
 def openapi_text(app: FastAPI) -> str:
     """The OpenAPI document as it is checked in: sorted keys, two-space indent, a final newline."""
     return json.dumps(app.openapi(), indent=2, sort_keys=True) + "\n"
+
+
+class OpenApiDocument:
+    """A service's OpenAPI document, as served at /openapi.json and checked in at
+    schemas/openapi/<name>.json, made from its app without a database (`make schemas`)."""
+
+    def __init__(self, name: str, app: Callable[[], FastAPI]) -> None:
+        self.name = name
+        self._app = app
+
+    def text(self) -> str:
+        return openapi_text(self._app())
+
+    def document(self) -> dict[str, Any]:
+        document: dict[str, Any] = json.loads(self.text())
+        return document
+
+    def write(self, directory: Path) -> Path:
+        path = directory / f"{self.name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.text(), encoding="utf-8")
+        return path
+
+    def main(self, argv: Sequence[str]) -> None:
+        """`python -m adledger_<service>.inject [directory]`: write the document (schemas/openapi)."""
+        print(self.write(Path(argv[1] if len(argv) > 1 else "schemas/openapi")))
 
 
 class Commands:

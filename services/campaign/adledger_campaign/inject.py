@@ -3,15 +3,12 @@ their own settings, clock and topics."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from importlib.resources import files
-from pathlib import Path
-from typing import Any
 
 from adledger_libs.clock import Clock
 from adledger_libs.runtime import ServiceRuntime, clock_for
-from adledger_libs.web import Commands, openapi_text
+from adledger_libs.web import Commands, OpenApiDocument
 
 from adledger_campaign.adapters import http, kafka
 from adledger_campaign.adapters.postgres import PostgresCampaignUnitOfWork, next_deadline, transactions
@@ -67,25 +64,15 @@ def build(settings: Settings | None = None, clock: Clock | None = None) -> Servi
     return wire(settings, clock).runtime
 
 
-def openapi() -> dict[str, Any]:
-    """The OpenAPI document the service serves at /openapi.json (no database needed)."""
-    document: dict[str, Any] = json.loads(openapi_document())
-    return document
-
-
-def openapi_document() -> str:
-    """The OpenAPI document as checked in at schemas/openapi/campaign.json (no database needed)."""
-    return openapi_text(build(Settings(profile="local")).http_app())
-
-
-def write_openapi(directory: Path) -> Path:
-    path = directory / "campaign.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(openapi_document(), encoding="utf-8")
-    return path
+#: The OpenAPI document (no database needed);
+#: `python -m adledger_campaign.inject` writes schemas/openapi/campaign.json.
+DOCUMENT = OpenApiDocument("campaign", lambda: build(Settings(profile="local")).http_app())
+openapi = DOCUMENT.document
+openapi_document = DOCUMENT.text
+write_openapi = DOCUMENT.write
 
 
 if __name__ == "__main__":
     import sys
 
-    print(write_openapi(Path(sys.argv[1] if len(sys.argv) > 1 else "schemas/openapi")))
+    DOCUMENT.main(sys.argv)

@@ -3,16 +3,13 @@ own settings, clock and (for the clock jobs) payment provider."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from importlib.resources import files
-from pathlib import Path
-from typing import Any
 
 from adledger_ledger.postgres import PostgresLedger
 from adledger_libs.clock import Clock
 from adledger_libs.runtime import ServiceRuntime, clock_for
-from adledger_libs.web import Commands, openapi_text
+from adledger_libs.web import Commands, OpenApiDocument
 
 from adledger_invoicing.adapters import http, kafka
 from adledger_invoicing.adapters.local_provider import LocalPaymentProvider
@@ -103,25 +100,15 @@ def build(settings: Settings | None = None, clock: Clock | None = None) -> Servi
     return wire(settings, clock).runtime
 
 
-def openapi() -> dict[str, Any]:
-    """The OpenAPI document as checked in (production: no local provider), as a dictionary."""
-    document: dict[str, Any] = json.loads(openapi_document())
-    return document
-
-
-def openapi_document() -> str:
-    """The API as production serves it (no local provider), checked in at schemas/openapi/invoicing.json."""
-    return openapi_text(build(Settings(profile="production")).http_app())
-
-
-def write_openapi(directory: Path) -> Path:
-    path = directory / "invoicing.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(openapi_document(), encoding="utf-8")
-    return path
+#: The OpenAPI document (the production document: no local provider);
+#: `python -m adledger_invoicing.inject` writes schemas/openapi/invoicing.json.
+DOCUMENT = OpenApiDocument("invoicing", lambda: build(Settings(profile="production")).http_app())
+openapi = DOCUMENT.document
+openapi_document = DOCUMENT.text
+write_openapi = DOCUMENT.write
 
 
 if __name__ == "__main__":
     import sys
 
-    print(write_openapi(Path(sys.argv[1] if len(sys.argv) > 1 else "schemas/openapi")))
+    DOCUMENT.main(sys.argv)

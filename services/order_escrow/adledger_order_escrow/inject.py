@@ -3,15 +3,12 @@ adapters. Tests pass their own settings and clock, and may replace the core."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from importlib.resources import files
-from pathlib import Path
-from typing import Any
 
 from adledger_libs.clock import Clock
 from adledger_libs.runtime import ServiceRuntime, clock_for
-from adledger_libs.web import Commands, openapi_text
+from adledger_libs.web import Commands, OpenApiDocument
 
 from adledger_order_escrow.adapters import http, kafka
 from adledger_order_escrow.adapters.postgres import PostgresUnitOfWork, next_deadline, units_of_work
@@ -67,20 +64,15 @@ def build(settings: Settings | None = None, clock: Clock | None = None) -> Servi
     return wire(settings, clock).runtime
 
 
-def openapi() -> dict[str, Any]:
-    """The OpenAPI document the service serves at /openapi.json (checked in as schemas/openapi/order_escrow.json)."""
-    document: dict[str, Any] = json.loads(openapi_text(build(Settings(profile="local")).http_app()))
-    return document
-
-
-def write_openapi(directory: Path) -> Path:
-    path = directory / "order_escrow.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(openapi_text(build(Settings(profile="local")).http_app()), encoding="utf-8")
-    return path
+#: The OpenAPI document (no database needed);
+#: `python -m adledger_order_escrow.inject` writes schemas/openapi/order_escrow.json.
+DOCUMENT = OpenApiDocument("order_escrow", lambda: build(Settings(profile="local")).http_app())
+openapi = DOCUMENT.document
+openapi_document = DOCUMENT.text
+write_openapi = DOCUMENT.write
 
 
 if __name__ == "__main__":
     import sys
 
-    print(write_openapi(Path(sys.argv[1] if len(sys.argv) > 1 else "schemas/openapi")))
+    DOCUMENT.main(sys.argv)

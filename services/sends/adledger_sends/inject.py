@@ -3,16 +3,13 @@ own settings, clock and topics."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from importlib.resources import files
-from pathlib import Path
-from typing import Any
 
 from adledger_ledger.postgres import PostgresLedger
 from adledger_libs.clock import Clock
 from adledger_libs.runtime import ServiceRuntime, clock_for
-from adledger_libs.web import Commands, openapi_text
+from adledger_libs.web import Commands, OpenApiDocument
 
 from adledger_sends.adapters import http
 from adledger_sends.adapters.postgres import PostgresSendsWork, transactions
@@ -56,24 +53,15 @@ def build(settings: Settings | None = None, clock: Clock | None = None) -> Servi
     return wire(settings, clock).runtime
 
 
-def openapi() -> dict[str, Any]:
-    document: dict[str, Any] = json.loads(openapi_document())
-    return document
-
-
-def openapi_document() -> str:
-    """The OpenAPI document as checked in at schemas/openapi/sends.json (no database needed)."""
-    return openapi_text(build(Settings(profile="local")).http_app())
-
-
-def write_openapi(directory: Path) -> Path:
-    path = directory / "sends.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(openapi_document(), encoding="utf-8")
-    return path
+#: The OpenAPI document (no database needed);
+#: `python -m adledger_sends.inject` writes schemas/openapi/sends.json.
+DOCUMENT = OpenApiDocument("sends", lambda: build(Settings(profile="local")).http_app())
+openapi = DOCUMENT.document
+openapi_document = DOCUMENT.text
+write_openapi = DOCUMENT.write
 
 
 if __name__ == "__main__":
     import sys
 
-    print(write_openapi(Path(sys.argv[1] if len(sys.argv) > 1 else "schemas/openapi")))
+    DOCUMENT.main(sys.argv)

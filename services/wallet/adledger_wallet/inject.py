@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
 
 from dataclasses import dataclass
 from importlib.resources import files
-from pathlib import Path
 
 from adledger_ledger.postgres import LEDGER_MIGRATIONS, PostgresLedger
 from adledger_libs.clock import Clock
 from adledger_libs.db import connect
 from adledger_libs.outbox import unit_of_work
 from adledger_libs.runtime import ServiceRuntime, clock_for
-from adledger_libs.web import Commands
+from adledger_libs.web import Commands, OpenApiDocument
 from adledger_wallet.adapters import http, kafka
 from adledger_wallet.adapters.postgres import PostgresWalletStore, move_legacy_payouts
 from adledger_wallet.config import Settings
@@ -82,21 +79,15 @@ def build(settings: Settings | None = None, clock: Clock | None = None) -> Servi
     return wire(settings, clock).runtime
 
 
-def openapi() -> dict[str, Any]:
-    """The OpenAPI document FastAPI generates, as served at /openapi.json (no database needed)."""
-    document: dict[str, Any] = build(Settings(profile="local")).http_app().openapi()
-    return document
-
-
-def write_openapi(directory: Path) -> Path:
-    """The OpenAPI document, served at /openapi.json and checked in at schemas/openapi/wallet.json."""
-    path = directory / "wallet.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(openapi(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return path
+#: The OpenAPI document (no database needed);
+#: `python -m adledger_wallet.inject` writes schemas/openapi/wallet.json.
+DOCUMENT = OpenApiDocument("wallet", lambda: build(Settings(profile="local")).http_app())
+openapi = DOCUMENT.document
+openapi_document = DOCUMENT.text
+write_openapi = DOCUMENT.write
 
 
 if __name__ == "__main__":
     import sys
 
-    print(write_openapi(Path(sys.argv[1] if len(sys.argv) > 1 else "schemas/openapi")))
+    DOCUMENT.main(sys.argv)
