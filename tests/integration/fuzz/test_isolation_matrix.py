@@ -120,6 +120,7 @@ EXPECTATIONS: dict[tuple[str, str, str], Expect] = {
     ("campaign", "PUT", "/v1/ad-accounts/{ad_account_id}/budget-cap"): member(Action.CHANGE_BUDGET),
     ("campaign", "POST", "/v1/campaigns"): member(Action.MANAGE_CAMPAIGNS),
     ("campaign", "GET", "/v1/campaigns/{campaign_id}"): member(Action.READ),
+    ("campaign", "GET", "/v1/ad-accounts/{ad_account_id}/campaigns"): member(Action.READ),
     ("campaign", "POST", "/v1/campaigns/{campaign_id}/activate"): member(Action.MANAGE_CAMPAIGNS),
     ("campaign", "PUT", "/v1/campaigns/{campaign_id}/budget"): member(Action.MANAGE_CAMPAIGNS),
     ("campaign", "POST", "/v1/campaigns/{campaign_id}/pause"): member(Action.MANAGE_CAMPAIGNS),
