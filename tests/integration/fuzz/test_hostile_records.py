@@ -62,6 +62,13 @@ MOVES_BY_DESIGN = {"consumer_positions"}
 NOT_IN_A_WORLD = {
     ("invoicing", "invoicing.alert-thresholds.v1"): "the e-mail alerts app (`adledger_invoicing.alerts`), its own runtime",
 }
+#: Services of the repository the catalogue names as consumers that have no `ServiceRuntime` (so no
+#: group, no dead-letter topic, nothing a world could walk), with the reason. The catalogue's entry is
+#: their Kafka principal's ACL.
+NOT_A_RUNTIME = {
+    "console": "the finance console (issue 18) asks the services over HTTP; its one Kafka reader, the "
+    "delivery.state.v1 view, has no group and skips what it cannot parse (planned: identity.events.v1)",
+}
 SERVICES = Path(__file__).resolve().parents[3] / "services"
 RawRecord = tuple[bytes | None, bytes, list[tuple[str, bytes]]]
 
@@ -247,10 +254,11 @@ def test_every_consumed_topic_of_the_catalogue_is_fuzzed() -> None:
     """Every service the topic catalogue names as a consumer has a world here, and every topic and
     type it consumes there is one its runtime subscribes (what the test above walks)."""
     services = set(KITS)
-    # The catalogue's consumers that are services of this repository (not an external reader, and
-    # not one only planned, such as the sends service or the console).
+    # The catalogue's consumers that are services of this repository (not an external reader, not one only
+    # planned, and not one without a runtime: `NOT_A_RUNTIME`).
     built = {path.name for path in SERVICES.iterdir() if (path / f"adledger_{path.name}").is_dir()}
-    consumers = {consumer for spec in CATALOGUE for consumer in spec.consumers if consumer in built}
+    consumers = {consumer for spec in CATALOGUE for consumer in spec.consumers
+                 if consumer in built and consumer not in NOT_A_RUNTIME}
     assert consumers, "no consumer of the catalogue found among the services"
     assert consumers <= services, f"services that consume topics but have no fuzzing world: {consumers - services}"
     import importlib

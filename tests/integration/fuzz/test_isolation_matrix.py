@@ -120,6 +120,7 @@ EXPECTATIONS: dict[tuple[str, str, str], Expect] = {
     ("campaign", "PUT", "/v1/ad-accounts/{ad_account_id}/budget-cap"): member(Action.CHANGE_BUDGET),
     ("campaign", "POST", "/v1/campaigns"): member(Action.MANAGE_CAMPAIGNS),
     ("campaign", "GET", "/v1/campaigns/{campaign_id}"): member(Action.READ),
+    ("campaign", "GET", "/v1/ad-accounts/{ad_account_id}/campaigns"): member(Action.READ),
     ("campaign", "POST", "/v1/campaigns/{campaign_id}/activate"): member(Action.MANAGE_CAMPAIGNS),
     ("campaign", "PUT", "/v1/campaigns/{campaign_id}/budget"): member(Action.MANAGE_CAMPAIGNS),
     ("campaign", "POST", "/v1/campaigns/{campaign_id}/pause"): member(Action.MANAGE_CAMPAIGNS),
@@ -171,6 +172,26 @@ EXPECTATIONS: dict[tuple[str, str, str], Expect] = {
     ("invoicing", "GET", "/v1/subscriptions/{owner_id}"): member(Action.READ),
     ("invoicing", "PUT", "/v1/subscriptions/{owner_id}"): platform(),
     ("invoicing", "POST", "/v1/top-ups"): member(Action.REQUEST_TOP_UP),
+    # sends (U1-U6): the operator attaches funding sources and reports final costs (U5); the account's
+    # Admins manage teams, balances, campaigns and approvals (MANAGE_SENDS); members send (SEND). The
+    # user balance read is the tenant's Analyst's, who may read their own; the send read is the
+    # integration's, waiting for approval (U4).
+    ("sends", "POST", "/v1/funding-sources"): platform(),
+    ("sends", "PUT", "/v1/business-centers/{business_center_id}/default-funding-source"): member(Action.MANAGE_SENDS),
+    ("sends", "POST", "/v1/teams"): member(Action.MANAGE_SENDS),
+    ("sends", "PUT", "/v1/business-centers/{business_center_id}/user-balances/{user_id}"): member(Action.MANAGE_SENDS),
+    ("sends", "GET", "/v1/business-centers/{business_center_id}/user-balances/{user_id}"): member(
+        Action.MANAGE_SENDS, analyst=OK),
+    ("sends", "POST", "/v1/send-campaigns"): member(Action.MANAGE_SENDS),
+    # The console's reads (issue 18): teams and sends to every member, everyone's balances to Admins.
+    ("sends", "GET", "/v1/business-centers/{business_center_id}/teams"): member(Action.READ),
+    ("sends", "GET", "/v1/business-centers/{business_center_id}/sends"): member(Action.READ),
+    ("sends", "GET", "/v1/business-centers/{business_center_id}/user-balances"): member(Action.MANAGE_SENDS),
+    ("sends", "POST", "/v1/sends"): member(Action.SEND),
+    ("sends", "GET", "/v1/sends/{send_id}"): member(Action.READ),
+    ("sends", "POST", "/v1/sends/{send_id}/approve"): member(Action.MANAGE_SENDS),
+    ("sends", "POST", "/v1/sends/{send_id}/reject"): member(Action.MANAGE_SENDS),
+    ("sends", "POST", "/v1/sends/{send_id}/final-cost"): platform(),
 }
 
 

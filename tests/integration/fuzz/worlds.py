@@ -402,9 +402,10 @@ async def balance_until(world: World, owner_id: str, real_micros: int) -> None:
 
 @asynccontextmanager
 async def _money_world(
-    service: str, stack: Stack, new_topic: TopicFactory, extra: Callable[..., Awaitable[Part | None]] | None = None,
+    service: str, stack: Stack, new_topic: TopicFactory,
+    extra: Callable[..., Awaitable[Part | list[Part] | None]] | None = None,
 ) -> AsyncIterator[World]:
-    """The wallet (and `extra`, a service beside it on its topics) with the world's identity."""
+    """The wallet (and `extra`, the services beside it on its topics) with the world's identity."""
     clock = ManualClock(WORLD_START)
     topics = Topics(new_topic)
     identity = await TestIdentity.create(stack, new_topic, clock)
@@ -417,8 +418,8 @@ async def _money_world(
         if extra is not None:
             part = await extra(stack=stack, topics=topics, identity=identity, clock=clock, wallet_topics=wallet_topics,
                                ledger_schema=ledger_schema, exit_stack=exit_stack)
-            if part is not None:
-                parts[part.name] = part
+            for one in part if isinstance(part, list) else [part] if part is not None else []:
+                parts[one.name] = one
         # The services that verify callers replicate the identity (the spend consumer has no API).
         replicas = [part.pool for part in parts.values()
                     if any(s.topic == identity.topic for s in part.runtime.subscriptions)]
@@ -509,6 +510,27 @@ async def _invoicing_part(*, stack: Stack, topics: Topics, identity: TestIdentit
 
 
 WEBHOOK_SECRET = "fuzz-webhook-secret-that-is-long-enough-for-production"
+
+
+async def _sends_parts(*, stack: Stack, topics: Topics, identity: TestIdentity, clock: ManualClock,
+                       ledger_schema: str, exit_stack: AsyncExitStack, **more: Any) -> list[Part]:
+    """Invoicing (the funding sources, which reads the sends service's `ChargeFundingSource`) and the
+    sends service, built as the sends tests build it (`tests/integration/sends/building.py`)."""
+    from adledger_sends.inject import build
+
+    from ..sends.building import sends_settings
+
+    invoicing = await _invoicing_part(stack=stack, topics=topics, identity=identity, clock=clock,
+                                      ledger_schema=ledger_schema, exit_stack=exit_stack, **more)
+    settings = sends_settings(
+        stack, ledger_schema=ledger_schema, identity_topic=identity.topic, events_topic=await topics.produced("sends"),
+        invoicing_commands_topic=invoicing.runtime.settings.commands_topic,  # type: ignore[attr-defined]
+        database_schema=unique("t_fuzz_sends"), kafka_consumer_group=unique("fuzz-sends"),
+        schedule_poll_interval_ms=NEVER_MS,
+    )
+    runtime = build(settings, clock)
+    client = await exit_stack.enter_async_context(running(runtime, stack))
+    return [invoicing, Part("sends", runtime, client)]
 
 
 # The identity service, whose world is its own identity ------------------------------------------------------
@@ -648,6 +670,10 @@ def escrow_world(stack: Stack, new_topic: TopicFactory, tmp_path: Path) -> Any:
 
 def invoicing_world(stack: Stack, new_topic: TopicFactory, tmp_path: Path) -> Any:
     return _money_world("invoicing", stack, new_topic, _invoicing_part)
+
+
+def sends_world(stack: Stack, new_topic: TopicFactory, tmp_path: Path) -> Any:
+    return _money_world("sends", stack, new_topic, _sends_parts)
 
 
 def spend_world(stack: Stack, new_topic: TopicFactory, tmp_path: Path) -> Any:
@@ -798,6 +824,55 @@ async def invoicing_tenant(world: World) -> Tenant:
     return tenant
 
 
+async def sends_tenant(world: World) -> Tenant:
+    """The tenant's account in the sends service: a prepaid funding source (the default and its team's),
+    balances for its Admin, Operator and Analyst, a send campaign of each charge setting, an integration
+    with a `sends`-scoped API key, and that integration's send awaiting an Admin's approval (U1-U5)."""
+    from ..sends.building import attach_funding_source, command, register_funding_source
+
+    tenant = await base_tenant(world)
+    sends = world.parts["sends"].client
+    platform = world.people.platform
+    bc = tenant.business_center_id
+    admin = tenant.members["admin"].token
+
+    async def ok(method: str, path: str, token: str, body: Any) -> dict[str, Any]:
+        answer = await command(sends, method, path, token, body)
+        assert answer.status_code < 300, answer.text
+        return dict(answer.json())
+
+    source = await register_funding_source(world.parts["invoicing"].client, platform)
+    await attach_funding_source(sends, platform, source, bc)
+    await ok("PUT", f"/v1/business-centers/{bc}/default-funding-source", admin, {"funding_source_id": source})
+    team = unique("team")
+    await ok("POST", "/v1/teams", admin, {"id": team, "business_center_id": bc, "name": "Sales",
+                                          "funding_source_id": source})
+    for role in ("admin", "operator", "analyst"):
+        await ok("PUT", f"/v1/business-centers/{bc}/user-balances/{tenant.members[role].user_id}", admin,
+                 {"team_id": team, "budget_micros": 50 * USD, "mode": "refresh", "schedule": "monthly"})
+    campaigns = {}
+    for charge_to in ("user_balance", "funding_source"):
+        campaigns[charge_to] = unique("camp")
+        await ok("POST", "/v1/send-campaigns", admin, {
+            "id": campaigns[charge_to], "business_center_id": bc, "name": "Thank-you gifts", "charge_to": charge_to,
+            **({"funding_source_id": source} if charge_to == "funding_source" else {})})
+    integration = await world.people.integration("crm", scopes=["sends"])
+    await world.people.grant(bc, integration.user_id, "operator")
+    waiting = await ok("POST", "/v1/sends", integration.token, {
+        "campaign_id": campaigns["funding_source"], "item_kind": "egift", "description": "Coffee card",
+        "price_micros": 2 * USD})
+    assert waiting["state"] == "awaiting_approval", waiting
+    # A source registered with invoicing and not attached yet: what the operator's attach names (`id`).
+    unattached = await register_funding_source(world.parts["invoicing"].client, platform)
+    tenant.resources.update(user_id=tenant.members["analyst"].user_id, send_id=str(waiting["id"]))
+    tenant.body_values.update(campaign_id=campaigns["user_balance"], funding_source_id=source, team_id=team,
+                              id=unattached)
+    tenant.values.update(funding_source_id=source, team_id=team, integration_token=integration.token,
+                         user_balance_campaign=campaigns["user_balance"],
+                         funding_source_campaign=campaigns["funding_source"])
+    return tenant
+
+
 async def identity_tenant(world: World) -> Tenant:
     """The Business Center's people, a member whose roles and keys the calls act on, and an API key."""
     people = world.people
@@ -851,6 +926,7 @@ KITS: dict[str, Kit] = {
     "campaign": Kit("campaign", campaign_world, campaign_tenant, _openapi("campaign")),
     "order_escrow": Kit("order_escrow", escrow_world, escrow_tenant, _openapi("order_escrow")),
     "invoicing": Kit("invoicing", invoicing_world, invoicing_tenant, _openapi("invoicing")),
+    "sends": Kit("sends", sends_world, sends_tenant, _openapi("sends")),
     "spend_consumer": Kit("spend_consumer", spend_world, wallet_tenant, None),
 }
 HTTP_SERVICES = [name for name, kit in KITS.items() if kit.openapi is not None]

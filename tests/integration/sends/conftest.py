@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest_asyncio
-from adledger_sends.config import Settings as SendsSettings
 from adledger_sends.inject import Service, wire
 
 from ..conftest import Stack, TopicFactory, unique
@@ -22,6 +21,7 @@ from ..identity_world import PLATFORM, Person
 from ..invoicing.conftest import Billing, billing_world
 from ..kafka_io import read_all
 from ..waits import free_port, until
+from .building import attach_funding_source, register_funding_source, sends_settings
 
 USD = 1_000_000
 
@@ -72,20 +72,14 @@ class SendsWorld:
     async def funding_source(self, business_center: str, kind: str = "prepaid_invoice", *, prepaid_micros: int = 0
                              ) -> str:
         """A funding source registered with invoicing (I6), attached to the account, optionally prefunded."""
-        source = unique("fs")[:40]
-        body = {"id": source, "name": f"{kind} source", "kind": kind, "currency": "USD"}
-        if kind == "prepaid_invoice":
-            body |= {"low_balance_contacts": ["ops@acme.example"], "accounts_payable_contact": "ap@acme.example"}
-        answer = await self.billing.call(self.billing.invoicing, "POST", "/v1/funding-sources", PLATFORM, body)
-        assert answer.status_code == 201, answer.text
+        source = await register_funding_source(self.billing.invoicing, PLATFORM, kind)
         if prepaid_micros:
             top_up = await self.billing.call(self.billing.invoicing, "POST", f"/v1/funding-sources/{source}/top-ups",
                                              PLATFORM, {"amount_micros": prepaid_micros})
             assert top_up.status_code < 300, top_up.text
             await self.billing.provider(top_up.json()["id"], "pay")
             await self.source_balance_until(source, prepaid_micros)
-        await self.ok("POST", "/v1/funding-sources", PLATFORM,
-                      {"id": source, "business_center_id": business_center, "kind": kind, "currency": "USD"})
+        await attach_funding_source(self.client, PLATFORM, source, business_center, kind)
         return source
 
     async def source_balance(self, source: str) -> int:
@@ -148,20 +142,11 @@ async def world(stack: Stack) -> AsyncIterator[SendsWorld]:
     async with billing_world(stack, own_commands_topic=True) as billing:
         factory = TopicFactory(stack.kafka_bootstrap_servers)
         events_topic = await factory("sends-events", partitions=3)
-        schema = unique("t_sends")
         assert billing.identity is not None
-        service = wire(
-            SendsSettings(
-                database_url=stack.database_url, kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
-                outbox_poll_interval_ms=100, database_schema=schema, ledger_schema=billing.ledger_schema,
-                http_port=free_port(), identity_events_topic=billing.identity.topic,
-                kafka_consumer_group=unique("sends-group"), events_topic=events_topic,
-                invoicing_commands_topic=billing.invoicing_commands_topic,
-                # The test runs the schedule job itself after moving the clock (T1).
-                schedule_poll_interval_ms=3_600_000,
-            ),
-            billing.clock,
-        )
+        settings = sends_settings(stack, ledger_schema=billing.ledger_schema, identity_topic=billing.identity.topic,
+                                  events_topic=events_topic, invoicing_commands_topic=billing.invoicing_commands_topic)
+        schema = settings.schema
+        service = wire(settings, billing.clock)
         runtime = service.runtime
         await runtime.start()
         stop = asyncio.Event()
@@ -222,10 +207,10 @@ async def with_identity_service(stack: Stack, keys_dir: str) -> AsyncIterator[Wi
             kafka_consumer_group=unique("identity"), signing_keys_dir=keys_dir,
             wallet_events_topic=billing.wallet_events_topic,
         ), billing.clock)
-        sends = wire(SendsSettings(
-            **common, database_schema=unique("t_sends"), ledger_schema=billing.ledger_schema, http_port=free_port(),
-            kafka_consumer_group=unique("sends"), events_topic=await TopicFactory(stack.kafka_bootstrap_servers)("se"),
-            invoicing_commands_topic=billing.invoicing_commands_topic, schedule_poll_interval_ms=3_600_000,
+        sends = wire(sends_settings(
+            stack, ledger_schema=billing.ledger_schema, identity_topic=identity_topic, profile="local",
+            events_topic=await TopicFactory(stack.kafka_bootstrap_servers)("se"),
+            invoicing_commands_topic=billing.invoicing_commands_topic,
         ), billing.clock)
         async with running(identity.runtime, stack) as identity_client, running(sends.runtime, stack) as sends_client:
             yield WithIdentity(billing, identity_client, sends_client)
