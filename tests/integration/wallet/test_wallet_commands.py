@@ -151,7 +151,20 @@ async def test_m4_commands_are_applied_in_the_order_they_were_sent_whatever_thei
     assert answers[2][1]["hold_id"] == second and answers[2][1]["held_micros"] == 10 * USD
 
 
-async def test_m3_i1_commands_and_payments_not_signed_by_a_service_that_may_send_them_move_no_money(wallet: RunningWallet) -> None:  # noqa: F811
+@pytest.fixture
+def signers_known_at_start() -> None:
+    """The keys the test signs with exist before the wallet starts (on a fresh machine they do not
+    yet): the wallet then knows each signer, so what it refuses is who signed, not an unknown key."""
+    from adledger_auth.signatures import service_key
+    from adledger_libs.settings import ServiceSettings
+
+    for principal in ("spend_consumer", "order_escrow", "campaign"):
+        service_key(ServiceSettings(profile="local").secrets_path() / "services", principal, make=True)
+
+
+async def test_m3_i1_commands_and_payments_not_signed_by_a_service_that_may_send_them_move_no_money(
+    signers_known_at_start: None, wallet: RunningWallet  # noqa: F811 - the fixture, made after the keys
+) -> None:
     """Issue 12: the wallet's commands and paid invoices are checked against who may send them, not
     trusted because they came over Kafka. Unsigned, signed by another service, or claiming another
     requester: each is dead-lettered with its reason, and no money moves."""
@@ -207,7 +220,7 @@ async def test_m3_i1_commands_and_payments_not_signed_by_a_service_that_may_send
         await asyncio.sleep(0.2)
     assert len(found) == 5, found
     assert any("unsigned" in reason for reason in found)
-    assert any("spend_consumer may not send PlaceHold" in reason for reason in found)
+    assert any("spend_consumer may not send PlaceHold" in reason for reason in found), found
     assert any("requested by campaign" in reason for reason in found)
     assert any("for another record" in reason for reason in found)
     assert any("campaign may not send InvoicePaid" in reason for reason in found)

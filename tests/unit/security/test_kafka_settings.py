@@ -70,7 +70,8 @@ def test_production_refuses_a_password_file_it_cannot_read(tmp_path: Path) -> No
         settings.check_safe()
 
 
-def test_the_local_profile_and_plaintext_need_no_kafka_password() -> None:
+def test_the_local_profile_and_plaintext_need_no_kafka_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ADLEDGER_KAFKA_BOOTSTRAP_SERVERS", raising=False)  # the default, whatever the shell says
     ServiceSettings(profile="local", kafka_security_protocol="SASL_PLAINTEXT").check_safe()
     assert ServiceSettings().kafka_connection() == KafkaConnection("127.0.0.1:19092")
 

@@ -479,7 +479,8 @@ def router(
             CurrencyMismatch,
             BalanceUnknown,
             InvalidValue,
-        ),
+        ) | {200: {"model": TopUpAnswer, "description": "A target at or below the balance: nothing to invoice "
+                                                           "(invoiced=false, I2)"}},
     )
     async def top_up(
         body: RequestTopUp, caller: CurrentCaller, key: IdempotencyKeyHeader, request: Request
