@@ -97,6 +97,10 @@ class AlreadyExists(ApiError):
     status_code, code = 409, "already_exists"
 
 
+class CurrencyMismatch(ApiError):
+    status_code, code = 422, "currency_mismatch"
+
+
 class PayloadTooLarge(ApiError):
     status_code, code = 413, "payload_too_large"
 

@@ -25,6 +25,7 @@ from adledger_libs.web import (
     COMMAND_ERRORS,
     AlreadyExists,
     ApiError,
+    CurrencyMismatch,
     Commands,
     IdempotencyKeyHeader,
     InvalidValue,
@@ -273,10 +274,6 @@ class _NotificationType(BaseModel):
 
 class SubscriptionInactive(ApiError):
     status_code, code = 409, "subscription_inactive"
-
-
-class CurrencyMismatch(ApiError):
-    status_code, code = 422, "currency_mismatch"
 
 
 class BalanceUnknown(ApiError):

@@ -20,6 +20,7 @@ from adledger_libs.web import (
     COMMAND_ERRORS,
     AlreadyExists,
     ApiError,
+    CurrencyMismatch,
     Commands,
     IdempotencyKeyHeader,
     InvalidValue,
@@ -195,10 +196,6 @@ class FundingSourceRequired(ApiError):
 
 class NoFundingSource(ApiError):
     status_code, code = 409, "no_funding_source"
-
-
-class CurrencyMismatch(ApiError):
-    status_code, code = 422, "currency_mismatch"
 
 
 REJECTIONS: RejectionTable = [

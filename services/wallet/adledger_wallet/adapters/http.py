@@ -24,6 +24,7 @@ from adledger_libs.web import (
     COMMAND_ERRORS,
     AlreadyExists,
     ApiError,
+    CurrencyMismatch,
     Commands,
     IdempotencyKeyHeader,
     InvalidValue,
@@ -155,10 +156,6 @@ class Done(_Model):
 
 class InsufficientFunds(ApiError):
     status_code, code = 409, "insufficient_funds"
-
-
-class CurrencyMismatch(ApiError):
-    status_code, code = 422, "currency_mismatch"
 
 
 class AbaAlreadyEnabled(ApiError):
